@@ -1,0 +1,200 @@
+// Package dnsserver serves the snapshot built by package zones over UDP and
+// TCP: listeners, the query path, and (later) admin records and UPDATE.
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+var _ dns.Handler = (*Server)(nil)
+
+// Server answers DNS queries from the snapshot it holds. The snapshot is
+// swapped with Store; a query loads it exactly once and never locks.
+type Server struct {
+	snap    atomic.Pointer[zones.Snapshot]
+	log     *slog.Logger
+	version string
+
+	mu      sync.Mutex
+	servers []*dns.Server
+	addrs   []string // bound host:port, UDP and TCP share each
+}
+
+// New returns a server that will answer from snap.
+func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
+	s := &Server{log: logger, version: version}
+	s.snap.Store(snap)
+	return s
+}
+
+// Store publishes a new snapshot; queries already running finish with the
+// old one.
+func (s *Server) Store(snap *zones.Snapshot) { s.snap.Store(snap) }
+
+// Snapshot returns the snapshot in force.
+func (s *Server) Snapshot() *zones.Snapshot { return s.snap.Load() }
+
+// Addrs returns the bound addresses (with real ports when port 0 was asked).
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.addrs...)
+}
+
+// Start binds UDP and TCP on every listen address of the snapshot's config
+// and serves until Shutdown. It returns once every socket is bound, or the
+// first bind error (having closed what it opened).
+func (s *Server) Start() error {
+	cfg := s.snap.Load().Config
+	var addrs []string
+	for _, l := range cfg.Server.Listen {
+		r, err := zones.ResolveListen(l)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, r...)
+	}
+	for _, a := range addrs {
+		pc, ln, err := bindPair(a)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
+		bound := pc.LocalAddr().String()
+		s.mu.Lock()
+		s.addrs = append(s.addrs, bound)
+		s.mu.Unlock()
+		udp := s.newDNSServer()
+		udp.PacketConn = pc
+		tcp := s.newDNSServer()
+		tcp.Listener = ln
+		tcp.IdleTimeout = func() time.Duration { return s.snap.Load().Config.Server.TCPIdleTimeout.Duration }
+		for _, srv := range []*dns.Server{udp, tcp} {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			s.mu.Lock()
+			s.servers = append(s.servers, srv)
+			s.mu.Unlock()
+			go func() {
+				if err := srv.ActivateAndServe(); err != nil {
+					s.log.Error("listener stopped", "addr", bound, "err", err)
+				}
+			}()
+			<-started
+		}
+		s.log.Info("listening", "addr", bound, "transports", "udp+tcp")
+	}
+	return nil
+}
+
+func (s *Server) newDNSServer() *dns.Server {
+	return &dns.Server{
+		Handler:       s,
+		MsgAcceptFunc: accept,
+		// The read buffer, not the answer size: big enough for any query,
+		// including a TSIG-signed UPDATE.
+		UDPSize:      4096,
+		ReadTimeout:  5 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		// Our MsgInvalidFunc default logs nothing: a flood of garbage must
+		// not become a flood of log lines.
+		MsgInvalidFunc: func([]byte, error) {},
+	}
+}
+
+// bindPair binds UDP and TCP on the same address. With port 0 the kernel picks
+// the UDP port and TCP must get the same one, which another process may hold:
+// try a few times.
+func bindPair(addr string) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+		_, port, _ := net.SplitHostPort(addr)
+		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("listen tcp %s: %w", addr, lastErr)
+}
+
+// Shutdown stops every listener and waits for queries in progress.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	for _, srv := range servers {
+		_ = srv.ShutdownContext(ctx)
+	}
+}
+
+// accept runs on the bare header, before the message is unpacked.
+func accept(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		// Never answer a response: that is how reflection loops start.
+		return dns.MsgIgnore
+	}
+	switch int(dh.Bits>>11) & 0xF {
+	case dns.OpcodeQuery:
+		if dh.Qdcount != 1 {
+			return dns.MsgReject
+		}
+	default:
+		return dns.MsgRejectNotImplemented
+	}
+	return dns.MsgAccept
+}
+
+// ServeDNS is the miekg/dns entry point: a thin wrapper around answer.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	snap := s.snap.Load()
+	req := Request{Msg: r, Client: addrOf(w.RemoteAddr())}
+	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
+		req.Transport = TCP
+	}
+	m := answer(snap, req, s.version)
+	if m == nil {
+		return
+	}
+	limit := dns.MaxMsgSize
+	if req.Transport == UDP {
+		limit = udpLimit(snap, r)
+	}
+	m.Truncate(limit)
+	_ = w.WriteMsg(m)
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}

@@ -1,0 +1,269 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	sockaddrtemplate "github.com/hashicorp/go-sockaddr/template"
+)
+
+// Config is the TOML file as written by the operator, after defaults. Field
+// names follow the contract in DESIGN.md; they are never renamed.
+type Config struct {
+	Server ServerConfig `toml:"server"`
+	Zones  []ZoneConfig `toml:"zone"`
+
+	// File is the absolute path the config was read from; relative paths in
+	// it (zone files) are resolved against its folder.
+	File  string `toml:"-"`
+	lines tomlLines
+}
+
+// ServerConfig is the [server] table.
+type ServerConfig struct {
+	Listen    []string `toml:"listen"`
+	HTTP      *string  `toml:"http"`
+	StateDir  string   `toml:"state_dir"`
+	AdminNets []string `toml:"admin_nets"`
+
+	// UDPSize is the EDNS payload size we advertise and the most we send
+	// over UDP. 1232 is the DNS Flag Day 2020 figure: no IP fragmentation on
+	// any common path.
+	UDPSize int `toml:"udp_size"`
+	// TCPIdleTimeout closes TCP connections that sit idle, so a client that
+	// opens many and says nothing cannot hold sockets for ever.
+	TCPIdleTimeout Duration `toml:"tcp_idle_timeout"`
+	// Chaos answers CHAOS TXT version.bind/id.server. Off by default: it tells
+	// an attacker which software and version to aim at.
+	Chaos    bool   `toml:"chaos"`
+	Identity string `toml:"identity"`
+
+	adminPrefixes []netip.Prefix
+}
+
+// ZoneConfig is one [[zone]] table.
+type ZoneConfig struct {
+	Origin string `toml:"origin"`
+	File   string `toml:"file"`
+}
+
+// Duration is a time.Duration written as "1s", "800ms" in TOML.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like \"800ms\", \"1s\" or \"2m\"", string(b))
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults used when a key is absent.
+const (
+	DefaultUDPSize        = 1232
+	DefaultHTTP           = "127.0.0.1:8053"
+	DefaultStateDir       = "/var/lib/failoverdns"
+	DefaultTCPIdleTimeout = 10 * time.Second
+)
+
+// AdminPrefixes returns the parsed admin_nets.
+func (s *ServerConfig) AdminPrefixes() []netip.Prefix { return s.adminPrefixes }
+
+// HTTPAddr returns the HTTP listen address, "" when disabled.
+func (s *ServerConfig) HTTPAddr() string {
+	if s.HTTP == nil {
+		return DefaultHTTP
+	}
+	return *s.HTTP
+}
+
+// IsAdmin reports whether addr may read and write admin records.
+func (s *ServerConfig) IsAdmin(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range s.adminPrefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseConfig decodes and validates the config at path (without loading the
+// zone files: see Load). Every problem is reported, each with file:line.
+func ParseConfig(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: err.Error()}
+	}
+	src, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", errors.Unwrap(err))}
+	}
+	return parseConfigBytes(path, abs, src)
+}
+
+func parseConfigBytes(display, abs string, src []byte) (*Config, error) {
+	cfg := &Config{File: abs, lines: scanTOMLLines(src)}
+	md, err := toml.Decode(string(src), cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{File: display, Line: pe.Position.Line, Msg: pe.Message}
+		}
+		return nil, &Error{File: display, Msg: err.Error()}
+	}
+	var errs ErrorList
+	for _, k := range md.Undecoded() {
+		errs.add(display, cfg.lines.looseLine(k.String()),
+			"unknown key %q: it is not part of the config (check its spelling and the table it is in)", k.String())
+	}
+	cfg.validate(display, &errs)
+	return cfg, errs.err()
+}
+
+func (c *Config) line(path string) int { return c.lines.line(path) }
+
+func (c *Config) validate(file string, errs *ErrorList) {
+	s := &c.Server
+	if len(s.Listen) == 0 {
+		errs.add(file, c.line("server"), `server.listen is missing: add listen = ["0.0.0.0:53", "[::]:53"] (or the addresses to serve on)`)
+	}
+	for i, l := range s.Listen {
+		if _, err := ResolveListen(l); err != nil {
+			errs.add(file, c.line(fmt.Sprintf("server.listen")), "server.listen[%d]: %v", i, err)
+		}
+	}
+	if s.HTTP != nil && *s.HTTP != "" {
+		if _, _, err := net.SplitHostPort(*s.HTTP); err != nil {
+			errs.add(file, c.line("server.http"), "server.http %q: want host:port, or \"\" to disable", *s.HTTP)
+		}
+	}
+	if s.StateDir == "" {
+		s.StateDir = DefaultStateDir
+	} else if !filepath.IsAbs(s.StateDir) {
+		s.StateDir = filepath.Join(filepath.Dir(c.File), s.StateDir)
+	}
+	if s.AdminNets == nil {
+		s.AdminNets = []string{"127.0.0.0/8", "::1/128"}
+	}
+	for _, n := range s.AdminNets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			errs.add(file, c.line("server.admin_nets"), "server.admin_nets: %q is not a CIDR prefix; write it like \"10.0.0.0/8\" or \"2001:db8::/32\"", n)
+			continue
+		}
+		if p.Masked() != p {
+			errs.add(file, c.line("server.admin_nets"), "server.admin_nets: %q has host bits set; did you mean %q?", n, p.Masked())
+			continue
+		}
+		s.adminPrefixes = append(s.adminPrefixes, p)
+	}
+	switch {
+	case s.UDPSize == 0:
+		s.UDPSize = DefaultUDPSize
+	case s.UDPSize < 512 || s.UDPSize > 4096:
+		errs.add(file, c.line("server.udp_size"), "server.udp_size %d: must be between 512 and 4096 (1232 avoids IP fragmentation)", s.UDPSize)
+	}
+	if s.TCPIdleTimeout.Duration == 0 {
+		s.TCPIdleTimeout.Duration = DefaultTCPIdleTimeout
+	}
+
+	if len(c.Zones) == 0 {
+		errs.add(file, 0, "no [[zone]]: add at least one with origin and file")
+	}
+	seen := map[string]int{}
+	for i := range c.Zones {
+		z := &c.Zones[i]
+		at := fmt.Sprintf("zone[%d]", i)
+		if z.Origin == "" {
+			errs.add(file, c.line(at), "zone %d: origin is missing (e.g. origin = \"example.com.\")", i+1)
+			continue
+		}
+		if _, ok := dnsIsDomainName(z.Origin); !ok {
+			errs.add(file, c.line(at+".origin"), "zone origin %q is not a valid domain name", z.Origin)
+			continue
+		}
+		z.Origin = canonical(z.Origin)
+		if prev, ok := seen[z.Origin]; ok {
+			errs.add(file, c.line(at+".origin"), "zone %q is configured twice (first in zone %d)", z.Origin, prev+1)
+		}
+		seen[z.Origin] = i
+		if z.File == "" {
+			errs.add(file, c.line(at), "zone %q: file is missing (the RFC 1035 master file, relative to this config)", z.Origin)
+		}
+	}
+}
+
+// ZonePath resolves a zone's file against the config's folder.
+func (c *Config) ZonePath(z ZoneConfig) string {
+	if filepath.IsAbs(z.File) {
+		return z.File
+	}
+	return filepath.Join(filepath.Dir(c.File), z.File)
+}
+
+// ResolveListen turns one listen entry into concrete host:port addresses. The
+// host may be a go-sockaddr template ("{{ GetPrivateIP }}:53"), resolved
+// once here, never per query.
+func ResolveListen(s string) ([]string, error) {
+	host, port, err := splitTemplateHostPort(s)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return nil, fmt.Errorf("%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if strings.Contains(host, "{{") {
+		out, err := sockaddrtemplate.Parse(host)
+		if err != nil {
+			return nil, fmt.Errorf("%q: template: %v", s, err)
+		}
+		fields := strings.Fields(out)
+		if len(fields) == 0 {
+			return nil, fmt.Errorf("%q: the template resolved to no address on this machine", s)
+		}
+		var addrs []string
+		for _, f := range fields {
+			if _, err := netip.ParseAddr(f); err != nil {
+				return nil, fmt.Errorf("%q: the template gave %q, not an IP address", s, f)
+			}
+			addrs = append(addrs, net.JoinHostPort(f, port))
+		}
+		return addrs, nil
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return nil, fmt.Errorf("%q: %q is not an IP address (use an address or a go-sockaddr template, not a host name)", s, host)
+		}
+	}
+	return []string{net.JoinHostPort(host, port)}, nil
+}
+
+func splitTemplateHostPort(s string) (host, port string, err error) {
+	if i := strings.LastIndex(s, "}}"); i >= 0 {
+		rest := s[i+2:]
+		if !strings.HasPrefix(rest, ":") {
+			return "", "", fmt.Errorf("%q: want \"{{ template }}:port\"", s)
+		}
+		return s[:i+2], rest[1:], nil
+	}
+	host, port, err = net.SplitHostPort(s)
+	if err != nil {
+		return "", "", fmt.Errorf("%q: want host:port, e.g. \"127.0.0.1:53\" or \"[::1]:53\"", s)
+	}
+	return host, port, nil
+}
