@@ -30,7 +30,7 @@ type Zone struct {
 
 // Node is every RRset at one owner name.
 type Node struct {
-	Name   string               // canonical
+	Name   string              // canonical
 	RRsets map[uint16][]dns.RR // empty for an empty non-terminal
 	// Cut marks a delegation: NS records at a name below the apex.
 	Cut bool
