@@ -105,7 +105,11 @@ func answer(snap *zones.Snapshot, req Request, version string) *dns.Msg {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	res := z.Lookup(qs.Name, qs.Qtype, nil)
+	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(0))
+	if res.Kind == zones.ServFail {
+		m.Rcode = dns.RcodeServerFailure
+		return m
+	}
 	m.Answer = res.Answer
 	m.Ns = res.Ns
 	m.Extra = append(res.Extra, m.Extra...)

@@ -5,7 +5,6 @@ package dnsserver
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -123,7 +122,7 @@ func bindPair(addr string) (net.PacketConn, net.Listener, error) {
 	for range 20 {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("listen udp %s: %w", addr, err)
+			return nil, nil, err
 		}
 		ln, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
@@ -136,7 +135,7 @@ func bindPair(addr string) (net.PacketConn, net.Listener, error) {
 			break
 		}
 	}
-	return nil, nil, fmt.Errorf("listen tcp %s: %w", addr, lastErr)
+	return nil, nil, lastErr
 }
 
 // Shutdown stops every listener and waits for queries in progress.

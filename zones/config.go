@@ -18,8 +18,10 @@ import (
 // Config is the TOML file as written by the operator, after defaults. Field
 // names follow the contract in DESIGN.md; they are never renamed.
 type Config struct {
-	Server ServerConfig `toml:"server"`
-	Zones  []ZoneConfig `toml:"zone"`
+	Server   ServerConfig    `toml:"server"`
+	Zones    []ZoneConfig    `toml:"zone"`
+	Nodes    []NodeConfig    `toml:"node"`
+	Services []ServiceConfig `toml:"service"`
 
 	// File is the absolute path the config was read from; relative paths in
 	// it (zone files) are resolved against its folder.
@@ -144,7 +146,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	}
 	for i, l := range s.Listen {
 		if _, err := ResolveListen(l); err != nil {
-			errs.add(file, c.line(fmt.Sprintf("server.listen")), "server.listen[%d]: %v", i, err)
+			errs.add(file, c.line("server.listen"), "server.listen[%d]: %v", i, err)
 		}
 	}
 	if s.HTTP != nil && *s.HTTP != "" {
@@ -206,14 +208,21 @@ func (c *Config) validate(file string, errs *ErrorList) {
 			errs.add(file, c.line(at), "zone %q: file is missing (the RFC 1035 master file, relative to this config)", z.Origin)
 		}
 	}
+	c.validateNodes(file, errs)
+	c.validateServices(file, errs)
+}
+
+// relPath resolves a path in the config against the config's folder.
+func (c *Config) relPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.File), p)
 }
 
 // ZonePath resolves a zone's file against the config's folder.
 func (c *Config) ZonePath(z ZoneConfig) string {
-	if filepath.IsAbs(z.File) {
-		return z.File
-	}
-	return filepath.Join(filepath.Dir(c.File), z.File)
+	return c.relPath(z.File)
 }
 
 // ResolveListen turns one listen entry into concrete host:port addresses. The

@@ -12,6 +12,7 @@ const (
 	NoData                 // the name exists, not this type: NOERROR, SOA in Ns
 	NXDomain               // the name does not exist: SOA in Ns
 	Delegation             // below a zone cut: referral, NS in Ns, glue in Extra
+	ServFail               // a service whose nodes are all down, when_all_down = servfail
 )
 
 func (k Kind) String() string {
@@ -24,6 +25,8 @@ func (k Kind) String() string {
 		return "nxdomain"
 	case Delegation:
 		return "delegation"
+	case ServFail:
+		return "servfail"
 	}
 	return "unknown"
 }
@@ -67,9 +70,10 @@ func (z *Zone) Lookup(qname string, qtype uint16, overlay Overlay) Result {
 
 // Overlay gives dynamic RRsets (service answers) for a canonical name.
 type Overlay interface {
-	// RRset returns the records for name and qtype, and whether name is a
-	// dynamic name at all.
-	RRset(name string, qtype uint16) (rrs []dns.RR, isDynamic bool)
+	// RRset returns the records for name and qtype (A or AAAA), whether
+	// name is a dynamic name at all, and whether it must be answered
+	// SERVFAIL.
+	RRset(name string, qtype uint16) (rrs []dns.RR, isDynamic, servfail bool)
 }
 
 // lookupOne resolves one name. It returns the CNAME target to chase next, or
@@ -101,9 +105,17 @@ func (z *Zone) lookupOne(res *Result, name, qname string, qtype uint16, overlay 
 	if overlay != nil && (qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY) {
 		t := qtype
 		if t == dns.TypeANY {
+			// One RRset for ANY (RFC 8482): the address, A if there is one.
 			t = dns.TypeA
+			if rrs, _, _ := overlay.RRset(name, t); len(rrs) == 0 {
+				t = dns.TypeAAAA
+			}
 		}
-		if rrs, dyn := overlay.RRset(name, t); dyn {
+		if rrs, dyn, fail := overlay.RRset(name, t); dyn {
+			if fail {
+				res.Kind = ServFail
+				return ""
+			}
 			if len(rrs) > 0 {
 				res.Kind = Success
 				res.Answer = append(res.Answer, rrs...)

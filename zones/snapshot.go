@@ -1,19 +1,54 @@
 package zones
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/health"
 )
 
 // Snapshot is everything the query path needs, validated and immutable. A
 // new one is built for every change (reload, health, pin) and published
 // through an atomic pointer; a query reads exactly one.
 type Snapshot struct {
-	Config *Config
-	Zones  []*Zone // sorted by origin, for stable summaries
+	Config   *Config
+	Zones    []*Zone    // sorted by origin, for stable summaries
+	Services []*Service // sorted by name
 
-	byOrigin map[string]*Zone
+	byOrigin  map[string]*Zone
+	byService map[string]*Service
+	nodes     map[string]*NodeConfig
+
+	// Filled by the engine: one answer set per (service, location), and
+	// one overlay per location so a query picks its view with an index.
+	answers  map[string][]answerSet
+	overlays []*overlay
+	health   map[string]health.State
+	decided  map[decisionKey]Decision
+}
+
+// Service is a configured service bound to its zone, with its node orders
+// resolved: Orders[0] is the default order, Orders[i] the order for
+// location i (nil when the service has none for it).
+type Service struct {
+	Name   string // canonical
+	Config *ServiceConfig
+	Zone   *Zone
+	Orders [][]string
+
+	// rrs holds, per node, the A and AAAA record this service answers for
+	// it, built once at load: decisions only pick among them.
+	rrs map[string]nodeRRs
+}
+
+type nodeRRs struct{ a, aaaa []dns.RR }
+
+type answerSet struct {
+	a, aaaa  []dns.RR
+	servfail bool
 }
 
 // Load reads the config at path and every zone it names, validates them all,
@@ -48,7 +83,147 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		return nil, errs
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Origin < s.Zones[j].Origin })
-	return s, nil
+	s.bindServices(display, &errs)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return s.withDecisions(nil, nil), nil
+}
+
+// bindServices attaches each service to its zone and precomputes its records.
+func (s *Snapshot) bindServices(file string, errs *ErrorList) {
+	cfg := s.Config
+	s.byService = map[string]*Service{}
+	s.nodes = map[string]*NodeConfig{}
+	for i := range cfg.Nodes {
+		s.nodes[cfg.Nodes[i].Name] = &cfg.Nodes[i]
+	}
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		at := fmt.Sprintf("service[%d].name", i)
+		z := s.FindZone(sc.Name)
+		if z == nil {
+			errs.add(file, cfg.line(at), "service %s is outside every configured zone (%s): add its zone as a [[zone]] or fix the name", sc.Name, strings.Join(s.origins(), ", "))
+			continue
+		}
+		if z.insideCut(sc.Name) {
+			errs.add(file, cfg.line(at), "service %s is at or below a delegation in zone %s: the child zone's servers answer it, not this one", sc.Name, z.Origin)
+			continue
+		}
+		if n := z.nodes[sc.Name]; n != nil {
+			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
+				if len(n.RRsets[t]) > 0 {
+					errs.add(file, cfg.line(at), "service %s also has a static %s record in %s: the service answers A/AAAA itself; remove the static record from the zone file", sc.Name, dns.TypeToString[t], z.File)
+				}
+			}
+		}
+		z.node(sc.Name) // the name exists, and so do its empty non-terminals
+		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: [][]string{sc.Nodes}, rrs: map[string]nodeRRs{}}
+		for _, n := range sc.Nodes {
+			nc, ok := s.nodes[n]
+			if !ok {
+				continue // reported by config validation
+			}
+			svc.rrs[n] = nodeRecords(sc.Name, uint32(*sc.TTL), nc)
+		}
+		s.Services = append(s.Services, svc)
+		s.byService[sc.Name] = svc
+	}
+	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
+}
+
+func nodeRecords(name string, ttl uint32, n *NodeConfig) nodeRRs {
+	var r nodeRRs
+	if n.addr.IsValid() {
+		r.a = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: n.addr.AsSlice()}}
+	}
+	if n.addr6.IsValid() {
+		r.aaaa = []dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: n.addr6.AsSlice()}}
+	}
+	return r
+}
+
+func (s *Snapshot) origins() []string {
+	out := make([]string, len(s.Zones))
+	for i, z := range s.Zones {
+		out[i] = z.Origin
+	}
+	return out
+}
+
+// withDecisions returns a copy of s answering per the decisions. The copy
+// shares zones and config, which never change after load.
+func (s *Snapshot) withDecisions(decided map[decisionKey]Decision, h map[string]health.State) *Snapshot {
+	cp := *s
+	cp.health = h
+	cp.decided = decided
+	cp.answers = make(map[string][]answerSet, len(s.Services))
+	nloc := s.LocationCount()
+	for _, svc := range s.Services {
+		sets := make([]answerSet, nloc)
+		for loc := range sets {
+			d, ok := decided[decisionKey{svc.Name, loc}]
+			if !ok && loc > 0 {
+				d = decided[decisionKey{svc.Name, 0}]
+			}
+			switch {
+			case d.Servfail:
+				sets[loc].servfail = true
+			case d.Active != "":
+				sets[loc].a = svc.rrs[d.Active].a
+				sets[loc].aaaa = svc.rrs[d.Active].aaaa
+			default:
+				// Not decided yet (before the engine ran): the first node,
+				// as when_all_down = first would.
+				sets[loc].a = svc.rrs[svc.Config.Nodes[0]].a
+				sets[loc].aaaa = svc.rrs[svc.Config.Nodes[0]].aaaa
+			}
+		}
+		cp.answers[svc.Name] = sets
+	}
+	cp.overlays = make([]*overlay, nloc)
+	for i := range cp.overlays {
+		cp.overlays[i] = &overlay{snap: &cp, loc: i}
+	}
+	return &cp
+}
+
+// Overlay returns the dynamic view for a location index (0: default).
+func (s *Snapshot) Overlay(loc int) Overlay { return s.overlays[loc] }
+
+// Service returns the service with canonical name, or nil.
+func (s *Snapshot) Service(name string) *Service { return s.byService[name] }
+
+// Node returns the node config by name, or nil.
+func (s *Snapshot) Node(name string) *NodeConfig { return s.nodes[name] }
+
+// HealthState returns the node states the answers were computed from.
+func (s *Snapshot) HealthState() map[string]health.State { return s.health }
+
+// Decision returns the decision for a service and location in this snapshot.
+func (s *Snapshot) Decision(service string, loc int) (Decision, bool) {
+	d, ok := s.decided[decisionKey{service, loc}]
+	return d, ok
+}
+
+type overlay struct {
+	snap *Snapshot
+	loc  int
+}
+
+func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
+	sets, ok := o.snap.answers[name]
+	if !ok {
+		return nil, false, false
+	}
+	set := &sets[o.loc]
+	if set.servfail {
+		return nil, true, true
+	}
+	if qtype == dns.TypeAAAA {
+		return set.aaaa, true, false
+	}
+	return set.a, true, false
 }
 
 // FindZone returns the most specific zone containing name (canonical form),
@@ -78,4 +253,15 @@ func (s *Snapshot) Warnings() []string {
 		}
 	}
 	return w
+}
+
+// LocationCount is the number of views: the default plus one per location.
+func (s *Snapshot) LocationCount() int { return 1 }
+
+// LocationName names a view index for logs and status.
+func (s *Snapshot) LocationName(loc int) string {
+	if loc == 0 {
+		return "default"
+	}
+	return fmt.Sprintf("location-%d", loc)
 }

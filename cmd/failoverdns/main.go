@@ -105,22 +105,33 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return 1
 	}
-	srv := dnsserver.New(snap, logger, getVersion())
-	if err := srv.Start(); err != nil {
+	var nodes *demoNodes
+	if demo {
+		if nodes, err = startDemoNodes(snap); err != nil {
+			fmt.Fprintln(stderr, "failoverdns: demo:", err)
+			return 1
+		}
+		defer nodes.Close()
+	}
+	in, err := dnsserver.Start(snap, logger, getVersion())
+	if err != nil {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 1
 	}
 	if demo {
-		fmt.Fprintf(stdout, "failoverdns demo: serving demo.test on %v\n  try: dig @127.0.0.1 -p 5353 demo.test SOA\n", srv.Addrs())
+		fmt.Fprintf(stdout, demoBanner, in.Server.Addrs(), os.Getpid())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if demo {
+		go nodes.toggleOnSignal(ctx, logger)
+	}
 	<-ctx.Done()
 	logger.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	srv.Shutdown(shutCtx)
+	in.Close(shutCtx)
 	return 0
 }
 

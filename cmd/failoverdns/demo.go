@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+const demoBanner = `failoverdns demo: serving demo.test on %v
+  dig @127.0.0.1 -p 5353 demo.test SOA
+  dig @127.0.0.1 -p 5353 keys.demo.test          (the active node: sems1, 127.0.10.1)
+To see a failover: kill -USR1 %d   (sems1's health endpoint starts failing;
+  keys.demo.test moves to sems2 within about a second; send USR1 again to
+  bring sems1 back, and traffic returns after failback_after = 10s)
+`
+
+// demoNodes are the HTTP health endpoints of the demo's nodes, served by the
+// demo itself on their loopback addresses so that every check is real.
+type demoNodes struct {
+	servers []*http.Server
+	first   atomic.Bool // true while the first node reports failure
+}
+
+func startDemoNodes(snap *zones.Snapshot) (*demoNodes, error) {
+	d := &demoNodes{}
+	for i, spec := range snap.Config.Nodes {
+		hs := snap.Config.HealthSpecs()[spec.Name]
+		addr := net.JoinHostPort(hs.Addr.String(), strconv.Itoa(int(hs.Port)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			d.Close()
+			return nil, fmt.Errorf("node %s health endpoint: %w", spec.Name, err)
+		}
+		fail := func() bool { return false }
+		if i == 0 {
+			fail = d.first.Load
+		}
+		srv := &http.Server{
+			ReadHeaderTimeout: 5 * time.Second,
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if fail() {
+					http.Error(w, "demo: node switched off with SIGUSR1", http.StatusServiceUnavailable)
+					return
+				}
+				fmt.Fprintln(w, "ok")
+			}),
+		}
+		d.servers = append(d.servers, srv)
+		go srv.Serve(ln)
+	}
+	return d, nil
+}
+
+func (d *demoNodes) toggleOnSignal(ctx context.Context, logger *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			failing := !d.first.Load()
+			d.first.Store(failing)
+			logger.Info("demo: first node's health endpoint switched", "failing", failing)
+		}
+	}
+}
+
+func (d *demoNodes) Close() {
+	for _, s := range d.servers {
+		s.Close()
+	}
+}

@@ -1,0 +1,376 @@
+package zones
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/failoverdns/failoverdns/health"
+)
+
+// NodeConfig is one [[node]]: a server of the cluster.
+type NodeConfig struct {
+	Name string `toml:"name"`
+	// Address is Interface 2, the client-facing address: the only one ever
+	// answered. One address per type, by design.
+	Address  singleAddr `toml:"address"`
+	Address6 singleAddr `toml:"address6"`
+	// Replication is Interface 1, where the cluster replicates. Never
+	// answered; kept so validation can catch the classic mistake of
+	// publishing it.
+	Replication  singleAddr  `toml:"replication"`
+	Replication6 singleAddr  `toml:"replication6"`
+	Check        CheckConfig `toml:"check"`
+
+	addr, addr6 netip.Addr
+}
+
+// CheckConfig is a node's [node.check] table.
+type CheckConfig struct {
+	Type        string   `toml:"type"`
+	Port        int      `toml:"port"`
+	Path        string   `toml:"path"`
+	Expect      []int    `toml:"expect"`
+	Body        string   `toml:"body"`
+	Host        string   `toml:"host"`
+	CAFile      string   `toml:"ca_file"`
+	Insecure    bool     `toml:"insecure"`
+	MinValidity Duration `toml:"min_validity"`
+	Target      string   `toml:"target"`
+	Interval    Duration `toml:"interval"`
+	Timeout     Duration `toml:"timeout"`
+	Rise        int      `toml:"rise"`
+	Fall        int      `toml:"fall"`
+}
+
+// ServiceConfig is one [[service]].
+type ServiceConfig struct {
+	Name          string              `toml:"name"`
+	TTL           *int                `toml:"ttl"`
+	Policy        string              `toml:"policy"`
+	Nodes         []string            `toml:"nodes"`
+	Failback      string              `toml:"failback"`
+	FailbackAfter *Duration           `toml:"failback_after"`
+	WhenAllDown   string              `toml:"when_all_down"`
+	Locations     map[string][]string `toml:"locations"`
+}
+
+// singleAddr is an address field that explains, rather than just rejects, a
+// list of addresses: several addresses for one node is round robin.
+type singleAddr struct {
+	s   string
+	set bool
+}
+
+func (a *singleAddr) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case string:
+		a.s, a.set = x, true
+		return nil
+	case []any:
+		return fmt.Errorf("a list of %d addresses: a node has exactly one client-facing address per type, because answering several is round robin, which breaks session-bound clusters; make each address its own [[node]] and list them in the service's nodes, in priority order", len(x))
+	}
+	return fmt.Errorf("want an IP address in quotes, got %v", v)
+}
+
+func (a singleAddr) String() string { return a.s }
+
+// Service defaults.
+const (
+	DefaultServiceTTL    = 30
+	DefaultFailbackAfter = 30 * time.Second
+	DefaultInterval      = time.Second
+	DefaultTimeout       = 800 * time.Millisecond
+	DefaultRise          = 2
+	DefaultFall          = 3
+	DefaultMinValidity   = 72 * time.Hour
+)
+
+// Failback modes and all-down policies.
+const (
+	FailbackAuto   = "auto"
+	FailbackManual = "manual"
+
+	AllDownKeep     = "keep"
+	AllDownFirst    = "first"
+	AllDownServfail = "servfail"
+)
+
+const roundRobinWhy = "failoverdns answers exactly one node at a time on purpose: clustered, session-bound servers (a client's session lives on the one node it talks to) break when clients are spread across nodes, and a resolver that caches several addresses spreads them. Use policy = \"failover\" (the first healthy node in the order of nodes), and [service.locations] to give each site its own primary"
+
+func (c *Config) validateNodes(file string, errs *ErrorList) {
+	seen := map[string]int{}
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		at := fmt.Sprintf("node[%d]", i)
+		if n.Name == "" {
+			errs.add(file, c.line(at), "node %d: name is missing", i+1)
+			continue
+		}
+		if strings.ContainsAny(n.Name, " \t\"\\") {
+			errs.add(file, c.line(at+".name"), "node name %q: use letters, digits, '-' and '_' only", n.Name)
+		}
+		if prev, ok := seen[n.Name]; ok {
+			errs.add(file, c.line(at+".name"), "node %q is defined twice (first as node %d): node names must be unique", n.Name, prev+1)
+		}
+		seen[n.Name] = i
+		n.addr = c.parseNodeAddr(file, errs, at+".address", n.Name, "address", n.Address, false)
+		n.addr6 = c.parseNodeAddr(file, errs, at+".address6", n.Name, "address6", n.Address6, true)
+		if !n.addr.IsValid() && !n.addr6.IsValid() {
+			errs.add(file, c.line(at), "node %q has no address: set address (IPv4, answered as A) and/or address6 (IPv6, answered as AAAA), its client-facing Interface 2", n.Name)
+		}
+		for _, r := range []struct {
+			key string
+			v   singleAddr
+		}{{"replication", n.Replication}, {"replication6", n.Replication6}} {
+			if !r.v.set {
+				continue
+			}
+			ra, err := netip.ParseAddr(r.v.s)
+			if err != nil {
+				errs.add(file, c.line(at+"."+r.key), "node %q: %s %q is not an IP address", n.Name, r.key, r.v.s)
+				continue
+			}
+			if ra == n.addr || ra == n.addr6 {
+				errs.add(file, c.line(at+"."+r.key), "node %q: %s (Interface 1, the cluster's replication network) equals its client-facing address %s (Interface 2): clients must never be sent to the replication interface; set address to the Interface 2 address", n.Name, r.key, ra)
+			}
+		}
+		c.validateCheck(file, errs, at, n)
+	}
+}
+
+func (c *Config) parseNodeAddr(file string, errs *ErrorList, path, node, key string, v singleAddr, six bool) netip.Addr {
+	if !v.set {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(v.s)
+	if err != nil || a.Zone() != "" {
+		errs.add(file, c.line(path), "node %q: %s %q is not an IP address", node, key, v.s)
+		return netip.Addr{}
+	}
+	a = a.Unmap()
+	if six && !a.Is6() {
+		errs.add(file, c.line(path), "node %q: address6 %q is IPv4; put it in address", node, v.s)
+		return netip.Addr{}
+	}
+	if !six && !a.Is4() {
+		errs.add(file, c.line(path), "node %q: address %q is IPv6; put it in address6", node, v.s)
+		return netip.Addr{}
+	}
+	return a
+}
+
+func (c *Config) validateCheck(file string, errs *ErrorList, at string, n *NodeConfig) {
+	ch := &n.Check
+	cat := at + ".check"
+	bad := func(key, format string, args ...any) {
+		errs.add(file, c.line(cat+"."+key), "node %q check: "+format, append([]any{n.Name}, args...)...)
+	}
+	switch ch.Type {
+	case "":
+		errs.add(file, c.line(at), "node %q has no [node.check] type: add type = \"tcp\" (with port), \"http\", \"https\", \"tls\", or \"none\" for manual control only", n.Name)
+		return
+	case "tcp":
+		if ch.Port == 0 {
+			bad("port", "type tcp needs a port")
+		}
+	case "http":
+		if ch.Port == 0 {
+			ch.Port = 80
+		}
+	case "https", "tls":
+		if ch.Port == 0 {
+			ch.Port = 443
+		}
+	case "none":
+	default:
+		bad("type", "unknown type %q: want tcp, http, https, tls or none", ch.Type)
+		return
+	}
+	if ch.Port < 0 || ch.Port > 65535 {
+		bad("port", "port %d is out of range", ch.Port)
+	}
+	if ch.Type == "http" || ch.Type == "https" {
+		if ch.Path == "" {
+			ch.Path = "/"
+		}
+		if !strings.HasPrefix(ch.Path, "/") {
+			bad("path", "path %q must start with /", ch.Path)
+		}
+		if len(ch.Expect) == 0 {
+			ch.Expect = []int{200}
+		}
+		for _, s := range ch.Expect {
+			if s < 100 || s > 599 {
+				bad("expect", "status %d is not an HTTP status code", s)
+			}
+		}
+	} else {
+		for key, set := range map[string]bool{"path": ch.Path != "", "expect": len(ch.Expect) > 0, "body": ch.Body != ""} {
+			if set {
+				bad(key, "%s applies to http and https checks only, not %s", key, ch.Type)
+			}
+		}
+	}
+	if ch.Insecure && ch.Type != "https" {
+		bad("insecure", "insecure applies to https checks only; a tls check exists to verify the certificate")
+	}
+	if ch.CAFile != "" && ch.Type != "https" && ch.Type != "tls" {
+		bad("ca_file", "ca_file applies to https and tls checks only")
+	}
+	if ch.Target != "" {
+		if _, err := netip.ParseAddr(ch.Target); err != nil {
+			bad("target", "target %q is not an IP address", ch.Target)
+		}
+	}
+	if ch.Interval.Duration == 0 {
+		ch.Interval.Duration = DefaultInterval
+	}
+	if ch.Timeout.Duration == 0 {
+		ch.Timeout.Duration = min(DefaultTimeout, ch.Interval.Duration)
+	}
+	if ch.Interval.Duration < 10*time.Millisecond {
+		bad("interval", "interval %s is too short (at least 10ms)", ch.Interval.Duration)
+	}
+	if ch.Rise == 0 {
+		ch.Rise = DefaultRise
+	}
+	if ch.Fall == 0 {
+		ch.Fall = DefaultFall
+	}
+	if ch.Rise < 1 || ch.Fall < 1 {
+		bad("rise", "rise and fall must be at least 1")
+	}
+	if ch.MinValidity.Duration == 0 {
+		ch.MinValidity.Duration = DefaultMinValidity
+	}
+}
+
+func (c *Config) validateServices(file string, errs *ErrorList) {
+	nodes := map[string]bool{}
+	for _, n := range c.Nodes {
+		nodes[n.Name] = true
+	}
+	seen := map[string]int{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		at := fmt.Sprintf("service[%d]", i)
+		if s.Name == "" {
+			errs.add(file, c.line(at), "service %d: name is missing (e.g. name = \"keys.example.com.\")", i+1)
+			continue
+		}
+		if _, ok := dnsIsDomainName(s.Name); !ok {
+			errs.add(file, c.line(at+".name"), "service name %q is not a valid domain name", s.Name)
+			continue
+		}
+		s.Name = canonical(s.Name)
+		if prev, ok := seen[s.Name]; ok {
+			errs.add(file, c.line(at+".name"), "service %q is defined twice (first as service %d)", s.Name, prev+1)
+		}
+		seen[s.Name] = i
+		switch strings.ToLower(s.Policy) {
+		case "", "failover", "ordered", "first-alive":
+			s.Policy = "failover"
+		case "round-robin", "roundrobin", "rr", "random", "weighted", "ratio", "all", "multi":
+			errs.add(file, c.line(at+".policy"), "service %s: policy %q is refused: %s", s.Name, s.Policy, roundRobinWhy)
+		default:
+			errs.add(file, c.line(at+".policy"), "service %s: unknown policy %q: the only policy is \"failover\" (aliases \"ordered\", \"first-alive\"). %s", s.Name, s.Policy, roundRobinWhy)
+		}
+		if s.TTL == nil {
+			ttl := DefaultServiceTTL
+			s.TTL = &ttl
+		} else if *s.TTL < 0 || *s.TTL > 86400 {
+			errs.add(file, c.line(at+".ttl"), "service %s: ttl %d must be 0 to 86400 seconds (short TTLs make failover reach clients sooner)", s.Name, *s.TTL)
+		}
+		if len(s.Nodes) == 0 {
+			errs.add(file, c.line(at), "service %s: nodes is empty: list the [[node]] names in priority order", s.Name)
+		}
+		c.validateOrder(file, errs, at+".nodes", s.Name, "nodes", s.Nodes, nodes)
+		switch s.Failback {
+		case "":
+			s.Failback = FailbackAuto
+		case FailbackAuto, FailbackManual:
+		default:
+			errs.add(file, c.line(at+".failback"), "service %s: failback %q: want \"auto\" (return to a recovered higher-priority node after failback_after) or \"manual\"", s.Name, s.Failback)
+		}
+		if s.FailbackAfter == nil {
+			s.FailbackAfter = &Duration{DefaultFailbackAfter}
+		}
+		switch s.WhenAllDown {
+		case "":
+			s.WhenAllDown = AllDownKeep
+		case AllDownKeep, AllDownFirst, AllDownServfail:
+		default:
+			errs.add(file, c.line(at+".when_all_down"), "service %s: when_all_down %q: want \"keep\" (the last active node), \"first\" (the first in order) or \"servfail\"", s.Name, s.WhenAllDown)
+		}
+	}
+}
+
+// validateOrder checks one ordered node list: known names, no repeats.
+func (c *Config) validateOrder(file string, errs *ErrorList, path, service, what string, order []string, nodes map[string]bool) {
+	for j, name := range order {
+		if !nodes[name] {
+			errs.add(file, c.line(path), "service %s: %s lists %q, which is not a [[node]] (known: %s)", service, what, name, strings.Join(sortedKeys(nodes), ", "))
+		}
+		if slices.Index(order, name) != j {
+			errs.add(file, c.line(path), "service %s: %s lists %q twice: each node appears once, in priority order", service, what, name)
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HealthSpecs turns every node's check into a prober spec. The name a
+// certificate must be valid for (and the HTTP Host) is the check's host, else
+// the first service that lists the node.
+func (c *Config) HealthSpecs() map[string]health.Spec {
+	hostOf := map[string]string{}
+	for _, s := range c.Services {
+		for _, n := range s.Nodes {
+			if _, ok := hostOf[n]; !ok {
+				hostOf[n] = strings.TrimSuffix(s.Name, ".")
+			}
+		}
+	}
+	out := make(map[string]health.Spec, len(c.Nodes))
+	for _, n := range c.Nodes {
+		ch := n.Check
+		target := n.addr
+		if !target.IsValid() {
+			target = n.addr6
+		}
+		if ch.Target != "" {
+			target, _ = netip.ParseAddr(ch.Target)
+		}
+		host := ch.Host
+		if host == "" {
+			host = hostOf[n.Name]
+		}
+		out[n.Name] = health.Spec{
+			Type:        ch.Type,
+			Addr:        target,
+			Port:        uint16(ch.Port),
+			Path:        ch.Path,
+			Host:        host,
+			Expect:      ch.Expect,
+			Body:        ch.Body,
+			CAFile:      c.relPath(ch.CAFile),
+			Insecure:    ch.Insecure,
+			MinValidity: ch.MinValidity.Duration,
+			Interval:    ch.Interval.Duration,
+			Timeout:     ch.Timeout.Duration,
+			Rise:        ch.Rise,
+			Fall:        ch.Fall,
+		}
+	}
+	return out
+}
