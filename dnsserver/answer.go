@@ -58,8 +58,10 @@ func answer(snap *zones.Snapshot, req Request, version string) *dns.Msg {
 		m.Rcode = dns.RcodeFormatError
 		return m
 	}
+	var ro *dns.OPT
+	var ecs *dns.EDNS0_SUBNET
 	if opt != nil {
-		ro := responseOPT(snap, opt)
+		ro = responseOPT(snap, opt)
 		m.Extra = append(m.Extra, ro)
 		if opt.Version() != 0 {
 			// RFC 6891 6.1.3: answer BADVERS with the highest version we
@@ -99,13 +101,49 @@ func answer(snap *zones.Snapshot, req Request, version string) *dns.Msg {
 		return m
 	}
 
+	client := req.Client
+	var ecsPrefix netip.Prefix
+	if opt != nil && snap.Config.Server.UseECS() {
+		var bad bool
+		ecs, ecsPrefix, bad = clientSubnet(opt)
+		if bad {
+			m.Rcode = dns.RcodeFormatError
+			return m
+		}
+		if ecs != nil {
+			// The echo carries the client's FAMILY, SOURCE and ADDRESS;
+			// SCOPE is set below once we know what decided the answer.
+			echo := *ecs
+			echo.SourceScope = 0
+			ecs = &echo
+			ro.Option = append(ro.Option, ecs)
+		}
+	}
+	loc, bits := 0, -1
+	if ecsPrefix.IsValid() && ecsPrefix.Bits() > 0 {
+		loc, bits = snap.LocatePrefix(ecsPrefix)
+	} else {
+		// No ECS, or SOURCE PREFIX-LENGTH 0 ("use my address"): the packet's
+		// source decides.
+		loc, bits = snap.Locate(client)
+	}
+
 	name := strings.ToLower(qs.Name)
 	z := snap.FindZone(name)
 	if z == nil {
 		m.Rcode = dns.RcodeRefused
 		return m
 	}
-	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(0))
+	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(loc))
+	if ecs != nil && ecsPrefix.Bits() > 0 && res.Service != "" {
+		if svc := snap.Service(res.Service); svc != nil && svc.Localized() {
+			scope := ecsPrefix.Bits() // unmatched: the answer holds for the whole source subnet
+			if bits >= 0 {
+				scope = min(bits, ecsPrefix.Bits())
+			}
+			ecs.SourceScope = uint8(scope)
+		}
+	}
 	if res.Kind == zones.ServFail {
 		m.Rcode = dns.RcodeServerFailure
 		return m
@@ -146,6 +184,55 @@ func requestOPT(q *dns.Msg) (opt *dns.OPT, bad bool) {
 		}
 	}
 	return opt, false
+}
+
+// clientSubnet returns the query's ECS option and the client subnet it
+// names. bad is true for an option RFC 7871 says to answer with FORMERR:
+// a non-zero SCOPE in a query, or address bits set beyond SOURCE.
+func clientSubnet(opt *dns.OPT) (ecs *dns.EDNS0_SUBNET, p netip.Prefix, bad bool) {
+	for _, o := range opt.Option {
+		e, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		if ecs != nil {
+			return nil, netip.Prefix{}, true // twice
+		}
+		ecs = e
+	}
+	if ecs == nil {
+		return nil, netip.Prefix{}, false
+	}
+	if ecs.SourceScope != 0 {
+		return nil, netip.Prefix{}, true
+	}
+	var addr netip.Addr
+	switch ecs.Family {
+	case 0:
+		if ecs.SourceNetmask != 0 {
+			return nil, netip.Prefix{}, true
+		}
+		return ecs, netip.Prefix{}, false
+	case 1:
+		a4 := ecs.Address.To4()
+		if a4 == nil {
+			return nil, netip.Prefix{}, true
+		}
+		addr = netip.AddrFrom4([4]byte(a4))
+	case 2:
+		a16 := ecs.Address.To16()
+		if a16 == nil {
+			return nil, netip.Prefix{}, true
+		}
+		addr = netip.AddrFrom16([16]byte(a16))
+	default:
+		return nil, netip.Prefix{}, true
+	}
+	p = netip.PrefixFrom(addr, int(ecs.SourceNetmask))
+	if p.Masked().Addr() != addr {
+		return nil, netip.Prefix{}, true
+	}
+	return ecs, p, false
 }
 
 func responseOPT(snap *zones.Snapshot, req *dns.OPT) *dns.OPT {

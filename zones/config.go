@@ -20,8 +20,9 @@ import (
 type Config struct {
 	Server   ServerConfig    `toml:"server"`
 	Zones    []ZoneConfig    `toml:"zone"`
-	Nodes    []NodeConfig    `toml:"node"`
-	Services []ServiceConfig `toml:"service"`
+	Nodes     []NodeConfig     `toml:"node"`
+	Locations []LocationConfig `toml:"location"`
+	Services  []ServiceConfig  `toml:"service"`
 
 	// File is the absolute path the config was read from; relative paths in
 	// it (zone files) are resolved against its folder.
@@ -47,6 +48,10 @@ type ServerConfig struct {
 	// an attacker which software and version to aim at.
 	Chaos    bool   `toml:"chaos"`
 	Identity string `toml:"identity"`
+	// ECS uses the EDNS Client Subnet option (RFC 7871) to place clients
+	// behind a resolver; off, the packet's source address decides and no
+	// ECS option is echoed.
+	ECS *bool `toml:"ecs"`
 
 	adminPrefixes []netip.Prefix
 }
@@ -92,6 +97,9 @@ func (s *ServerConfig) HTTPAddr() string {
 	}
 	return *s.HTTP
 }
+
+// UseECS reports whether EDNS Client Subnet decides the client's location.
+func (s *ServerConfig) UseECS() bool { return s.ECS == nil || *s.ECS }
 
 // IsAdmin reports whether addr may read and write admin records.
 func (s *ServerConfig) IsAdmin(addr netip.Addr) bool {
@@ -210,6 +218,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	}
 	c.validateNodes(file, errs)
 	c.validateServices(file, errs)
+	c.validateLocations(file, errs)
 }
 
 // relPath resolves a path in the config against the config's folder.

@@ -40,6 +40,9 @@ type Result struct {
 	Extra  []dns.RR
 	// Authoritative is false only for a pure referral.
 	Authoritative bool
+	// Service is the canonical name of the service whose dynamic answer is
+	// in Answer (the query name or a CNAME target), "" for static data.
+	Service string
 }
 
 // maxChase bounds CNAME chains inside a zone; longer chains are answered with
@@ -112,6 +115,7 @@ func (z *Zone) lookupOne(res *Result, name, qname string, qtype uint16, overlay 
 			}
 		}
 		if rrs, dyn, fail := overlay.RRset(name, t); dyn {
+			res.Service = name
 			if fail {
 				res.Kind = ServFail
 				return ""

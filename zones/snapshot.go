@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/health"
@@ -21,6 +22,7 @@ type Snapshot struct {
 	byOrigin  map[string]*Zone
 	byService map[string]*Service
 	nodes     map[string]*NodeConfig
+	locTable  *bart.Table[locMatch]
 
 	// Filled by the engine: one answer set per (service, location), and
 	// one overlay per location so a query picks its view with an index.
@@ -38,6 +40,8 @@ type Service struct {
 	Config *ServiceConfig
 	Zone   *Zone
 	Orders [][]string
+
+	localized bool // some location has its own order
 
 	// rrs holds, per node, the A and AAAA record this service answers for
 	// it, built once at load: decisions only pick among them.
@@ -118,7 +122,14 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 			}
 		}
 		z.node(sc.Name) // the name exists, and so do its empty non-terminals
-		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: [][]string{sc.Nodes}, rrs: map[string]nodeRRs{}}
+		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}}
+		svc.Orders[0] = sc.Nodes
+		for li, l := range cfg.Locations {
+			if order, ok := sc.Locations[l.Name]; ok {
+				svc.Orders[li+1] = order
+				svc.localized = true
+			}
+		}
 		for _, n := range sc.Nodes {
 			nc, ok := s.nodes[n]
 			if !ok {
@@ -130,7 +141,13 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		s.byService[sc.Name] = svc
 	}
 	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
+	if len(cfg.Locations) > 0 {
+		s.locTable = buildLocTable(cfg.Locations)
+	}
 }
+
+// Localized reports whether the answer depends on the client's location.
+func (svc *Service) Localized() bool { return svc.localized }
 
 func nodeRecords(name string, ttl uint32, n *NodeConfig) nodeRRs {
 	var r nodeRRs
@@ -256,12 +273,12 @@ func (s *Snapshot) Warnings() []string {
 }
 
 // LocationCount is the number of views: the default plus one per location.
-func (s *Snapshot) LocationCount() int { return 1 }
+func (s *Snapshot) LocationCount() int { return 1 + len(s.Config.Locations) }
 
 // LocationName names a view index for logs and status.
 func (s *Snapshot) LocationName(loc int) string {
-	if loc == 0 {
+	if loc <= 0 || loc > len(s.Config.Locations) {
 		return "default"
 	}
-	return fmt.Sprintf("location-%d", loc)
+	return s.Config.Locations[loc-1].Name
 }

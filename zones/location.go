@@ -1,0 +1,137 @@
+package zones
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"github.com/gaissmai/bart"
+)
+
+// LocationConfig is one [[location]]: a named set of client subnets.
+type LocationConfig struct {
+	Name    string   `toml:"name"`
+	Subnets []string `toml:"subnets"`
+
+	prefixes []netip.Prefix
+}
+
+// locMatch is what the prefix table holds: the location's view index and
+// the matched prefix length, which becomes the ECS scope of the answer.
+type locMatch struct {
+	loc  int
+	bits int
+}
+
+// A location name becomes a DNS label in _pin.<location>._loc.<service>.
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$`)
+
+func (c *Config) validateLocations(file string, errs *ErrorList) {
+	names := map[string]int{}
+	owner := map[netip.Prefix]string{}
+	for i := range c.Locations {
+		l := &c.Locations[i]
+		at := fmt.Sprintf("location[%d]", i)
+		if !labelRE.MatchString(l.Name) || l.Name == "default" {
+			errs.add(file, c.line(at+".name"), "location name %q: use one DNS label (letters, digits, '-', '_'), not \"default\": it is used in _pin.<location>._loc.<service>", l.Name)
+			continue
+		}
+		if prev, ok := names[l.Name]; ok {
+			errs.add(file, c.line(at+".name"), "location %q is defined twice (first as location %d)", l.Name, prev+1)
+			continue
+		}
+		names[l.Name] = i
+		if len(l.Subnets) == 0 {
+			errs.add(file, c.line(at), "location %q has no subnets: add subnets = [\"10.20.0.0/16\", ...]", l.Name)
+		}
+		for _, s := range l.Subnets {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				errs.add(file, c.line(at+".subnets"), "location %q: %q is not a CIDR prefix; write it like \"10.20.0.0/16\" or \"2001:db8:20::/48\"", l.Name, s)
+				continue
+			}
+			if p.Masked() != p {
+				errs.add(file, c.line(at+".subnets"), "location %q: %q has host bits set; did you mean %q?", l.Name, s, p.Masked())
+				continue
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p))
+			if other, ok := owner[p]; ok {
+				if other == l.Name {
+					errs.add(file, c.line(at+".subnets"), "location %q lists %s twice", l.Name, p)
+				} else {
+					errs.add(file, c.line(at+".subnets"), "subnet %s is in both location %q and location %q: a client must belong to one; remove it from one of them", p, other, l.Name)
+				}
+				continue
+			}
+			owner[p] = l.Name
+			l.prefixes = append(l.prefixes, p)
+		}
+	}
+	svcNodes := func(s *ServiceConfig) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range s.Nodes {
+			m[n] = true
+		}
+		return m
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		at := fmt.Sprintf("service[%d].locations", i)
+		for loc, order := range s.Locations {
+			if _, ok := names[loc]; !ok {
+				errs.add(file, c.line(at+"."+loc), "service %s: [service.locations] names %q, which is not a [[location]]", s.Name, loc)
+				continue
+			}
+			if len(order) == 0 {
+				errs.add(file, c.line(at+"."+loc), "service %s: location %q has an empty order: list its nodes in priority order, or remove the line to use the default order", s.Name, loc)
+				continue
+			}
+			c.validateOrder(file, errs, at+"."+loc, s.Name, "location "+loc, order, svcNodes(s))
+		}
+	}
+}
+
+// IPv4-mapped IPv6 prefixes are folded to IPv4 so one table serves both.
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		return 96
+	}
+	return 0
+}
+
+func buildLocTable(locs []LocationConfig) *bart.Table[locMatch] {
+	t := new(bart.Table[locMatch])
+	for i, l := range locs {
+		for _, p := range l.prefixes {
+			t.Insert(p, locMatch{loc: i + 1, bits: p.Bits()})
+		}
+	}
+	return t
+}
+
+// Locate returns the view index for a client address (0 when it is in no
+// location) and the length of the prefix that matched (-1 when none).
+func (s *Snapshot) Locate(addr netip.Addr) (loc, bits int) {
+	if s.locTable == nil || !addr.IsValid() {
+		return 0, -1
+	}
+	m, ok := s.locTable.Lookup(addr.Unmap())
+	if !ok {
+		return 0, -1
+	}
+	return m.loc, m.bits
+}
+
+// LocatePrefix is Locate for an EDNS Client Subnet: only locations that
+// contain the whole client subnet match, so the answer holds for every
+// client the resolver will give it to.
+func (s *Snapshot) LocatePrefix(p netip.Prefix) (loc, bits int) {
+	if s.locTable == nil {
+		return 0, -1
+	}
+	_, m, ok := s.locTable.LookupPrefixLPM(p)
+	if !ok {
+		return 0, -1
+	}
+	return m.loc, m.bits
+}
