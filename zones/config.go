@@ -18,8 +18,8 @@ import (
 // Config is the TOML file as written by the operator, after defaults. Field
 // names follow the contract in DESIGN.md; they are never renamed.
 type Config struct {
-	Server   ServerConfig    `toml:"server"`
-	Zones    []ZoneConfig    `toml:"zone"`
+	Server    ServerConfig     `toml:"server"`
+	Zones     []ZoneConfig     `toml:"zone"`
 	Nodes     []NodeConfig     `toml:"node"`
 	Locations []LocationConfig `toml:"location"`
 	Services  []ServiceConfig  `toml:"service"`
