@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +138,12 @@ func parseConfigBytes(display, abs string, src []byte) (*Config, error) {
 		return nil, &Error{File: display, Msg: err.Error()}
 	}
 	var errs ErrorList
+	var reported []string
 	for _, k := range md.Undecoded() {
+		if slices.ContainsFunc(reported, func(p string) bool { return strings.HasPrefix(k.String(), p+".") }) || slices.Contains(reported, k.String()) {
+			continue // inside an unknown table already reported
+		}
+		reported = append(reported, k.String())
 		errs.add(display, cfg.lines.looseLine(k.String()),
 			"unknown key %q: it is not part of the config (check its spelling and the table it is in)", k.String())
 	}
