@@ -1,0 +1,480 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// End-to-end tests: the real binary, driven by the real dig.
+
+const e2eVersion = "v1.2.3-e2e"
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// binary builds the command once per test run, with a known version.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "failoverdns-e2e-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "failoverdns")
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+e2eVersion, "-o", binPath, ".")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is one running failoverdns.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr lockedBuffer
+	done           chan struct{}
+	waitErr        error
+}
+
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{done: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), args...)
+	p.cmd.Stdout = &p.stdout
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			p.terminate(t)
+		}
+	})
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// terminate sends SIGTERM and waits for the process to end (it is killed
+// after 10 s). It returns the exit code.
+func (p *proc) terminate(t *testing.T) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
+		t.Errorf("SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		t.Errorf("still running 10s after SIGTERM; killed\nstderr:\n%s", p.stderr.String())
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+var errExited = errors.New("the process exited")
+
+// waitReady polls addr with an SOA query for zone until it is answered.
+func (p *proc) waitReady(addr, zone string) error {
+	c := &dns.Client{Net: "udp", Timeout: 250 * time.Millisecond}
+	q := new(dns.Msg).SetQuestion(zone, dns.TypeSOA)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return errExited
+		}
+		if r, _, err := c.Exchange(q, addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
+			return nil
+		}
+		time.Sleep(25 * time.Millisecond) // poll interval
+	}
+	return fmt.Errorf("%s did not answer %s SOA within 20s", addr, zone)
+}
+
+// freePort returns a port that was free for both UDP and TCP on 127.0.0.1 a
+// moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no free UDP+TCP port on 127.0.0.1")
+	return 0
+}
+
+// startServerProc runs the binary on a free port with the conformance zone.
+func startServerProc(t *testing.T) (*proc, int) {
+	t.Helper()
+	zone, err := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		port := freePort(t)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "failoverdns.toml")
+		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
+			port, filepath.Join(dir, "state"), zone)
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := startProc(t, "-config", cfg)
+		err := p.waitReady(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "conformance.test.")
+		if err == nil {
+			return p, port
+		}
+		if errors.Is(err, errExited) && strings.Contains(p.stderr.String(), "address already in use") {
+			continue // someone took the port in between: try another
+		}
+		t.Fatalf("server did not start: %v\nstderr:\n%s", err, p.stderr.String())
+	}
+	t.Fatal("server could not bind a free port in 5 tries")
+	return nil, 0
+}
+
+// digBinary returns the path of dig, or skips (fails in CI) without it.
+func digBinary(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("dig")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dig is not on PATH, and CI=true: CI must install it (Debian: bind9-dnsutils)")
+		}
+		t.Skip("dig is not on PATH: install bind9-dnsutils (Debian/Ubuntu) or bind-utils (Fedora) to run the end-to-end tests")
+	}
+	return p
+}
+
+// runDig runs dig against 127.0.0.1:port with args. HOME points at an empty
+// folder so that no ~/.digrc changes the output.
+func runDig(t *testing.T, port int, args ...string) string {
+	t.Helper()
+	dig := digBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	full := append([]string{"@127.0.0.1", "-p", strconv.Itoa(port), "+time=2", "+tries=2"}, args...)
+	cmd := exec.CommandContext(ctx, dig, full...)
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %s: %v\n%s", strings.Join(full, " "), err, out)
+	}
+	return string(out)
+}
+
+// digReply is the last reply in dig's output (after a TCP retry, the TCP one).
+type digReply struct {
+	status   string
+	flags    []string // sorted
+	records  []string // every record line, fields joined by one space
+	question []string // question lines as printed, without the leading ";"
+	edns     string   // "version: 0, flags:; udp: 1232", "" without OPT
+	via      string   // "UDP" or "TCP" (needs +stats)
+	replies  int      // how many replies dig printed
+	raw      string
+}
+
+var (
+	statusRE = regexp.MustCompile(`^;; ->>HEADER<<- opcode: \S+, status: (\S+),`)
+	flagsRE  = regexp.MustCompile(`^;; flags:([a-z ]*);`)
+	ednsRE   = regexp.MustCompile(`^; EDNS: (.*)$`)
+	serverRE = regexp.MustCompile(`^;; SERVER: .*\((UDP|TCP)\)$`)
+)
+
+func parseDig(out string) digReply {
+	d := digReply{raw: out}
+	var inQuestion bool
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == ";; Got answer:" {
+			// A new reply: forget the previous one.
+			d = digReply{raw: out, replies: d.replies + 1}
+			continue
+		}
+		if m := statusRE.FindStringSubmatch(line); m != nil {
+			d.status = m[1]
+		}
+		if m := flagsRE.FindStringSubmatch(line); m != nil {
+			d.flags = strings.Fields(m[1])
+			slices.Sort(d.flags)
+		}
+		if m := ednsRE.FindStringSubmatch(line); m != nil {
+			d.edns = m[1]
+		}
+		if m := serverRE.FindStringSubmatch(line); m != nil {
+			d.via = m[1]
+		}
+		switch {
+		case line == ";; QUESTION SECTION:":
+			inQuestion = true
+		case inQuestion && strings.HasPrefix(line, ";") && !strings.HasPrefix(line, ";;"):
+			d.question = append(d.question, strings.Join(strings.Fields(line[1:]), " "))
+		case line == "":
+			inQuestion = false
+		case !strings.HasPrefix(line, ";"):
+			d.records = append(d.records, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return d
+}
+
+func sameSet(got, want []string) bool {
+	g, w := slices.Clone(got), slices.Clone(want)
+	slices.Sort(g)
+	slices.Sort(w)
+	return slices.Equal(g, w)
+}
+
+func bigTXTLines() []string {
+	var out []string
+	for i := range 28 {
+		s := fmt.Sprintf("big-txt-record-%02d-", i)
+		s += strings.Repeat("x", 100-len(s))
+		out = append(out, fmt.Sprintf("big.conformance.test. 3600 IN TXT %q", s))
+	}
+	return out
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(binary(t), "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("failoverdns version: %v\n%s", err, out)
+	}
+	if got, want := string(out), "failoverdns "+e2eVersion+"\n"; got != want {
+		t.Errorf("failoverdns version printed %q, want %q", got, want)
+	}
+}
+
+// TestDig drives the real dig against the real binary.
+func TestDig(t *testing.T) {
+	digBinary(t)
+	_, port := startServerProc(t)
+	const (
+		wwwA    = "www.conformance.test. 300 IN A 192.0.2.80"
+		wwwAAAA = "www.conformance.test. 300 IN AAAA 2001:db8::80"
+		negSOA  = "conformance.test. 300 IN SOA ns1.conformance.test. hostmaster.conformance.test. 2026010101 7200 3600 1209600 300"
+	)
+	big := bigTXTLines()
+
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		status     string
+		flags      string // space separated, any order
+		records    []string
+		subsetOf   []string // instead of records: each record in this set, fewer than all
+		edns       string
+		via        string
+		replies    int
+		question   string
+		retryNotes bool // dig said it retries over TCP
+	}{
+		{name: "+norec: aa, no rd, no ra",
+			args:   []string{"+norec", "+noall", "+answer", "+comments", "+stats", "www.conformance.test", "A"},
+			status: "NOERROR", flags: "qr aa", records: []string{wwwA}, edns: "version: 0, flags:; udp: 1232", via: "UDP", replies: 1},
+		{name: "rd copied, never ra",
+			args:   []string{"+noall", "+answer", "+comments", "www.conformance.test", "A"},
+			status: "NOERROR", flags: "qr aa rd", records: []string{wwwA}, replies: 1},
+		{name: "question echoed with its case",
+			args:   []string{"+norec", "+noall", "+question", "+comments", "WwW.CoNfOrMaNcE.TeSt", "A"},
+			status: "NOERROR", flags: "qr aa", question: "WwW.CoNfOrMaNcE.TeSt. IN A", replies: 1},
+		{name: "+tcp",
+			args:   []string{"+tcp", "+norec", "+noall", "+answer", "+comments", "+stats", "www.conformance.test", "AAAA"},
+			status: "NOERROR", flags: "qr aa", records: []string{wwwAAAA}, via: "TCP", replies: 1},
+		{name: "NXDOMAIN with the negative SOA",
+			args:   []string{"+norec", "+noall", "+answer", "+authority", "+comments", "nope.conformance.test", "A"},
+			status: "NXDOMAIN", flags: "qr aa", records: []string{negSOA}, replies: 1},
+		{name: "+bufsize=512 +ignore: truncated",
+			args:   []string{"+bufsize=512", "+ignore", "+norec", "+noall", "+answer", "+comments", "+stats", "big.conformance.test", "TXT"},
+			status: "NOERROR", flags: "qr aa tc", subsetOf: big, edns: "version: 0, flags:; udp: 1232", via: "UDP", replies: 1},
+		{name: "+noedns +ignore: truncated",
+			args:   []string{"+noedns", "+ignore", "+norec", "+noall", "+answer", "+comments", "+stats", "big.conformance.test", "TXT"},
+			status: "NOERROR", flags: "qr aa tc", subsetOf: big, via: "UDP", replies: 1},
+		{name: "+bufsize=512: dig retries over TCP and gets it all",
+			args:   []string{"+bufsize=512", "+norec", "+noall", "+answer", "+comments", "+stats", "big.conformance.test", "TXT"},
+			status: "NOERROR", flags: "qr aa", records: big, edns: "version: 0, flags:; udp: 1232", via: "TCP", replies: 1, retryNotes: true},
+		{name: "ANY gives one RRset",
+			args:   []string{"+norec", "+noall", "+answer", "+comments", "www.conformance.test", "ANY"},
+			status: "NOERROR", flags: "qr aa", records: []string{wwwA}, replies: 1},
+		{name: "another zone is REFUSED",
+			args:   []string{"+norec", "+noall", "+answer", "+authority", "+comments", "www.example.org", "A"},
+			status: "REFUSED", flags: "qr", records: nil, replies: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := runDig(t, port, tc.args...)
+			d := parseDig(out)
+			if d.replies != tc.replies {
+				t.Errorf("dig printed %d replies, want %d", d.replies, tc.replies)
+			}
+			if d.status != tc.status {
+				t.Errorf("status %q, want %q", d.status, tc.status)
+			}
+			wantFlags := strings.Fields(tc.flags)
+			slices.Sort(wantFlags)
+			if !slices.Equal(d.flags, wantFlags) {
+				t.Errorf("flags %q, want %q", d.flags, wantFlags)
+			}
+			if tc.subsetOf != nil {
+				if len(d.records) >= len(tc.subsetOf) {
+					t.Errorf("truncated reply holds %d records, want fewer than %d", len(d.records), len(tc.subsetOf))
+				}
+				for _, r := range d.records {
+					if !slices.Contains(tc.subsetOf, r) {
+						t.Errorf("record not in the RRset: %s", r)
+					}
+				}
+			} else if tc.question == "" && !sameSet(d.records, tc.records) {
+				t.Errorf("records:\n\t%s\nwant:\n\t%s", strings.Join(d.records, "\n\t"), strings.Join(tc.records, "\n\t"))
+			}
+			if tc.question != "" && (len(d.question) != 1 || d.question[0] != tc.question) {
+				t.Errorf("question %q, want exactly [%q]", d.question, tc.question)
+			}
+			if tc.edns != "" && d.edns != tc.edns {
+				t.Errorf("EDNS %q, want %q", d.edns, tc.edns)
+			}
+			if tc.via != "" && d.via != tc.via {
+				t.Errorf("answered over %q, want %q", d.via, tc.via)
+			}
+			if got := strings.Contains(out, "Truncated, retrying in TCP mode."); got != tc.retryNotes {
+				t.Errorf("dig retried over TCP: %v, want %v", got, tc.retryNotes)
+			}
+			if t.Failed() {
+				t.Logf("dig output:\n%s", out)
+			}
+		})
+	}
+
+	t.Run("+short", func(t *testing.T) {
+		out := runDig(t, port, "+short", "www.conformance.test", "TXT")
+		if out != "\"hello world\"\n" {
+			t.Errorf("dig +short printed %q, want %q", out, "\"hello world\"\n")
+		}
+	})
+}
+
+// TestSIGTERM: the server stops on SIGTERM with exit status 0.
+func TestSIGTERM(t *testing.T) {
+	p, port := startServerProc(t)
+	if code := p.terminate(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; wait: %v\nstderr:\n%s", code, p.waitErr, p.stderr.String())
+	}
+	// The port is released: a new listener can take it.
+	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		t.Errorf("UDP port still held after exit: %v", err)
+	} else {
+		pc.Close()
+	}
+}
+
+// TestDemo: with no arguments the embedded demo serves demo.test on
+// 127.0.0.1:5353.
+func TestDemo(t *testing.T) {
+	digBinary(t)
+	for _, network := range []string{"udp", "tcp"} {
+		var c interface{ Close() error }
+		var err error
+		if network == "udp" {
+			c, err = net.ListenPacket("udp", "127.0.0.1:5353")
+		} else {
+			c, err = net.Listen("tcp", "127.0.0.1:5353")
+		}
+		if err != nil {
+			t.Skipf("127.0.0.1:5353/%s is busy (%v): the demo needs it", network, err)
+		}
+		c.Close()
+	}
+	p := startProc(t)
+	if err := p.waitReady("127.0.0.1:5353", "demo.test."); err != nil {
+		if errors.Is(err, errExited) && strings.Contains(p.stderr.String(), "address already in use") {
+			t.Skipf("the demo could not bind its addresses:\n%s", p.stderr.String())
+		}
+		t.Fatalf("demo: %v\nstderr:\n%s", err, p.stderr.String())
+	}
+	if !strings.Contains(p.stdout.String(), "failoverdns demo") {
+		t.Errorf("demo banner missing from stdout:\n%s", p.stdout.String())
+	}
+
+	out := runDig(t, 5353, "+noall", "+answer", "+comments", "demo.test", "SOA")
+	d := parseDig(out)
+	if d.status != "NOERROR" || !slices.Contains(d.flags, "aa") || slices.Contains(d.flags, "ra") {
+		t.Errorf("demo.test SOA: status %s flags %v, want NOERROR with aa and without ra\n%s", d.status, d.flags, out)
+	}
+	if len(d.records) != 1 || !strings.HasPrefix(d.records[0], "demo.test. ") || !strings.Contains(d.records[0], " IN SOA ") {
+		t.Errorf("demo.test SOA records: %q, want one SOA at demo.test.", d.records)
+	}
+
+	if code := p.terminate(t); code != 0 {
+		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
+	}
+}
