@@ -35,7 +35,8 @@ type Request struct {
 // answer computes the reply to one query from one snapshot. It returns nil
 // when nothing must be sent. It never blocks and never takes a lock, so it
 // can be tested without sockets and called from any listener.
-func answer(snap *zones.Snapshot, req Request, version string) *dns.Msg {
+func (s *Server) answer(snap *zones.Snapshot, req Request) *dns.Msg {
+	version := s.version
 	q := req.Msg
 	if q.Response {
 		return nil
@@ -133,6 +134,17 @@ func answer(snap *zones.Snapshot, req Request, version string) *dns.Msg {
 	if z == nil {
 		m.Rcode = dns.RcodeRefused
 		return m
+	}
+	if zones.IsAdminName(qs.Name) {
+		if !snap.Config.Server.IsAdmin(req.Client) {
+			// Pins and status say which nodes exist and which are down:
+			// operators only.
+			m.Rcode = dns.RcodeRefused
+			return m
+		}
+		if s.adminAnswer(snap, m, z, qs) {
+			return m
+		}
 	}
 	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(loc))
 	if ecs != nil && ecsPrefix.Bits() > 0 && res.Service != "" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -26,6 +27,11 @@ type Server struct {
 	snap    atomic.Pointer[zones.Snapshot]
 	log     *slog.Logger
 	version string
+
+	// Set by Instance before Start: the engine that owns pins (UPDATE),
+	// and the prober's live view for _status.
+	engine     *zones.Engine
+	liveHealth func() map[string]health.State
 
 	mu      sync.Mutex
 	servers []*dns.Server
@@ -103,6 +109,7 @@ func (s *Server) newDNSServer() *dns.Server {
 	return &dns.Server{
 		Handler:       s,
 		MsgAcceptFunc: accept,
+		TsigProvider:  tsigProvider{s},
 		// The read buffer, not the answer size: big enough for any query,
 		// including a TSIG-signed UPDATE.
 		UDPSize:      4096,
@@ -157,7 +164,8 @@ func accept(dh dns.Header) dns.MsgAcceptAction {
 		return dns.MsgIgnore
 	}
 	switch int(dh.Bits>>11) & 0xF {
-	case dns.OpcodeQuery:
+	case dns.OpcodeQuery, dns.OpcodeUpdate:
+		// UPDATE's zone section sits where the question does: one entry.
 		if dh.Qdcount != 1 {
 			return dns.MsgReject
 		}
@@ -174,7 +182,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		req.Transport = TCP
 	}
-	m := answer(snap, req, s.version)
+	if r.Opcode == dns.OpcodeUpdate && !r.Response {
+		s.serveUpdate(w, r, req.Client)
+		return
+	}
+	m := s.answer(snap, req)
 	if m == nil {
 		return
 	}

@@ -20,6 +20,7 @@ import (
 // names follow the contract in DESIGN.md; they are never renamed.
 type Config struct {
 	Server    ServerConfig     `toml:"server"`
+	TSIG      []TSIGKey        `toml:"tsig"`
 	Zones     []ZoneConfig     `toml:"zone"`
 	Nodes     []NodeConfig     `toml:"node"`
 	Locations []LocationConfig `toml:"location"`
@@ -225,6 +226,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	c.validateNodes(file, errs)
 	c.validateServices(file, errs)
 	c.validateLocations(file, errs)
+	c.validateTSIG(file, errs)
 }
 
 // relPath resolves a path in the config against the config's folder.

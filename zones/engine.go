@@ -2,8 +2,10 @@ package zones
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -15,6 +17,7 @@ import (
 type Decision struct {
 	Active   string // node answered; "" with Servfail
 	Servfail bool
+	Pinned   bool
 	Reason   string
 }
 
@@ -24,7 +27,7 @@ type Decision struct {
 // next is when the answer may change with no health change (a failback
 // hold-down ending); zero when nothing is pending.
 func decide(order []string, cur Decision, h map[string]health.State, now time.Time, failback string, after time.Duration, allDown string) (d Decision, next time.Time) {
-	up := func(n string) bool { s, ok := h[n]; return ok && s.Checked && s.Up }
+	up := func(n string) bool { return nodeUp(h, n) }
 	active := cur.Active
 	if active != "" && !slices.Contains(order, active) {
 		active = "" // the node left the order (reload): decide afresh
@@ -90,6 +93,8 @@ type Engine struct {
 	base    *Snapshot
 	current map[decisionKey]Decision
 	next    time.Time
+	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
+	store   *PinStore
 }
 
 type decisionKey struct {
@@ -106,7 +111,129 @@ func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *En
 		kick:    make(chan struct{}, 1),
 		base:    base,
 		current: map[decisionKey]Decision{},
+		pins:    map[PinKey]Pin{},
 	}
+}
+
+// SetPins installs the pin store and the dynamic pins loaded from it. Pins
+// that no longer match the config (service, location or node gone) are
+// dropped with a warning rather than refusing to start.
+func (e *Engine) SetPins(store *PinStore, pins map[PinKey]Pin) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.store = store
+	e.pins = e.validPins(pins)
+}
+
+func (e *Engine) validPins(pins map[PinKey]Pin) map[PinKey]Pin {
+	out := make(map[PinKey]Pin, len(pins))
+	for k, p := range pins {
+		if _, ok := e.base.PinKeyOf(k.Name()); !ok {
+			e.log.Warn("dropping saved pin: no such service or location in the config", "pin", k.Name(), "node", p.Node)
+			continue
+		}
+		if err := e.base.CheckPin(k, p); err != nil {
+			e.log.Warn("dropping saved pin", "pin", k.Name(), "err", err)
+			continue
+		}
+		out[k] = p
+	}
+	return out
+}
+
+// Pins returns a copy of the dynamic pins.
+func (e *Engine) Pins() map[PinKey]Pin {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.pins)
+}
+
+// UpdatePins changes the dynamic pins atomically: change gets a copy of the
+// current pins and returns the new set. The new set is saved durably before
+// it takes effect; if saving fails nothing changes and the error is
+// returned. Every change is logged.
+func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next, err := change(maps.Clone(e.pins))
+	if err != nil {
+		return err
+	}
+	if e.store == nil {
+		return errors.New("no state_dir: dynamic pins are disabled")
+	}
+	if err := e.store.Save(next); err != nil {
+		return err
+	}
+	e.logPinChanges(e.pins, next, "update")
+	e.pins = next
+	e.recomputeLocked()
+	return nil
+}
+
+func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
+	for k, p := range next {
+		if o, ok := old[k]; !ok || o != p {
+			attrs := []any{"pin", k.Name(), "new", p.Text(), "key", p.Key, "from", p.From, "reason", why}
+			if ok {
+				attrs = append(attrs, "old", o.Text())
+			}
+			e.log.Warn("pin set", attrs...)
+		}
+	}
+	for k, o := range old {
+		if _, ok := next[k]; !ok {
+			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "reason", why)
+		}
+	}
+}
+
+// pinFor returns the pin in force for a service's view: a location's own pin
+// beats the service-wide one, and a dynamic pin beats a static one.
+func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
+	static := e.base.staticPins
+	try := func(k PinKey) (Pin, bool) {
+		if p, ok := e.pins[k]; ok && p.Active(now) {
+			return p, true
+		}
+		if p, ok := static[k]; ok && p.Active(now) {
+			return p, true
+		}
+		return Pin{}, false
+	}
+	if loc > 0 {
+		if p, ok := try(PinKey{svc, e.base.LocationName(loc)}); ok {
+			return p, true
+		}
+	}
+	return try(PinKey{Service: svc})
+}
+
+// lapsePins drops dynamic pins whose until has passed, saving the result so
+// the state file never brings a lapsed pin back.
+func (e *Engine) lapsePins(now time.Time) {
+	var lapsed []PinKey
+	for k, p := range e.pins {
+		if !p.Active(now) {
+			lapsed = append(lapsed, k)
+		}
+	}
+	if len(lapsed) == 0 {
+		return
+	}
+	next := maps.Clone(e.pins)
+	for _, k := range lapsed {
+		delete(next, k)
+	}
+	if e.store != nil {
+		if err := e.store.Save(next); err != nil {
+			// The pin is out of force either way (Active checks the time);
+			// the next save retries.
+			e.log.Error("saving pins after a pin lapsed", "err", err)
+		}
+	}
+	e.logPinChanges(e.pins, next, "until passed")
+	e.pins = next
 }
 
 // Kick asks for a recompute soon. It never blocks, so the prober can call it
@@ -131,7 +258,12 @@ func (e *Engine) SetBase(base *Snapshot) {
 func (e *Engine) Recompute() *Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.recomputeLocked()
+}
+
+func (e *Engine) recomputeLocked() *Snapshot {
 	now := time.Now()
+	e.lapsePins(now)
 	var h map[string]health.State
 	if e.Health != nil {
 		h = e.Health()
@@ -140,12 +272,34 @@ func (e *Engine) Recompute() *Snapshot {
 	decided := make(map[decisionKey]Decision, len(e.current))
 	for _, svc := range e.base.Services {
 		for loc, order := range svc.Orders {
+			pin, pinned := e.pinFor(svc.Name, loc, now)
 			if order == nil {
-				continue
+				if !pinned || loc == 0 {
+					continue // this location follows the default view
+				}
+				order = svc.Orders[0]
 			}
 			k := decisionKey{svc.Name, loc}
 			prev, had := e.current[k]
-			d, n := decide(order, prev, h, now, svc.Config.Failback, svc.Config.FailbackAfter.Duration, svc.Config.WhenAllDown)
+			var d Decision
+			var n time.Time
+			if pinned && (pin.Force || nodeUp(h, pin.Node)) {
+				d = Decision{Active: pin.Node, Pinned: true, Reason: pinReason(pin)}
+			} else {
+				from := prev
+				if prev.Pinned && !pinned {
+					// The operator unpinned: answer what health alone
+					// gives now, not the node the pin left behind.
+					from = Decision{}
+				}
+				d, n = decide(order, from, h, now, svc.Config.Failback, svc.Config.FailbackAfter.Duration, svc.Config.WhenAllDown)
+				if pinned {
+					d.Reason = fmt.Sprintf("pinned node %s is down; %s", pin.Node, d.Reason)
+				}
+			}
+			if pinned && !pin.Until.IsZero() && (n.IsZero() || pin.Until.Before(n)) {
+				n = pin.Until
+			}
 			decided[k] = d
 			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
 				next = n
@@ -158,6 +312,7 @@ func (e *Engine) Recompute() *Snapshot {
 	e.current = decided
 	e.next = next
 	snap := e.base.withDecisions(decided, h)
+	snap.dynPins = maps.Clone(e.pins)
 	e.publish(snap)
 	return snap
 }
@@ -176,6 +331,22 @@ func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 		return
 	}
 	e.log.Info("active node", attrs...)
+}
+
+func nodeUp(h map[string]health.State, n string) bool {
+	s, ok := h[n]
+	return ok && s.Checked && s.Up
+}
+
+func pinReason(p Pin) string {
+	r := "pinned to " + p.Text()
+	switch {
+	case p.Static:
+		r += " (zone file)"
+	case p.Key != "":
+		r += " by key " + p.Key + " from " + p.From
+	}
+	return r
 }
 
 // Run recomputes on every Kick and when a failback hold-down ends, until ctx

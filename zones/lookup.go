@@ -229,3 +229,18 @@ func appendOwned(dst, rrs []dns.RR, qname string, synth bool) []dns.RR {
 	}
 	return dst
 }
+
+// RRset returns the zone file's records for a canonical name and type.
+func (z *Zone) RRset(name string, t uint16) []dns.RR {
+	if n := z.nodes[name]; n != nil {
+		return n.RRsets[t]
+	}
+	return nil
+}
+
+// HasData reports whether a canonical name owns any record in the zone file
+// (an empty non-terminal does not).
+func (z *Zone) HasData(name string) bool {
+	n := z.nodes[name]
+	return n != nil && len(n.Types) > 0
+}

@@ -26,6 +26,9 @@ type Snapshot struct {
 
 	// Filled by the engine: one answer set per (service, location), and
 	// one overlay per location so a query picks its view with an index.
+	staticPins map[PinKey]Pin
+	dynPins    map[PinKey]Pin
+
 	answers  map[string][]answerSet
 	overlays []*overlay
 	health   map[string]health.State
@@ -88,6 +91,9 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Origin < s.Zones[j].Origin })
 	s.bindServices(display, &errs)
+	if len(errs) == 0 {
+		s.bindStaticPins(&errs)
+	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -213,6 +219,9 @@ func (s *Snapshot) Service(name string) *Service { return s.byService[name] }
 
 // Node returns the node config by name, or nil.
 func (s *Snapshot) Node(name string) *NodeConfig { return s.nodes[name] }
+
+// DynamicPins returns the pins set by UPDATE that this snapshot answers with.
+func (s *Snapshot) DynamicPins() map[PinKey]Pin { return s.dynPins }
 
 // HealthState returns the node states the answers were computed from.
 func (s *Snapshot) HealthState() map[string]health.State { return s.health }

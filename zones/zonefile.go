@@ -23,6 +23,7 @@ type Zone struct {
 	NegSOA *dns.SOA
 
 	nodes      map[string]*Node // canonical owner name → node; empty non-terminals included
+	lines      rrsetLines       // line of each RRset's first record, for later checks (pins)
 	labels     int              // label count of Origin
 	Warnings   []string
 	RecordsLen int
@@ -133,6 +134,7 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 		}
 	}
 	z.validate(&errs, rl)
+	z.lines = rl
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -166,8 +168,7 @@ func (z *Zone) node(name string) *Node {
 	return n
 }
 
-// rrsetLines keeps the line of each RRset's first record while loading, for
-// validation messages; a built Zone carries no lines.
+// rrsetLines keeps the line of each RRset's first record, for messages.
 type rrsetLines map[rrsetKey]int
 
 type rrsetKey struct {
@@ -305,4 +306,13 @@ func unwrapPathErr(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+const dnsTypeTXT = dns.TypeTXT
+
+func txtStrings(rr dns.RR) []string {
+	if t, ok := rr.(*dns.TXT); ok {
+		return t.Txt
+	}
+	return nil
 }

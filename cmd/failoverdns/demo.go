@@ -22,6 +22,9 @@ const demoBanner = `failoverdns demo: serving demo.test on %v
 To see a failover: kill -USR1 %d   (sems1's health endpoint starts failing;
   keys.demo.test moves to sems2 within about a second; send USR1 again to
   bring sems1 back, and traffic returns after failback_after = 10s)
+To pin sems2:  printf 'server 127.0.0.1 5353\nzone demo.test\nupdate add _pin.keys.demo.test 0 TXT "sems2"\nsend\n' \
+                 | nsupdate -y hmac-sha256:demo-admin.:ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q=
+To see why:    dig @127.0.0.1 -p 5353 TXT _status.keys.demo.test +short
 `
 
 // demoNodes are the HTTP health endpoints of the demo's nodes, served by the

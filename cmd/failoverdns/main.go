@@ -76,6 +76,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	configPath := fl.String("config", "", "config file (TOML); without it, the embedded demo runs")
 	logFormat := fl.String("log-format", "text", "log format: text or json")
+	ignoreState := fl.Bool("ignore-state", false, "start even if the saved pin state in state_dir is corrupt, without those pins")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -113,7 +114,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		}
 		defer nodes.Close()
 	}
-	in, err := dnsserver.Start(snap, logger, getVersion())
+	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: getVersion(), IgnoreState: *ignoreState})
 	if err != nil {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 1

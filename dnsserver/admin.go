@@ -1,0 +1,168 @@
+package dnsserver
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// adminAnswer answers _pin and _status names, which only admin_nets may
+// read. It reports false when qname is not a configured admin name, so the
+// zone answers it (NXDOMAIN for a typo, a static record otherwise).
+func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs dns.Question) bool {
+	var txt []string
+	if k, ok := snap.PinKeyOf(qs.Name); ok {
+		p, ok := effectivePin(snap, k)
+		if !ok {
+			m.Authoritative = true
+			m.Rcode = dns.RcodeNameError
+			m.Ns = []dns.RR{z.NegSOA}
+			return true
+		}
+		txt = []string{p.Text()}
+	} else if k, ok := snap.StatusKeyOf(qs.Name); ok {
+		txt = s.statusLines(snap, k)
+	} else {
+		return false
+	}
+	m.Authoritative = true
+	if qs.Qtype != dns.TypeTXT && qs.Qtype != dns.TypeANY {
+		m.Ns = []dns.RR{z.NegSOA}
+		return true
+	}
+	m.Answer = []dns.RR{&dns.TXT{
+		// TTL 0: state must never be cached and shown stale.
+		Hdr: dns.RR_Header{Name: qs.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 0},
+		Txt: txt,
+	}}
+	return true
+}
+
+func effectivePin(snap *zones.Snapshot, k zones.PinKey) (zones.Pin, bool) {
+	now := time.Now()
+	if p, ok := snap.DynamicPins()[k]; ok && p.Active(now) {
+		return p, true
+	}
+	if p, ok := snap.StaticPins()[k]; ok && p.Active(now) {
+		return p, true
+	}
+	return zones.Pin{}, false
+}
+
+// statusLines describes one service view: a string per node, then the pin
+// and the reason for the answer, so `dig TXT _status.<service>` explains
+// itself.
+func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
+	svc := snap.Service(k.Service)
+	loc := 0
+	if k.Location != "" {
+		for i := 1; i < snap.LocationCount(); i++ {
+			if snap.LocationName(i) == k.Location {
+				loc = i
+			}
+		}
+	}
+	order := svc.Orders[0]
+	if loc > 0 && svc.Orders[loc] != nil {
+		order = svc.Orders[loc]
+	}
+	d, ok := snap.Decision(svc.Name, loc)
+	if !ok {
+		d, _ = snap.Decision(svc.Name, 0)
+	}
+	states := snap.HealthState()
+	if s.liveHealth != nil {
+		// The snapshot holds states as of the last change; for latency
+		// and the last error the prober's own view is fresher.
+		states = s.liveHealth()
+	}
+	var out []string
+	for _, n := range order {
+		out = append(out, nodeStatus(n, states[n], d.Active == n))
+	}
+	for _, n := range svc.Config.Nodes {
+		if !contains(order, n) {
+			out = append(out, nodeStatus(n, states[n], d.Active == n)+" not-in-order")
+		}
+	}
+	if p, ok := effectivePin(snap, k); ok {
+		out = append(out, clip("pin "+pinStatus(p)))
+	} else if p, ok := effectivePin(snap, zones.PinKey{Service: k.Service}); ok && k.Location != "" {
+		out = append(out, clip("pin (service-wide) "+pinStatus(p)))
+	} else {
+		out = append(out, "pin none")
+	}
+	answer := d.Active
+	if d.Servfail {
+		answer = "SERVFAIL"
+	}
+	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s", snap.LocationName(loc), answer, d.Reason)))
+	if k.Location == "" {
+		for i := 1; i < snap.LocationCount(); i++ {
+			if od, ok := snap.Decision(svc.Name, i); ok {
+				a := od.Active
+				if od.Servfail {
+					a = "SERVFAIL"
+				}
+				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s", snap.LocationName(i), a, od.Reason)))
+			}
+		}
+	}
+	return out
+}
+
+func nodeStatus(name string, st health.State, active bool) string {
+	var b strings.Builder
+	b.WriteString(name)
+	switch {
+	case !st.Checked:
+		b.WriteString(" unknown")
+	case st.Up:
+		b.WriteString(" up")
+	default:
+		b.WriteString(" down")
+	}
+	if active {
+		b.WriteString(" active")
+	}
+	if st.Checked {
+		fmt.Fprintf(&b, " rtt=%.2fms since=%s", float64(st.Last.Latency)/float64(time.Millisecond), st.Since.UTC().Format(time.RFC3339))
+		if st.Last.Err != "" {
+			fmt.Fprintf(&b, " err=%q", st.Last.Err)
+		}
+	}
+	return clip(b.String())
+}
+
+func pinStatus(p zones.Pin) string {
+	s := p.Text()
+	switch {
+	case p.Static:
+		s += " set-by=zone-file"
+	default:
+		s += fmt.Sprintf(" set-by=%s from=%s at=%s", p.Key, p.From, p.At.UTC().Format(time.RFC3339))
+	}
+	return s
+}
+
+// clip keeps a TXT string within its 255-octet limit.
+func clip(s string) string {
+	if len(s) > 255 {
+		return s[:252] + "..."
+	}
+	return s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,322 @@
+package zones
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// PinKey names what a pin applies to: a whole service (Location "") or one
+// location of it.
+type PinKey struct {
+	Service  string `json:"service"`
+	Location string `json:"location,omitempty"`
+}
+
+// Name is the admin record name of the pin: _pin.<service> or
+// _pin.<location>._loc.<service>.
+func (k PinKey) Name() string {
+	if k.Location == "" {
+		return "_pin." + k.Service
+	}
+	return "_pin." + k.Location + "._loc." + k.Service
+}
+
+// Pin holds a service (or one location of it) on one node.
+type Pin struct {
+	Node  string    `json:"node"`
+	Force bool      `json:"force,omitempty"` // answer the node even while its checks fail
+	Until time.Time `json:"until,omitzero"`  // the pin lapses by itself then
+	// Who set it, for _status and the logs.
+	Key    string    `json:"key,omitempty"`
+	From   string    `json:"from,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	Static bool      `json:"-"` // from the zone file
+}
+
+// Text is the pin as its TXT record: "<node>[ force][ until=<RFC 3339>]".
+func (p Pin) Text() string {
+	s := p.Node
+	if p.Force {
+		s += " force"
+	}
+	if !p.Until.IsZero() {
+		s += " until=" + p.Until.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// Active reports whether the pin is in force at now.
+func (p Pin) Active(now time.Time) bool { return p.Until.IsZero() || now.Before(p.Until) }
+
+// ParsePin reads a pin's TXT strings. The words are the node name, then
+// optionally "force" and "until=<RFC 3339 time>", in any order.
+func ParsePin(txt []string) (Pin, error) {
+	words := strings.Fields(strings.Join(txt, " "))
+	if len(words) == 0 {
+		return Pin{}, errors.New(`empty pin: write the node name, e.g. "sems2" or "sems2 force until=2026-11-21T18:00:00Z"`)
+	}
+	p := Pin{Node: words[0]}
+	for _, w := range words[1:] {
+		switch {
+		case w == "force":
+			p.Force = true
+		case strings.HasPrefix(w, "until="):
+			t, err := time.Parse(time.RFC3339, strings.TrimPrefix(w, "until="))
+			if err != nil {
+				return Pin{}, fmt.Errorf("pin %q: %q is not an RFC 3339 time (e.g. until=2026-11-21T18:00:00Z)", strings.Join(words, " "), w)
+			}
+			p.Until = t
+		default:
+			return Pin{}, fmt.Errorf("pin %q: unknown word %q: a pin is \"<node>\", optionally followed by \"force\" and \"until=<RFC 3339 time>\"", strings.Join(words, " "), w)
+		}
+	}
+	return p, nil
+}
+
+// PinKeyOf parses an admin name relative to a snapshot: _pin.<service> or
+// _pin.<location>._loc.<service>. ok is false when name is not the pin name
+// of a configured service (and location).
+func (s *Snapshot) PinKeyOf(name string) (PinKey, bool) {
+	return s.adminKey(name, "_pin.")
+}
+
+// StatusKeyOf is PinKeyOf for _status names.
+func (s *Snapshot) StatusKeyOf(name string) (PinKey, bool) {
+	return s.adminKey(name, "_status.")
+}
+
+func (s *Snapshot) adminKey(name, prefix string) (PinKey, bool) {
+	name = strings.ToLower(name)
+	if !strings.HasPrefix(name, prefix) {
+		return PinKey{}, false
+	}
+	rest := name[len(prefix):]
+	if svc := s.byService[rest]; svc != nil {
+		return PinKey{Service: rest}, true
+	}
+	loc, svcName, ok := strings.Cut(rest, "._loc.")
+	if !ok || s.byService[svcName] == nil || s.locationIndex(loc) < 1 {
+		return PinKey{}, false
+	}
+	return PinKey{Service: svcName, Location: loc}, true
+}
+
+// IsAdminName reports whether name is an admin record name (_pin or _status,
+// configured or not): such names are answered to admin_nets only.
+func IsAdminName(name string) bool {
+	return hasPrefixFold(name, "_pin.") || hasPrefixFold(name, "_status.")
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func (s *Snapshot) locationIndex(name string) int {
+	for i, l := range s.Config.Locations {
+		if l.Name == name {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// CheckPin validates a pin for key against this snapshot: the node must be
+// one of the service's nodes.
+func (s *Snapshot) CheckPin(k PinKey, p Pin) error {
+	svc := s.byService[k.Service]
+	if svc == nil {
+		return fmt.Errorf("%s: no such service", k.Name())
+	}
+	for _, n := range svc.Config.Nodes {
+		if n == p.Node {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: node %q is not one of the service's nodes (%s)", k.Name(), p.Node, strings.Join(svc.Config.Nodes, ", "))
+}
+
+// StaticPins returns the pins set in zone files.
+func (s *Snapshot) StaticPins() map[PinKey]Pin { return s.staticPins }
+
+// bindStaticPins reads _pin TXT records from the zones. A _pin name that
+// names no service, or a pin naming an unknown node, is a load error: a pin
+// that silently does nothing is worse than none.
+func (s *Snapshot) bindStaticPins(errs *ErrorList) {
+	s.staticPins = map[PinKey]Pin{}
+	for _, z := range s.Zones {
+		for name, n := range z.nodes {
+			if !IsAdminName(name) || len(n.Types) == 0 {
+				continue
+			}
+			line := 0
+			if len(n.Types) > 0 {
+				line = z.lines[rrsetKey{name, n.Types[0]}]
+			}
+			if hasPrefixFold(name, "_status.") {
+				errs.add(z.File, line, "%s: _status records are generated by the server; remove it from the zone file", name)
+				continue
+			}
+			k, ok := s.PinKeyOf(name)
+			if !ok {
+				errs.add(z.File, line, "%s: not the pin of a configured service: write _pin.<service> or _pin.<location>._loc.<service>", name)
+				continue
+			}
+			txt := n.RRsets[dnsTypeTXT]
+			if len(txt) != 1 || len(n.Types) != 1 {
+				errs.add(z.File, line, "%s: a pin is exactly one TXT record and nothing else", name)
+				continue
+			}
+			p, err := ParsePin(txtStrings(txt[0]))
+			if err == nil {
+				err = s.CheckPin(k, p)
+			}
+			if err != nil {
+				errs.add(z.File, z.lines[rrsetKey{name, dnsTypeTXT}], "%v", err)
+				continue
+			}
+			p.Static = true
+			s.staticPins[k] = p
+		}
+	}
+}
+
+// PinStore keeps dynamic pins durable in state_dir: a pin acknowledged to
+// nsupdate must survive a crash the next instant.
+type PinStore struct {
+	dir string
+	// Hook, when set (tests only), runs between the steps of a save
+	// ("write", "fsync", "rename") so a crash at each point can be tested.
+	Hook func(step string)
+}
+
+const pinFile = "pins.json"
+
+// ErrCorruptState marks a pin state file that cannot be read back.
+var ErrCorruptState = errors.New("corrupt pin state")
+
+// NewPinStore returns a store for dir without reading it (-ignore-state).
+func NewPinStore(dir string) *PinStore { return &PinStore{dir: dir} }
+
+type pinFileFormat struct {
+	Version int          `json:"version"`
+	Pins    []pinFileRow `json:"pins"`
+}
+
+type pinFileRow struct {
+	PinKey
+	Pin
+}
+
+// OpenPinStore opens (creating if needed) the state folder and reads the
+// pins saved there. A file that cannot be parsed is an error: starting
+// without the pins the operator set would silently change answers.
+func OpenPinStore(dir string) (*PinStore, map[PinKey]Pin, error) {
+	st := &PinStore{dir: dir}
+	path := filepath.Join(dir, pinFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return st, map[PinKey]Pin{}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var f pinFileFormat
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w (%v): fix or remove the file, or start with -ignore-state to drop the saved pins", path, ErrCorruptState, err)
+	}
+	if f.Version != 1 {
+		return nil, nil, fmt.Errorf("%s: %w: version %d is not supported (want 1)", path, ErrCorruptState, f.Version)
+	}
+	pins := make(map[PinKey]Pin, len(f.Pins))
+	for _, r := range f.Pins {
+		if r.Service == "" || r.Node == "" {
+			return nil, nil, fmt.Errorf("%s: %w: a pin without service or node; fix or remove the file, or start with -ignore-state", path, ErrCorruptState)
+		}
+		pins[r.PinKey] = r.Pin
+	}
+	return st, pins, nil
+}
+
+// Save writes pins durably: temp file, fsync, rename, fsync of the folder.
+// After it returns nil the pins survive a crash; if it fails, the file on
+// disk still holds the previous pins.
+func (st *PinStore) Save(pins map[PinKey]Pin) error {
+	f := pinFileFormat{Version: 1, Pins: make([]pinFileRow, 0, len(pins))}
+	for k, p := range pins {
+		f.Pins = append(f.Pins, pinFileRow{k, p})
+	}
+	sort.Slice(f.Pins, func(i, j int) bool {
+		a, b := f.Pins[i].PinKey, f.Pins[j].PinKey
+		return a.Service < b.Service || (a.Service == b.Service && a.Location < b.Location)
+	})
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if err := os.MkdirAll(st.dir, 0o750); err != nil {
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	tmp, err := os.CreateTemp(st.dir, pinFile+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	tmpName := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(tmpName)
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		return fail(err)
+	}
+	st.hook("write")
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	st.hook("fsync")
+	if err := tmp.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmpName, filepath.Join(st.dir, pinFile)); err != nil {
+		os.Remove(tmpName)
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	st.hook("rename")
+	d, err := os.Open(st.dir)
+	if err != nil {
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("saving pins: fsync %s: %w", st.dir, err)
+	}
+	return nil
+}
+
+// Writable reports whether a pin could be saved now, for a warning at start.
+func (st *PinStore) Writable() error {
+	if err := os.MkdirAll(st.dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(st.dir, ".probe-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func (st *PinStore) hook(step string) {
+	if st.Hook != nil {
+		st.Hook(step)
+	}
+}
