@@ -87,6 +87,10 @@ func (s *Server) Start() error {
 		tcp := s.newDNSServer()
 		tcp.Listener = ln
 		tcp.IdleTimeout = func() time.Duration { return s.snap.Load().Config.Server.TCPIdleTimeout.Duration }
+		// miekg/dns applies ReadTimeout to a connection's first query and
+		// IdleTimeout after: a client that connects and says nothing must
+		// not outlast the idle timeout either.
+		tcp.ReadTimeout = min(tcp.ReadTimeout, cfg.Server.TCPIdleTimeout.Duration)
 		for _, srv := range []*dns.Server{udp, tcp} {
 			started := make(chan struct{})
 			srv.NotifyStartedFunc = func() { close(started) }

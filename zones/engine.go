@@ -43,7 +43,7 @@ func decide(order []string, cur Decision, h map[string]health.State, now time.Ti
 				}
 				ready := h[n].Since.Add(after)
 				if !now.Before(ready) {
-					return Decision{Active: n, Reason: fmt.Sprintf("failback: %s has been up since %s (failback_after %s)", n, h[n].Since.UTC().Format(time.RFC3339), after)}, time.Time{}
+					return Decision{Active: n, Reason: fmt.Sprintf("failback: %s has been up since %s (failback_after %s)", n, h[n].Since.UTC().Format(time.RFC3339), after)}, next
 				}
 				if next.IsZero() || ready.Before(next) {
 					next = ready

@@ -56,18 +56,21 @@ func (z *Zone) Lookup(qname string, qtype uint16, overlay Overlay) Result {
 	var res Result
 	res.Authoritative = true
 	name := canonical(qname)
-	seen := 0
-	for {
-		done := z.lookupOne(&res, name, qname, qtype, overlay)
-		if done == "" {
+	var visited [maxChase + 1]string
+	visited[0] = name
+	for hops := 1; ; hops++ {
+		next := z.lookupOne(&res, name, qname, qtype, overlay)
+		if next == "" || !dns.IsSubDomain(z.Origin, next) || hops > maxChase {
+			// Done, or the target is elsewhere: the resolver follows it.
 			return res
 		}
-		seen++
-		if seen > maxChase || !dns.IsSubDomain(z.Origin, done) {
-			// The target is elsewhere: the resolver follows it itself.
-			return res
+		for _, v := range visited[:hops] {
+			if v == next {
+				return res // a loop: each CNAME once, then stop
+			}
 		}
-		name, qname = done, done
+		visited[hops] = next
+		name, qname = next, next
 	}
 }
 

@@ -60,17 +60,22 @@ type ServiceConfig struct {
 // singleAddr is an address field that explains, rather than just rejects, a
 // list of addresses: several addresses for one node is round robin.
 type singleAddr struct {
-	s   string
-	set bool
+	s    string
+	set  bool
+	list int // > 0: the operator wrote a list; validation explains why not
 }
 
+// UnmarshalTOML accepts a list only so validation can refuse it with the
+// node's own line and a reason (the decoder's position for a failing key in
+// an array of tables is not the element's).
 func (a *singleAddr) UnmarshalTOML(v any) error {
 	switch x := v.(type) {
 	case string:
 		a.s, a.set = x, true
 		return nil
 	case []any:
-		return fmt.Errorf("a list of %d addresses: a node has exactly one client-facing address per type, because answering several is round robin, which breaks session-bound clusters; make each address its own [[node]] and list them in the service's nodes, in priority order", len(x))
+		a.list, a.set = max(len(x), 1), true
+		return nil
 	}
 	return fmt.Errorf("want an IP address in quotes, got %v", v)
 }
@@ -118,7 +123,7 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 		seen[n.Name] = i
 		n.addr = c.parseNodeAddr(file, errs, at+".address", n.Name, "address", n.Address, false)
 		n.addr6 = c.parseNodeAddr(file, errs, at+".address6", n.Name, "address6", n.Address6, true)
-		if !n.addr.IsValid() && !n.addr6.IsValid() {
+		if !n.Address.set && !n.Address6.set {
 			errs.add(file, c.line(at), "node %q has no address: set address (IPv4, answered as A) and/or address6 (IPv6, answered as AAAA), its client-facing Interface 2", n.Name)
 		}
 		for _, r := range []struct {
@@ -126,6 +131,10 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 			v   singleAddr
 		}{{"replication", n.Replication}, {"replication6", n.Replication6}} {
 			if !r.v.set {
+				continue
+			}
+			if r.v.list > 0 {
+				errs.add(file, c.line(at+"."+r.key), "node %q: %s must be one address, not a list", n.Name, r.key)
 				continue
 			}
 			ra, err := netip.ParseAddr(r.v.s)
@@ -143,6 +152,10 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 
 func (c *Config) parseNodeAddr(file string, errs *ErrorList, path, node, key string, v singleAddr, six bool) netip.Addr {
 	if !v.set {
+		return netip.Addr{}
+	}
+	if v.list > 0 {
+		errs.add(file, c.line(path), "node %q: %s is a list of %d addresses: a node has exactly one client-facing address per type, because answering several is round robin, which breaks session-bound clusters; make each address its own [[node]] and list them in the service's nodes, in priority order", node, key, v.list)
 		return netip.Addr{}
 	}
 	a, err := netip.ParseAddr(v.s)

@@ -92,6 +92,7 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 
 	z := &Zone{Origin: origin, File: display, nodes: map[string]*Node{}, labels: dns.CountLabel(origin)}
 	rl := rrsetLines{}
+	nsLines := map[dns.RR]int{} // each NS record's own line, for glue errors
 	for i, rr := range rrs {
 		h := rr.Header()
 		name := canonical(h.Name)
@@ -132,8 +133,11 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 		if _, ok := rl[k]; !ok {
 			rl[k] = lineOf(i)
 		}
+		if h.Rrtype == dns.TypeNS {
+			nsLines[rr] = lineOf(i)
+		}
 	}
-	z.validate(&errs, rl)
+	z.validate(&errs, rl, nsLines, firstRecordLine(lines))
 	z.lines = rl
 	if len(errs) > 0 {
 		return nil, errs
@@ -176,13 +180,22 @@ type rrsetKey struct {
 	t    uint16
 }
 
-func (z *Zone) validate(errs *ErrorList, rl rrsetLines) {
+func firstRecordLine(lines []int) int {
+	if len(lines) == 0 {
+		return 1
+	}
+	return lines[0]
+}
+
+// validate checks the zone as a whole. Problems of the whole zone (no SOA,
+// no NS) are reported at the first record: an editor still jumps there.
+func (z *Zone) validate(errs *ErrorList, rl rrsetLines, nsLines map[dns.RR]int, first int) {
 	if z.SOA == nil {
-		errs.add(z.File, 0, "zone %s has no SOA record: add one at the apex, e.g. \"@ 3600 IN SOA ns1.%s hostmaster.%s 1 7200 3600 1209600 300\"", z.Origin, z.Origin, z.Origin)
+		errs.add(z.File, first, "zone %s has no SOA record: add one at the apex, e.g. \"@ 3600 IN SOA ns1.%s hostmaster.%s 1 7200 3600 1209600 300\"", z.Origin, z.Origin, z.Origin)
 	}
 	apex := z.nodes[z.Origin]
 	if apex == nil || len(apex.RRsets[dns.TypeNS]) == 0 {
-		errs.add(z.File, 0, "zone %s has no NS record at the apex: add at least one, e.g. \"@ IN NS ns1.%s\" with its A record", z.Origin, z.Origin)
+		errs.add(z.File, first, "zone %s has no NS record at the apex: add at least one, e.g. \"@ IN NS ns1.%s\" with its A record", z.Origin, z.Origin)
 	}
 	names := make([]string, 0, len(z.nodes))
 	for name := range z.nodes {
@@ -224,7 +237,7 @@ func (z *Zone) validate(errs *ErrorList, rl rrsetLines) {
 				continue
 			}
 			if t := z.nodes[target]; t == nil || (len(t.RRsets[dns.TypeA]) == 0 && len(t.RRsets[dns.TypeAAAA]) == 0) {
-				line := rl[rrsetKey{name, dns.TypeNS}]
+				line := nsLines[rr]
 				errs.add(z.File, line, "NS %s at %s is inside the zone but has no A or AAAA record (glue): add \"%s IN A <address>\"", target, name, target)
 			}
 		}
