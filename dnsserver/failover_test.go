@@ -1,0 +1,1173 @@
+package dnsserver_test
+
+// Acceptance tests of failover services: a real failoverdns instance (UDP
+// and TCP listeners, prober, engine) in front of real local backends on
+// loopback addresses 127.0.10.x, queried over the wire. Nothing here is sent
+// to a non-loopback address: answered addresses in 192.0.2.0/24 are only
+// ever answered, the checks probe their loopback target.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+const (
+	foService = "keys.failover.test." // the service every test serves
+	foHost    = "keys.failover.test"  // the name its certificates are for
+	foTTL     = 7                     // distinct from the zone's 300 and the default 30
+	// foDeadline bounds every wait for something that should happen
+	// within a few probe intervals: generous, for noisy 2-core CI.
+	foDeadline = 10 * time.Second
+	// foPoll is the interval between DNS queries while waiting.
+	foPoll = 50 * time.Millisecond
+)
+
+// foTiming is the check schedule of most tests: 50ms probes, two results to
+// change state. The timeout is generous so a busy machine under -race does
+// not time out a healthy probe (the initial round has no rise/fall).
+const foTiming = "interval = \"50ms\"\ntimeout = \"1s\"\nrise = 2\nfall = 2\n"
+
+// ---------------------------------------------------------------------------
+// Backends
+
+// Listener modes.
+const (
+	foServe     = iota // hand connections to the server
+	foHang             // accept and hold: the TCP handshake succeeds, nothing ever answers
+	foBlackHole        // stop accepting, queue full: SYNs are dropped
+)
+
+// foListener is a TCP listener whose behaviour can be switched without
+// closing the socket (so no probe ever sees "connection refused" while the
+// test switches it).
+type foListener struct {
+	*net.TCPListener
+	mode atomic.Int32
+
+	mu     sync.Mutex
+	held   []net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *foListener) Accept() (net.Conn, error) {
+	for {
+		if l.mode.Load() == foBlackHole {
+			<-l.closed
+			return nil, net.ErrClosed
+		}
+		c, err := l.TCPListener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.mode.Load() == foServe {
+			return c, nil
+		}
+		l.mu.Lock()
+		l.held = append(l.held, c)
+		l.mu.Unlock()
+	}
+}
+
+func (l *foListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	l.mu.Lock()
+	for _, c := range l.held {
+		c.Close()
+	}
+	l.held = nil
+	l.mu.Unlock()
+	return l.TCPListener.Close()
+}
+
+// foBackend is one node's service on a loopback address: a TCP acceptor, or
+// an HTTP or HTTPS server answering with the status the test sets.
+type foBackend struct {
+	t      testing.TB
+	kind   string // "tcp", "http" or "https" ("tls" checks use "https")
+	ip     string // 127.0.10.x
+	cert   tls.Certificate
+	status atomic.Int32 // HTTP status to answer
+	hits   atomic.Int64 // requests (HTTP) or connections (TCP) served
+	// handler, when set before start, replaces the status handler.
+	handler http.HandlerFunc
+
+	mu      sync.Mutex
+	port    int
+	ln      *foListener
+	srv     *http.Server
+	done    chan struct{} // closed when the serving goroutine returned
+	fillers []net.Conn
+}
+
+// foNewBackend starts a backend on ip (port chosen by the kernel) and stops
+// it when the test ends.
+func foNewBackend(t testing.TB, kind, ip string, cert tls.Certificate) *foBackend {
+	t.Helper()
+	b := &foBackend{t: t, kind: kind, ip: ip, cert: cert}
+	b.status.Store(http.StatusOK)
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *foBackend) addr() string { return net.JoinHostPort(b.ip, fmt.Sprint(b.port)) }
+
+// start listens (again) on the backend's address and serves.
+func (b *foBackend) start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln != nil {
+		b.t.Fatalf("backend %s already running", b.addr())
+	}
+	var ln net.Listener
+	var err error
+	for end := time.Now().Add(foDeadline); ; {
+		ln, err = net.Listen("tcp", net.JoinHostPort(b.ip, fmt.Sprint(b.port)))
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(end) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		b.t.Fatalf("backend listen: %v", err)
+	}
+	b.port = ln.Addr().(*net.TCPAddr).Port
+	fl := &foListener{TCPListener: ln.(*net.TCPListener), closed: make(chan struct{})}
+	b.ln = fl
+	done := make(chan struct{})
+	b.done = done
+	if b.kind == "tcp" {
+		go func() {
+			defer close(done)
+			for {
+				c, err := fl.Accept()
+				if err != nil {
+					return
+				}
+				b.hits.Add(1)
+				c.Close()
+			}
+		}()
+		return
+	}
+	h := b.handler
+	if h == nil {
+		h = func(w http.ResponseWriter, r *http.Request) {
+			b.hits.Add(1)
+			w.WriteHeader(int(b.status.Load()))
+		}
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake failures are the point of some tests
+	}
+	b.srv = srv
+	go func() {
+		defer close(done)
+		if b.kind == "https" {
+			srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{b.cert}}
+			_ = srv.ServeTLS(fl, "", "")
+			return
+		}
+		_ = srv.Serve(fl)
+	}()
+}
+
+// stop closes the listener (new connections are refused) and every open
+// connection, and waits for the server goroutine.
+func (b *foBackend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.ln == nil {
+		return
+	}
+	if b.srv != nil {
+		b.srv.Close()
+		b.srv = nil
+	}
+	b.ln.Close()
+	<-b.done
+	for _, c := range b.fillers {
+		c.Close()
+	}
+	b.fillers, b.ln = nil, nil
+}
+
+// hang makes the backend accept connections and never answer on them.
+func (b *foBackend) hang() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ln.mode.Store(foHang)
+}
+
+// blackHole stops accepting and fills the accept queue, so that the kernel
+// drops further SYNs: connecting hangs until the prober's timeout, as with
+// a host that silently eats packets. Linux lets listen(2) be called again to
+// shrink the backlog of a live socket (see health/backlog_linux_test.go).
+func (b *foBackend) blackHole() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ln.mode.Store(foBlackHole)
+	rc, err := b.ln.SyscallConn()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = syscall.Listen(int(fd), 0) }); err != nil {
+		b.t.Fatal(err)
+	}
+	if lerr != nil {
+		b.t.Fatal(lerr)
+	}
+	// One Accept may still be pending and takes (and holds) the first
+	// connection; the queue holds one more. Dial until a dial hangs.
+	for range 10 {
+		c, err := net.DialTimeout("tcp", b.addr(), 300*time.Millisecond)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return // full: SYNs are dropped
+			}
+			b.t.Fatalf("filling the accept queue of %s: %v", b.addr(), err)
+		}
+		b.fillers = append(b.fillers, c)
+	}
+	b.t.Fatalf("black hole %s: the accept queue never filled", b.addr())
+}
+
+// foClosedPort returns an address on ip where nothing listens.
+func foClosedPort(t testing.TB, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// ---------------------------------------------------------------------------
+// Certificates, made in the test so none can expire under us.
+
+type foPKI struct {
+	caFile    string
+	good      tls.Certificate // keys.failover.test, valid for a year
+	wrongName tls.Certificate // other.test
+	expired   tls.Certificate // keys.failover.test, expired yesterday
+	shortLife tls.Certificate // keys.failover.test, expires in an hour (within the default min_validity 72h)
+}
+
+var (
+	foPKIOnce sync.Once
+	foPKIVal  foPKI
+	foPKIErr  error
+)
+
+// foCerts returns a PKI shared by the tests of this package (keys are
+// cheap, but not free under -race).
+func foCerts(t testing.TB) foPKI {
+	t.Helper()
+	foPKIOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "failoverdns-pki-")
+		if err != nil {
+			foPKIErr = err
+			return
+		}
+		foPKIVal, foPKIErr = foMakePKI(dir)
+	})
+	if foPKIErr != nil {
+		t.Fatal(foPKIErr)
+	}
+	return foPKIVal
+}
+
+func foMakePKI(dir string) (foPKI, error) {
+	now := time.Now()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return foPKI{}, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "failoverdns failover test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return foPKI{}, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return foPKI{}, err
+	}
+	serial := int64(1)
+	leaf := func(name string, notBefore, notAfter time.Time) (tls.Certificate, error) {
+		serial++
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: name},
+			DNSNames:     []string{name},
+			NotBefore:    notBefore,
+			NotAfter:     notAfter,
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	}
+	var p foPKI
+	year := 365 * 24 * time.Hour
+	if p.good, err = leaf(foHost, now.Add(-time.Hour), now.Add(year)); err != nil {
+		return p, err
+	}
+	if p.wrongName, err = leaf("other.test", now.Add(-time.Hour), now.Add(year)); err != nil {
+		return p, err
+	}
+	if p.expired, err = leaf(foHost, now.Add(-48*time.Hour), now.Add(-24*time.Hour)); err != nil {
+		return p, err
+	}
+	if p.shortLife, err = leaf(foHost, now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
+		return p, err
+	}
+	p.caFile = filepath.Join(dir, "ca.pem")
+	err = os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+	return p, err
+}
+
+// ---------------------------------------------------------------------------
+// Config and instance
+
+// foNode is one [[node]] of a test config.
+type foNode struct {
+	name  string
+	addr  string // answered as A
+	addr6 string // answered as AAAA, optional
+	repl  string // Interface 1: never answered
+	check string // the body of [node.check]
+}
+
+// foSvc is the [[service]] of a test config.
+type foSvc struct {
+	nodes    []string
+	failback string // default auto
+	after    string // default 1s
+	allDown  string // default keep
+}
+
+// foCheck is a [node.check] body probing backend b with check type typ
+// (which may differ from the backend's kind: "tls" against "https").
+func foCheck(typ string, b *foBackend, extra string) string {
+	return fmt.Sprintf("type = %q\nport = %d\ntarget = %q\n%s", typ, b.port, b.ip, extra)
+}
+
+// foNodeFor is node i (1-based) answered at 192.0.2.1i, probed at b.
+func foNodeFor(i int, typ string, b *foBackend, extra string) foNode {
+	return foNode{
+		name:  fmt.Sprintf("n%d", i),
+		addr:  fmt.Sprintf("192.0.2.1%d", i),
+		repl:  fmt.Sprintf("10.99.0.1%d", i),
+		check: foCheck(typ, b, extra),
+	}
+}
+
+func foWriteConfig(t testing.TB, nodes []foNode, svc foSvc) string {
+	t.Helper()
+	dir := t.TempDir()
+	zone, err := filepath.Abs("../testdata/failover/failover.test.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n\n", filepath.Join(dir, "state"))
+	fmt.Fprintf(&b, "[[zone]]\norigin = \"failover.test.\"\nfile = %q\n\n", zone)
+	for _, n := range nodes {
+		fmt.Fprintf(&b, "[[node]]\nname = %q\naddress = %q\n", n.name, n.addr)
+		if n.addr6 != "" {
+			fmt.Fprintf(&b, "address6 = %q\n", n.addr6)
+		}
+		if n.repl != "" {
+			fmt.Fprintf(&b, "replication = %q\n", n.repl)
+		}
+		fmt.Fprintf(&b, "[node.check]\n%s\n", n.check)
+	}
+	if svc.failback == "" {
+		svc.failback = "auto"
+	}
+	if svc.after == "" {
+		svc.after = "1s"
+	}
+	if svc.allDown == "" {
+		svc.allDown = "keep"
+	}
+	if svc.nodes == nil {
+		for _, n := range nodes {
+			svc.nodes = append(svc.nodes, n.name)
+		}
+	}
+	quoted := make([]string, len(svc.nodes))
+	for i, n := range svc.nodes {
+		quoted[i] = fmt.Sprintf("%q", n)
+	}
+	fmt.Fprintf(&b, "[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = %q\nfailback_after = %q\nwhen_all_down = %q\n",
+		foService, foTTL, strings.Join(quoted, ", "), svc.failback, svc.after, svc.allDown)
+	path := filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// foLog collects the server's log, printed only when the test fails.
+type foLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *foLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *foLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// foStart loads the config and starts an instance on 127.0.0.1:0; it is
+// closed when the test ends. It returns the instance and its DNS address.
+func foStart(t testing.TB, nodes []foNode, svc foSvc) (*dnsserver.Instance, string) {
+	t.Helper()
+	path := foWriteConfig(t, nodes, svc)
+	snap, err := zones.Load(path)
+	if err != nil {
+		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
+	}
+	logs := &foLog{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	in, err := dnsserver.Start(snap, logger, "v0.0.0-failover-test")
+	if err != nil {
+		t.Fatalf("dnsserver.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		in.Close(ctx)
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	addrs := in.Server.Addrs()
+	if len(addrs) != 1 || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
+		t.Fatalf("Addrs() = %v, want one 127.0.0.1 address", addrs)
+	}
+	return in, addrs[0]
+}
+
+// ---------------------------------------------------------------------------
+// Queries
+
+// foQuery sends one query for the service over network ("udp" or "tcp").
+func foQuery(network, addr string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	q := new(dns.Msg)
+	q.SetQuestion(foService, qtype)
+	q.RecursionDesired = false
+	r, _, err := c.Exchange(q, addr)
+	if err != nil {
+		return nil, err
+	}
+	if r.Id != q.Id {
+		return nil, fmt.Errorf("reply id %d, query id %d", r.Id, q.Id)
+	}
+	return r, nil
+}
+
+// foRead checks a reply for the service strictly: NOERROR, AA, exactly one
+// record of the asked type at the service name with the service's TTL. It
+// returns that record's address, or "SERVFAIL" for a bare SERVFAIL.
+func foRead(r *dns.Msg, qtype uint16) (string, error) {
+	if r.Rcode == dns.RcodeServerFailure {
+		if len(r.Answer) != 0 {
+			return "", fmt.Errorf("SERVFAIL with %d answer records", len(r.Answer))
+		}
+		return "SERVFAIL", nil
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return "", fmt.Errorf("rcode %s, want NOERROR", dns.RcodeToString[r.Rcode])
+	}
+	if !r.Authoritative {
+		return "", errors.New("AA is not set")
+	}
+	if len(r.Answer) != 1 {
+		return "", fmt.Errorf("%d answer records, want exactly one:\n%s", len(r.Answer), foRRs(r.Answer))
+	}
+	rr := r.Answer[0]
+	h := rr.Header()
+	if !strings.EqualFold(h.Name, foService) || h.Class != dns.ClassINET || h.Rrtype != qtype {
+		return "", fmt.Errorf("answer %s, want %s IN %s", rr, foService, dns.TypeToString[qtype])
+	}
+	if h.Ttl != foTTL {
+		return "", fmt.Errorf("answer %s: TTL %d, want the service ttl %d", rr, h.Ttl, foTTL)
+	}
+	switch v := rr.(type) {
+	case *dns.A:
+		return v.A.String(), nil
+	case *dns.AAAA:
+		return v.AAAA.String(), nil
+	}
+	return "", fmt.Errorf("answer %s is not an address", rr)
+}
+
+func foRRs(rrs []dns.RR) string {
+	var b strings.Builder
+	for _, rr := range rrs {
+		b.WriteString("\t" + rr.String() + "\n")
+	}
+	return b.String()
+}
+
+// foAsk queries A over UDP and returns the answered address or "SERVFAIL";
+// anything else fails the test.
+func foAsk(t testing.TB, addr string) string {
+	t.Helper()
+	r, err := foQuery("udp", addr, dns.TypeA)
+	if err != nil {
+		t.Fatalf("query %s: %v", foService, err)
+	}
+	a, err := foRead(r, dns.TypeA)
+	if err != nil {
+		t.Fatalf("query %s: %v", foService, err)
+	}
+	return a
+}
+
+// foWait polls the A answer every foPoll until it is want and returns when
+// that answer was received. Any answer that is neither want nor in allowed
+// fails the test at once, as does the deadline.
+func foWait(t testing.TB, addr, want string, within time.Duration, allowed ...string) time.Time {
+	t.Helper()
+	var seen []string
+	deadline := time.Now().Add(within)
+	for {
+		a := foAsk(t, addr)
+		at := time.Now()
+		if len(seen) == 0 || seen[len(seen)-1] != a {
+			seen = append(seen, a)
+		}
+		if a == want {
+			return at
+		}
+		if !slices.Contains(allowed, a) {
+			t.Fatalf("answer %s while waiting for %s (allowed meanwhile: %v); answers seen: %v", a, want, allowed, seen)
+		}
+		if at.After(deadline) {
+			t.Fatalf("answer still not %s after %s; answers seen: %v", want, within, seen)
+		}
+		time.Sleep(foPoll)
+	}
+}
+
+// foWaitHealth waits until the prober reports node as up (or down) and
+// returns its state.
+func foWaitHealth(t testing.TB, in *dnsserver.Instance, node string, up bool, within time.Duration) health.State {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s, ok := in.Prober.Snapshot()[node]
+		if ok && s.Checked && s.Up == up {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: prober state %+v after %s, want Up=%v", node, s, within, up)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// foWaitDecision waits until the published snapshot's decision for the
+// service has a reason containing substr.
+func foWaitDecision(t testing.TB, in *dnsserver.Instance, substr string) zones.Decision {
+	t.Helper()
+	deadline := time.Now().Add(foDeadline)
+	for {
+		d, _ := in.Server.Snapshot().Decision(foService, 0)
+		if strings.Contains(d.Reason, substr) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("decision %+v after %s, want a reason with %q", d, foDeadline, substr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 1. Failover and failback, per check type.
+
+func TestFailoverFailback(t *testing.T) {
+	pki := foCerts(t)
+	for _, typ := range []string{"tcp", "http", "https"} {
+		for _, failback := range []string{"auto", "manual"} {
+			t.Run(typ+"/"+failback, func(t *testing.T) {
+				testFailoverFailback(t, pki, typ, failback)
+			})
+		}
+	}
+}
+
+func testFailoverFailback(t *testing.T, pki foPKI, typ, failback string) {
+	const after = time.Second
+	extra := foTiming
+	if typ == "https" {
+		extra += fmt.Sprintf("ca_file = %q\n", pki.caFile)
+	}
+	var nodes []foNode
+	var backends []*foBackend
+	for i := 1; i <= 3; i++ {
+		b := foNewBackend(t, typ, fmt.Sprintf("127.0.10.%d", i), pki.good)
+		backends = append(backends, b)
+		nodes = append(nodes, foNodeFor(i, typ, b, extra))
+	}
+	if typ == "tcp" {
+		// The default probe target: the answered address itself, when
+		// it is loopback.
+		for i := range nodes {
+			nodes[i].addr = backends[i].ip
+			nodes[i].check = fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", backends[i].port, extra)
+		}
+	}
+	n1, n2 := nodes[0].addr, nodes[1].addr
+	in, addr := foStart(t, nodes, foSvc{failback: failback, after: after.String()})
+
+	// The initial probe round already ran: the first answer is node 1.
+	if a := foAsk(t, addr); a != n1 {
+		t.Fatalf("first answer %s, want node 1 %s", a, n1)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if s := in.Prober.Snapshot()[n]; !s.Checked || !s.Up {
+			t.Fatalf("after Start, node %s is %+v, want checked and up", n, s)
+		}
+	}
+
+	// Node 1 goes away: the answer moves to node 2, never to node 3.
+	backends[0].stop()
+	foWait(t, addr, n2, foDeadline, n1)
+	if s := in.Prober.Snapshot()["n1"]; s.Up {
+		t.Errorf("answer moved to node 2 while the prober says n1 is up: %+v", s)
+	}
+
+	// Node 1 comes back on the same address and port.
+	backends[0].start()
+	st := foWaitHealth(t, in, "n1", true, foDeadline)
+	ready := st.Since.Add(after)
+
+	if failback == "manual" {
+		// It never returns by itself: watch for twice failback_after.
+		seen := 0
+		for end := time.Now().Add(2 * after); time.Now().Before(end); time.Sleep(foPoll) {
+			if a := foAsk(t, addr); a != n2 {
+				t.Fatalf("failback = manual: answer %s %s after node 1 came back, want node 2 %s",
+					a, time.Since(st.Since).Round(time.Millisecond), n2)
+			}
+			seen++
+		}
+		if s := in.Prober.Snapshot()["n1"]; !s.Up || !s.Since.Equal(st.Since) {
+			t.Fatalf("node 1 did not stay up during the observation: %+v", s)
+		}
+		if d, _ := in.Server.Snapshot().Decision(foService, 0); d.Active != "n2" {
+			t.Errorf("decision %+v, want n2", d)
+		}
+		t.Logf("manual: %d answers over %s after node 1 came back, all node 2", seen, 2*after)
+		return
+	}
+
+	// failback = auto: still node 2 until node 1 has been up for
+	// failback_after, then node 1.
+	early := 0
+	deadline := time.Now().Add(foDeadline)
+	for {
+		a := foAsk(t, addr)
+		at := time.Now()
+		if a == n1 {
+			if at.Before(ready) {
+				t.Fatalf("failback to node 1 %s after it came back, before failback_after %s",
+					at.Sub(st.Since).Round(time.Millisecond), after)
+			}
+			t.Logf("auto: failback %s after node 1 came back (failback_after %s); %d answers of node 2 before",
+				at.Sub(st.Since).Round(time.Millisecond), after, early)
+			break
+		}
+		if a != n2 {
+			t.Fatalf("answer %s during the failback hold-down, want node 2 %s", a, n2)
+		}
+		if at.Before(ready) {
+			early++
+		}
+		if at.After(deadline) {
+			t.Fatalf("no failback to node 1 %s after it came back (failback_after %s)", at.Sub(st.Since), after)
+		}
+		time.Sleep(foPoll)
+	}
+	if early == 0 {
+		// Only possible when this test was starved for a whole second.
+		t.Errorf("no answer was observed during the hold-down: cannot tell that the failback waited")
+	}
+	if s := in.Prober.Snapshot()["n1"]; !s.Since.Equal(st.Since) {
+		t.Fatalf("node 1 flapped during the hold-down (%+v): the test proves nothing", s)
+	}
+}
+
+// Two higher-priority nodes come back one after the other, the second
+// within the first's hold-down: the answer must go to node 2 when its
+// hold-down ends and on to node 1 when node 1's ends, with no other health
+// change to wake the engine.
+func TestFailbackSecondNodeThenFirst(t *testing.T) {
+	const after = time.Second
+	var nodes []foNode
+	var backends []*foBackend
+	for i := 1; i <= 3; i++ {
+		b := foNewBackend(t, "tcp", fmt.Sprintf("127.0.10.%d", i), tls.Certificate{})
+		backends = append(backends, b)
+		nodes = append(nodes, foNodeFor(i, "tcp", b, foTiming))
+	}
+	n1, n2, n3 := nodes[0].addr, nodes[1].addr, nodes[2].addr
+	in, addr := foStart(t, nodes, foSvc{after: after.String()})
+	if a := foAsk(t, addr); a != n1 {
+		t.Fatalf("first answer %s, want node 1 %s", a, n1)
+	}
+	backends[0].stop()
+	backends[1].stop()
+	foWait(t, addr, n3, foDeadline, n1, n2)
+
+	backends[1].start()
+	s2 := foWaitHealth(t, in, "n2", true, foDeadline)
+	backends[0].start()
+	s1 := foWaitHealth(t, in, "n1", true, foDeadline)
+	if !s1.Since.Before(s2.Since.Add(after)) {
+		t.Skipf("machine too slow: node 1 came back %s after node 2, past node 2's hold-down", s1.Since.Sub(s2.Since))
+	}
+	at2 := foWait(t, addr, n2, foDeadline, n3)
+	if at2.Before(s2.Since.Add(after)) {
+		t.Errorf("failback to node 2 %s after it came back, before failback_after", at2.Sub(s2.Since))
+	}
+	at1 := foWait(t, addr, n1, foDeadline, n2)
+	if at1.Before(s1.Since.Add(after)) {
+		t.Errorf("failback to node 1 %s after it came back, before failback_after", at1.Sub(s1.Since))
+	}
+	for _, n := range []string{"n1", "n2"} {
+		if s := in.Prober.Snapshot()[n]; !s.Up {
+			t.Errorf("node %s went down during the test: %+v", n, s)
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 2. Rise/fall: a node failing every other probe never moves the answer.
+
+func TestFailoverNoFlap(t *testing.T) {
+	const probes = 30
+	b1 := &foBackend{}
+	b1.handler = func(w http.ResponseWriter, r *http.Request) {
+		// Probe 1 (the initial round) succeeds, then fail, succeed, ...:
+		// never two failures in a row, let alone fall = 3.
+		if b1.hits.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+	b1.t, b1.kind, b1.ip = t, "http", "127.0.10.1"
+	b1.status.Store(http.StatusOK)
+	b1.start()
+	t.Cleanup(b1.stop)
+	b2 := foNewBackend(t, "http", "127.0.10.2", tls.Certificate{})
+	timing := "interval = \"50ms\"\ntimeout = \"1s\"\nrise = 2\nfall = 3\n"
+	nodes := []foNode{foNodeFor(1, "http", b1, timing), foNodeFor(2, "http", b2, timing)}
+	n1 := nodes[0].addr
+	in, addr := foStart(t, nodes, foSvc{})
+	since := foWaitHealth(t, in, "n1", true, time.Second).Since
+
+	answers := 0
+	deadline := time.Now().Add(4 * foDeadline)
+	for b1.hits.Load() <= probes {
+		if a := foAsk(t, addr); a != n1 {
+			t.Fatalf("answer %s after %d probes of a node failing every other probe (fall = 3), want node 1 %s",
+				a, b1.hits.Load(), n1)
+		}
+		answers++
+		if s := in.Prober.Snapshot()["n1"]; !s.Up || !s.Since.Equal(since) {
+			t.Fatalf("prober state of n1 changed after %d probes: %+v", b1.hits.Load(), s)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d probes in %s", b1.hits.Load(), 4*foDeadline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The backend really did fail: the prober saw failures.
+	fails := 0
+	for range 100 {
+		if !in.Prober.Snapshot()["n1"].Last.OK {
+			fails++
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if fails == 0 {
+		t.Errorf("the prober never saw a failed probe of n1: the backend did not flap")
+	}
+	t.Logf("%d probes, %d answers, all node 1", b1.hits.Load(), answers)
+}
+
+// ---------------------------------------------------------------------------
+// 3. A node that hangs or black-holes is down after its timeout.
+
+func TestFailoverTimeouts(t *testing.T) {
+	const timing = "interval = \"50ms\"\ntimeout = \"300ms\"\nrise = 2\nfall = 2\n"
+	for _, tc := range []struct {
+		name, typ string
+		breakIt   func(*foBackend)
+	}{
+		{"hung http", "http", (*foBackend).hang},
+		{"hung https", "https", (*foBackend).hang},
+		{"black-holed tcp", "tcp", (*foBackend).blackHole},
+		{"black-holed http", "http", (*foBackend).blackHole},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pki := foCerts(t)
+			extra := timing
+			if tc.typ == "https" {
+				extra += fmt.Sprintf("ca_file = %q\n", pki.caFile)
+			}
+			b1 := foNewBackend(t, tc.typ, "127.0.10.1", pki.good)
+			b2 := foNewBackend(t, tc.typ, "127.0.10.2", pki.good)
+			nodes := []foNode{foNodeFor(1, tc.typ, b1, extra), foNodeFor(2, tc.typ, b2, extra)}
+			n1, n2 := nodes[0].addr, nodes[1].addr
+			in, addr := foStart(t, nodes, foSvc{})
+			if a := foAsk(t, addr); a != n1 {
+				t.Fatalf("first answer %s, want node 1 %s", a, n1)
+			}
+			// The socket stays open throughout: no probe is refused, so
+			// only the timeout can take node 1 down.
+			tc.breakIt(b1)
+			foWait(t, addr, n2, foDeadline, n1)
+			s := in.Prober.Snapshot()["n1"]
+			if s.Up || s.Last.Err != "timeout after 300ms" {
+				t.Errorf("n1 state %+v, want down with \"timeout after 300ms\"", s)
+			}
+			if d, _ := in.Server.Snapshot().Decision(foService, 0); !strings.Contains(d.Reason, "n1 is down: timeout after 300ms") {
+				t.Errorf("decision reason %q, want it to say n1 timed out", d.Reason)
+			}
+		})
+	}
+
+	t.Run("black-holed at boot", func(t *testing.T) {
+		b1 := foNewBackend(t, "tcp", "127.0.10.1", tls.Certificate{})
+		b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
+		b1.blackHole()
+		nodes := []foNode{foNodeFor(1, "tcp", b1, timing), foNodeFor(2, "tcp", b2, timing)}
+		start := time.Now()
+		in, addr := foStart(t, nodes, foSvc{})
+		if took := time.Since(start); took < 300*time.Millisecond {
+			t.Errorf("Start took %s: the initial probe of a black hole returned before its 300ms timeout", took)
+		}
+		if a := foAsk(t, addr); a != nodes[1].addr {
+			t.Fatalf("first answer %s, want node 2 %s (node 1 is black-holed)", a, nodes[1].addr)
+		}
+		if s := in.Prober.Snapshot()["n1"]; !s.Checked || s.Up || s.Last.Err != "timeout after 300ms" {
+			t.Errorf("n1 state %+v, want checked, down, \"timeout after 300ms\"", s)
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// 4. Certificates: the wrong name or an expired certificate is a down node.
+
+func TestFailoverCertificates(t *testing.T) {
+	pki := foCerts(t)
+	for _, tc := range []struct {
+		name    string
+		typ     string // check type; the backend is always HTTPS
+		cert    tls.Certificate
+		extra   string
+		wantN1  bool   // node 1 up and answered
+		wantErr string // substring of node 1's last error
+	}{
+		{"https good", "https", pki.good, "", true, ""},
+		{"https wrong name", "https", pki.wrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
+		{"https expired", "https", pki.expired, "", false, "tls: certificate expired"},
+		{"https wrong name insecure", "https", pki.wrongName, "insecure = true\n", true, ""},
+		{"https expired insecure", "https", pki.expired, "insecure = true\n", true, ""},
+		{"tls good", "tls", pki.good, "", true, ""},
+		{"tls wrong name", "tls", pki.wrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
+		{"tls expired", "tls", pki.expired, "", false, "tls: certificate expired"},
+		{"tls expires within min_validity", "tls", pki.shortLife, "", false, "within min_validity 72h0m0s"},
+		{"tls expires after min_validity", "tls", pki.shortLife, "min_validity = \"30m\"\n", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b1 := foNewBackend(t, "https", "127.0.10.1", tc.cert)
+			b2 := foNewBackend(t, "https", "127.0.10.2", pki.good)
+			ca := fmt.Sprintf("ca_file = %q\n", pki.caFile)
+			nodes := []foNode{
+				foNodeFor(1, tc.typ, b1, foTiming+ca+tc.extra),
+				foNodeFor(2, tc.typ, b2, foTiming+ca),
+			}
+			want := nodes[1].addr
+			if tc.wantN1 {
+				want = nodes[0].addr
+			}
+			in, addr := foStart(t, nodes, foSvc{})
+			// From the start: the initial round decided.
+			if a := foAsk(t, addr); a != want {
+				t.Fatalf("first answer %s, want %s (n1: %+v)", a, want, in.Prober.Snapshot()["n1"])
+			}
+			s := in.Prober.Snapshot()["n1"]
+			if !s.Checked || s.Up != tc.wantN1 || !strings.Contains(s.Last.Err, tc.wantErr) {
+				t.Errorf("n1 state %+v, want Up=%v with error containing %q", s, tc.wantN1, tc.wantErr)
+			}
+			if s2 := in.Prober.Snapshot()["n2"]; !s2.Up {
+				t.Errorf("n2 (good certificate) is down: %+v", s2)
+			}
+			// And it stays so over a few probes.
+			for range 5 {
+				time.Sleep(foPoll)
+				if a := foAsk(t, addr); a != want {
+					t.Fatalf("answer %s, want %s (n1: %+v)", a, want, in.Prober.Snapshot()["n1"])
+				}
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 5. All nodes down, and a node dead at boot.
+
+func TestFailoverAllDown(t *testing.T) {
+	for _, allDown := range []string{"keep", "first", "servfail"} {
+		t.Run(allDown, func(t *testing.T) {
+			b1 := foNewBackend(t, "tcp", "127.0.10.1", tls.Certificate{})
+			b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
+			nodes := []foNode{foNodeFor(1, "tcp", b1, foTiming), foNodeFor(2, "tcp", b2, foTiming)}
+			n1, n2 := nodes[0].addr, nodes[1].addr
+			in, addr := foStart(t, nodes, foSvc{allDown: allDown})
+			if a := foAsk(t, addr); a != n1 {
+				t.Fatalf("first answer %s, want node 1 %s", a, n1)
+			}
+			b1.stop()
+			foWait(t, addr, n2, foDeadline, n1)
+			b2.stop()
+			switch allDown {
+			case "keep":
+				foWaitDecision(t, in, "all nodes down")
+				// The last active node, not the first.
+				for range 5 {
+					if a := foAsk(t, addr); a != n2 {
+						t.Fatalf("when_all_down = keep: answer %s, want the last active node 2 %s", a, n2)
+					}
+					time.Sleep(foPoll)
+				}
+			case "first":
+				foWait(t, addr, n1, foDeadline, n2)
+				foWaitDecision(t, in, "all nodes down")
+			case "servfail":
+				foWait(t, addr, "SERVFAIL", foDeadline, n2)
+				d := foWaitDecision(t, in, "all nodes down")
+				if !d.Servfail {
+					t.Errorf("decision %+v, want Servfail", d)
+				}
+				// SERVFAIL over TCP and for AAAA too.
+				for _, q := range []struct {
+					net   string
+					qtype uint16
+				}{{"tcp", dns.TypeA}, {"udp", dns.TypeAAAA}} {
+					r, err := foQuery(q.net, addr, q.qtype)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if r.Rcode != dns.RcodeServerFailure || len(r.Answer) != 0 {
+						t.Errorf("%s %s: rcode %s with %d answers, want SERVFAIL and none",
+							q.net, dns.TypeToString[q.qtype], dns.RcodeToString[r.Rcode], len(r.Answer))
+					}
+				}
+				// Node 2 comes back: answered again.
+				b2.start()
+				foWait(t, addr, n2, foDeadline, "SERVFAIL")
+			}
+		})
+	}
+
+	t.Run("dead at boot", func(t *testing.T) {
+		port := foClosedPort(t, "127.0.10.1")
+		b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
+		nodes := []foNode{
+			{name: "n1", addr: "192.0.2.11", repl: "10.99.0.11", check: fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.1\"\n%s", port, foTiming)},
+			foNodeFor(2, "tcp", b2, foTiming),
+		}
+		in, addr := foStart(t, nodes, foSvc{})
+		if a := foAsk(t, addr); a != nodes[1].addr {
+			t.Fatalf("first answer after Start %s, want node 2 %s: node 1's port is closed", a, nodes[1].addr)
+		}
+		if s := in.Prober.Snapshot()["n1"]; !s.Checked || s.Up {
+			t.Errorf("n1 state %+v, want checked and down", s)
+		}
+		for range 5 {
+			time.Sleep(foPoll)
+			if a := foAsk(t, addr); a != nodes[1].addr {
+				t.Fatalf("answer %s, want node 2 %s", a, nodes[1].addr)
+			}
+		}
+	})
+}
+
+// ---------------------------------------------------------------------------
+// 7. Concurrent queries while nodes flap.
+
+func TestFailoverUnderLoad(t *testing.T) {
+	const (
+		duration = 2 * time.Second
+		workers  = 8
+	)
+	timing := "interval = \"50ms\"\ntimeout = \"1s\"\nrise = 1\nfall = 1\n"
+	var backends []*foBackend
+	var nodes []foNode
+	answerable := map[uint16][]string{}
+	var replication []string
+	for i := 1; i <= 3; i++ {
+		b := foNewBackend(t, "http", fmt.Sprintf("127.0.10.%d", i), tls.Certificate{})
+		backends = append(backends, b)
+		n := foNodeFor(i, "http", b, timing)
+		n.addr6 = fmt.Sprintf("2001:db8::1%d", i)
+		nodes = append(nodes, n)
+		answerable[dns.TypeA] = append(answerable[dns.TypeA], n.addr)
+		answerable[dns.TypeAAAA] = append(answerable[dns.TypeAAAA], n.addr6)
+		replication = append(replication, n.repl)
+	}
+	_, addr := foStart(t, nodes, foSvc{after: "100ms"})
+
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	// Node 1 flips every 100ms, node 2 every 150ms; node 3 stays up, so
+	// there is always a node to answer.
+	for i, every := range []time.Duration{100 * time.Millisecond, 150 * time.Millisecond} {
+		b := backends[i]
+		wg.Go(func() {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if b.status.Load() == http.StatusOK {
+					b.status.Store(http.StatusServiceUnavailable)
+				} else {
+					b.status.Store(http.StatusOK)
+				}
+			}
+		})
+	}
+	var (
+		mu      sync.Mutex
+		seen    = map[string]int{}
+		queries atomic.Int64
+	)
+	for w := range workers {
+		network := "udp"
+		if w%4 == 3 {
+			network = "tcp"
+		}
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				qtype := dns.TypeA
+				if i%3 == 2 {
+					qtype = dns.TypeAAAA
+				}
+				r, err := foQuery(network, addr, qtype)
+				if err != nil {
+					t.Errorf("worker %d %s %s: %v", w, network, dns.TypeToString[qtype], err)
+					return
+				}
+				a, err := foRead(r, qtype)
+				if err != nil {
+					t.Errorf("worker %d %s %s: %v", w, network, dns.TypeToString[qtype], err)
+					return
+				}
+				if slices.Contains(replication, a) {
+					t.Errorf("worker %d: answered the replication address %s (Interface 1)", w, a)
+					return
+				}
+				if !slices.Contains(answerable[qtype], a) {
+					t.Errorf("worker %d %s: answer %s is not a node address %v", w, dns.TypeToString[qtype], a, answerable[qtype])
+					return
+				}
+				queries.Add(1)
+				mu.Lock()
+				seen[a]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d queries in %s; answers: %v", queries.Load(), duration, seen)
+	if queries.Load() < 100 {
+		t.Errorf("only %d queries answered in %s", queries.Load(), duration)
+	}
+	distinct := 0
+	for _, a := range answerable[dns.TypeA] {
+		if seen[a] > 0 {
+			distinct++
+		}
+	}
+	if distinct < 2 {
+		t.Errorf("only %d distinct A answers (%v): the nodes' flapping never reached the answers", distinct, seen)
+	}
+}
