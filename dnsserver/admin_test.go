@@ -1,0 +1,830 @@
+package dnsserver_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// Admin records (DESIGN.md "Admin records"): _pin and _status read with
+// real sockets from inside and outside admin_nets. The fixture below is
+// shared with update_test.go; its names start with adm.
+
+const (
+	admKey     = "admin."
+	admZone    = "demo.test."
+	admService = "keys.demo.test."
+	admPinName = "_pin.keys.demo.test."
+	admEMEAPin = "_pin.emea._loc.keys.demo.test."
+	admEMEAIP  = "127.0.99.5" // inside emea's 127.0.99.0/24
+	admOutside = "127.0.0.2"  // outside admin_nets = ["127.0.0.1/32"]
+	admTimeout = 5 * time.Second
+	admWithin  = 10 * time.Second // generous deadline for health changes
+)
+
+// admSecret is the [[tsig]] secret, base64 as in the config.
+var admSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-admin-test-secret-32"))
+
+// admNodeIPs are the client-facing addresses answered for each node; with
+// tcp checks the node's listener is on the same address.
+var admNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3"}
+
+// admNode is a node's TCP health endpoint, which a test stops and restarts.
+type admNode struct {
+	name, ip string
+	port     int
+
+	mu   sync.Mutex
+	ln   net.Listener
+	done chan struct{}
+}
+
+func admNewNode(t testing.TB, name string, up bool) *admNode {
+	t.Helper()
+	n := &admNode{name: name, ip: admNodeIPs[name]}
+	ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, "0"))
+	if err != nil {
+		t.Fatalf("node %s: %v", name, err)
+	}
+	n.port = ln.Addr().(*net.TCPAddr).Port
+	n.serve(ln)
+	if !up {
+		n.stop()
+	}
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *admNode) serve(ln net.Listener) {
+	n.ln, n.done = ln, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}(n.done)
+}
+
+// stop closes the listener: connects are refused from now on.
+func (n *admNode) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ln != nil {
+		n.ln.Close()
+		<-n.done
+		n.ln = nil
+	}
+}
+
+// start listens on the node's port again.
+func (n *admNode) start(t testing.TB) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ln != nil {
+		return
+	}
+	deadline := time.Now().Add(admTimeout)
+	for {
+		ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, strconv.Itoa(n.port)))
+		if err == nil {
+			n.serve(ln)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: listening again on port %d: %v", n.name, n.port, err)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+// admConf varies the fixture's config.
+type admConf struct {
+	tcp       bool     // tcp checks against listeners the test controls; else type none
+	down      []string // with tcp: nodes whose listener is not running at start
+	adminNets string   // TOML value of admin_nets; "" = the default
+	stateDir  string   // "" = <tmp>/state
+	zoneExtra string   // lines appended to the zone file
+	noSecret  bool     // no [[tsig]] key
+}
+
+// admEnv is one running instance.
+type admEnv struct {
+	in       *dnsserver.Instance
+	addr     string // 127.0.0.1:port, UDP and TCP
+	dir      string
+	stateDir string
+	cfgPath  string
+	nodes    map[string]*admNode
+	logs     *admLog
+}
+
+type admLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *admLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *admLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const admZoneHead = `$ORIGIN demo.test.
+$TTL 300
+@       IN SOA ns1.demo.test. hostmaster.demo.test. 2026112101 3600 600 1209600 60
+        IN NS  ns1.demo.test.
+ns1     IN A   127.0.0.1
+www     IN A   192.0.2.80
+`
+
+// admWrite writes the config and zone file and returns the config path.
+func admWrite(t testing.TB, c admConf, nodes map[string]*admNode) (cfgPath, stateDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	zonePath := filepath.Join(dir, "demo.test.zone")
+	if err := os.WriteFile(zonePath, []byte(admZoneHead+c.zoneExtra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stateDir = c.stateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(dir, "state")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n", stateDir)
+	if c.adminNets != "" {
+		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
+	}
+	if !c.noSecret {
+		fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", admKey, admSecret)
+	}
+	fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", admZone, zonePath)
+	for _, name := range []string{"sems1", "sems2", "sems3"} {
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n", name, admNodeIPs[name])
+		if n := nodes[name]; n != nil {
+			fmt.Fprintf(&b, "type = \"tcp\"\nport = %d\ninterval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n", n.port)
+		} else {
+			b.WriteString("type = \"none\"\n")
+		}
+	}
+	fmt.Fprintf(&b, "\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
+	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = 5\npolicy = \"failover\"\nnodes = [\"sems1\", \"sems2\", \"sems3\"]\nfailback = \"auto\"\nfailback_after = \"1s\"\nwhen_all_down = \"keep\"\n", admService)
+	cfgPath = filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, stateDir
+}
+
+func admLoad(t testing.TB, cfgPath string) *zones.Snapshot {
+	t.Helper()
+	snap, err := zones.Load(cfgPath)
+	if err != nil {
+		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
+	}
+	return snap
+}
+
+// admStart writes a config and starts an instance on it.
+func admStart(t testing.TB, c admConf) *admEnv {
+	t.Helper()
+	nodes := map[string]*admNode{}
+	if c.tcp {
+		for _, name := range []string{"sems1", "sems2", "sems3"} {
+			up := true
+			for _, d := range c.down {
+				if d == name {
+					up = false
+				}
+			}
+			nodes[name] = admNewNode(t, name, up)
+		}
+	}
+	cfgPath, stateDir := admWrite(t, c, nodes)
+	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &admLog{}}
+	e.launch(t, dnsserver.Options{})
+	return e
+}
+
+// launch starts (or restarts) the instance on e's config.
+func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
+	t.Helper()
+	o.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
+	o.Version = "v0.0.0-admin"
+	in, err := dnsserver.StartWith(admLoad(t, e.cfgPath), o)
+	if err != nil {
+		t.Fatalf("StartWith: %v", err)
+	}
+	e.in = in
+	e.addr = in.Server.Addrs()[0]
+	t.Cleanup(e.close)
+}
+
+func (e *admEnv) close() {
+	if e.in == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), admTimeout)
+	defer cancel()
+	e.in.Close(ctx)
+	e.in = nil
+}
+
+// admClient returns a UDP or TCP client whose source address is from
+// ("" = any).
+func admClient(network, from string) *dns.Client {
+	d := &net.Dialer{Timeout: admTimeout}
+	if from != "" {
+		ip := net.ParseIP(from)
+		if network == "tcp" {
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		} else {
+			d.LocalAddr = &net.UDPAddr{IP: ip}
+		}
+	}
+	return &dns.Client{Net: network, Timeout: admTimeout, Dialer: d}
+}
+
+// admQuery asks name/qtype from the source address from over UDP.
+func admQuery(t testing.TB, addr, from, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	r, err := admTryQuery(addr, from, name, qtype)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func admTryQuery(addr, from, name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg).SetQuestion(name, qtype)
+	q.RecursionDesired = false
+	r, _, err := admClient("udp", from).Exchange(q, addr)
+	if err != nil {
+		return nil, fmt.Errorf("query %s %s from %q: %v", name, dns.TypeToString[qtype], from, err)
+	}
+	return r, nil
+}
+
+// admNodeOf names the node an answer gives, or describes what else it is.
+func admNodeOf(r *dns.Msg) string {
+	if r.Rcode != dns.RcodeSuccess {
+		return dns.RcodeToString[r.Rcode]
+	}
+	if len(r.Answer) != 1 {
+		return fmt.Sprintf("%d answers: %v", len(r.Answer), r.Answer)
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	if !ok {
+		return r.Answer[0].String()
+	}
+	for n, ip := range admNodeIPs {
+		if a.A.String() == ip {
+			return n
+		}
+	}
+	return a.A.String()
+}
+
+// admActive is the node the service answers to a client at from.
+func (e *admEnv) admActive(t testing.TB, from string) string {
+	t.Helper()
+	return admNodeOf(admQuery(t, e.addr, from, admService, dns.TypeA))
+}
+
+// wantActive asserts the answer now, with no waiting.
+func (e *admEnv) wantActive(t testing.TB, from, want string) {
+	t.Helper()
+	if got := e.admActive(t, from); got != want {
+		t.Fatalf("%s from %q answers %s, want %s\nstatus: %q", admService, from, got, want, e.status(t, ""))
+	}
+}
+
+// waitActive polls until the service answers want to from.
+func (e *admEnv) waitActive(t testing.TB, from, want string) {
+	t.Helper()
+	deadline := time.Now().Add(admWithin)
+	got := ""
+	for time.Now().Before(deadline) {
+		r, err := admTryQuery(e.addr, from, admService, dns.TypeA)
+		if err == nil {
+			if got = admNodeOf(r); got == want {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("%s from %q still answers %s after %s, want %s\nstatus: %q", admService, from, got, admWithin, want, e.status(t, ""))
+}
+
+// status reads _status (for location "" the service-wide view) from
+// 127.0.0.1.
+func (e *admEnv) status(t testing.TB, location string) []string {
+	t.Helper()
+	name := "_status." + admService
+	if location != "" {
+		name = "_status." + location + "._loc." + admService
+	}
+	r, err := admTryQuery(e.addr, "127.0.0.1", name, dns.TypeTXT)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		return []string{fmt.Sprintf("%s: rcode %s, %d answers", name, dns.RcodeToString[r.Rcode], len(r.Answer))}
+	}
+	return r.Answer[0].(*dns.TXT).Txt
+}
+
+// pinTXT reads a _pin name from 127.0.0.1: its TXT text, or the rcode.
+func (e *admEnv) pinTXT(t testing.TB, name string) string {
+	t.Helper()
+	r := admQuery(t, e.addr, "127.0.0.1", name, dns.TypeTXT)
+	if r.Rcode != dns.RcodeSuccess {
+		return dns.RcodeToString[r.Rcode]
+	}
+	if len(r.Answer) != 1 {
+		return fmt.Sprintf("%d answers", len(r.Answer))
+	}
+	txt, ok := r.Answer[0].(*dns.TXT)
+	if !ok {
+		return r.Answer[0].String()
+	}
+	return strings.Join(txt.Txt, " ")
+}
+
+// stateFile returns pins.json's content, nil when absent.
+func (e *admEnv) stateFile(t testing.TB) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.stateDir, "pins.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// savedPins reads the state folder as a restart would.
+func (e *admEnv) savedPins(t testing.TB) map[zones.PinKey]zones.Pin {
+	t.Helper()
+	_, pins, err := zones.OpenPinStore(e.stateDir)
+	if err != nil {
+		t.Fatalf("OpenPinStore: %v", err)
+	}
+	return pins
+}
+
+// waitHealth polls _status until node's line says state ("up" or "down").
+func (e *admEnv) waitHealth(t testing.TB, node, state string) {
+	t.Helper()
+	deadline := time.Now().Add(admWithin)
+	var lines []string
+	for time.Now().Before(deadline) {
+		lines = e.status(t, "")
+		for _, l := range lines {
+			if strings.HasPrefix(l, node+" "+state+" ") || l == node+" "+state {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("%s is not %s after %s: %q", node, state, admWithin, lines)
+}
+
+// --- UPDATE messages -------------------------------------------------------
+
+// admSign says how an UPDATE is signed and sent.
+type admSign struct {
+	unsigned bool
+	key      string    // "" = admin.
+	secret   string    // "" = the configured secret
+	at       time.Time // zero = now
+	from     string    // source address; "" = 127.0.0.1
+	network  string    // "" = udp
+}
+
+// admSend signs m per s, sends it and returns the reply and the result of
+// verifying the reply's TSIG with the key the request was signed with
+// (errNoTSIG when the reply has none).
+func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error) {
+	t.Helper()
+	key, secret, at, from, network := s.key, s.secret, s.at, s.from, s.network
+	if key == "" {
+		key = admKey
+	}
+	if secret == "" {
+		secret = admSecret
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if from == "" {
+		from = "127.0.0.1"
+	}
+	if network == "" {
+		network = "udp"
+	}
+	var buf []byte
+	var mac string
+	var err error
+	if s.unsigned {
+		buf, err = m.Pack()
+	} else {
+		m.SetTsig(key, dns.HmacSHA256, 300, at.Unix())
+		buf, mac, err = dns.TsigGenerate(m, secret, "", false)
+	}
+	if err != nil {
+		t.Fatalf("packing the UPDATE: %v", err)
+	}
+	conn, err := admClient(network, from).Dial(addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	defer conn.Close()
+	conn.UDPSize = dns.MaxMsgSize
+	if err := conn.SetDeadline(time.Now().Add(admTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(buf); err != nil {
+		t.Fatalf("sending the UPDATE: %v", err)
+	}
+	raw, err := conn.ReadMsgHeader(nil)
+	if err != nil {
+		t.Fatalf("no answer to the UPDATE: %v", err)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(raw); err != nil {
+		t.Fatalf("unpacking the UPDATE answer: %v", err)
+	}
+	if r.Id != m.Id || !r.Response || r.Opcode != dns.OpcodeUpdate {
+		t.Fatalf("the answer is not a response to the UPDATE: id %d (want %d), QR %v, opcode %s", r.Id, m.Id, r.Response, dns.OpcodeToString[r.Opcode])
+	}
+	if r.IsTsig() == nil {
+		return r, errNoTSIG
+	}
+	if mac == "" {
+		return r, errors.New("a signed answer to an unsigned request")
+	}
+	return r, dns.TsigVerify(raw, secret, mac, false)
+}
+
+var errNoTSIG = errors.New("the answer carries no TSIG")
+
+// admPinMsg is an UPDATE of zone demo.test. that adds a pin at name.
+func admPinMsg(name, text string) *dns.Msg {
+	m := new(dns.Msg).SetUpdate(admZone)
+	m.Insert([]dns.RR{admTXT(name, 0, text)})
+	return m
+}
+
+// admUnpinMsg deletes the TXT RRset at name.
+func admUnpinMsg(name string) *dns.Msg {
+	m := new(dns.Msg).SetUpdate(admZone)
+	m.RemoveRRset([]dns.RR{admTXT(name, 0, "")})
+	return m
+}
+
+func admTXT(name string, ttl uint32, text string) *dns.TXT {
+	return &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{text}}
+}
+
+// tsigError returns the TSIG error of a reply, -1 without TSIG.
+func tsigError(r *dns.Msg) int {
+	if t := r.IsTsig(); t != nil {
+		return int(t.Error)
+	}
+	return -1
+}
+
+// mustUpdate sends a correctly signed m and wants NOERROR with a valid
+// signature on the answer.
+func (e *admEnv) mustUpdate(t testing.TB, m *dns.Msg) {
+	t.Helper()
+	r, verr := admSend(t, e.addr, m, admSign{})
+	if r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("UPDATE answered %s, want NOERROR\n%v\nlog:\n%s", dns.RcodeToString[r.Rcode], m, e.logs)
+	}
+	if verr != nil {
+		t.Fatalf("UPDATE answer's TSIG does not verify: %v", verr)
+	}
+	if te := tsigError(r); te != dns.RcodeSuccess {
+		t.Fatalf("UPDATE answer TSIG error %d, want 0", te)
+	}
+}
+
+// --- tests -----------------------------------------------------------------
+
+var (
+	admStatusNodeRE = regexp.MustCompile(`^(sems[123]) (up|down|unknown)( active)?(?: rtt=(\d+\.\d+)ms since=(\S+))?(?: err=\S.*)?$`)
+)
+
+// statusNode is one parsed node line of _status.
+type statusNode struct {
+	name, state string
+	active      bool
+	rtt         string
+	since       time.Time
+}
+
+func parseStatusNodes(t *testing.T, lines []string) (nodes []statusNode, rest []string) {
+	t.Helper()
+	for _, l := range lines {
+		m := admStatusNodeRE.FindStringSubmatch(l)
+		if m == nil {
+			rest = append(rest, l)
+			continue
+		}
+		n := statusNode{name: m[1], state: m[2], active: m[3] != "", rtt: m[4]}
+		if m[5] != "" {
+			since, err := time.Parse(time.RFC3339, m[5])
+			if err != nil {
+				t.Errorf("_status line %q: since=%q is not RFC 3339", l, m[5])
+			}
+			n.since = since
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, rest
+}
+
+// TestAdminStatus: `dig TXT _status.<service>` shows one string per node
+// (up/down, active, rtt=, since=), the pin, and why the answer is what it is.
+func TestAdminStatus(t *testing.T) {
+	start := time.Now().Add(-time.Second).Truncate(time.Second)
+	e := admStart(t, admConf{tcp: true, down: []string{"sems3"}, adminNets: `["127.0.0.1/32"]`})
+	e.wantActive(t, "127.0.0.1", "sems1")
+
+	check := func(active string, pinLine string) {
+		t.Helper()
+		r := admQuery(t, e.addr, "127.0.0.1", "_status."+admService, dns.TypeTXT)
+		if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
+			t.Fatalf("_status: rcode %s AA %v answers %d, want NOERROR, AA, one TXT", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
+		}
+		txt, ok := r.Answer[0].(*dns.TXT)
+		if !ok {
+			t.Fatalf("_status answer is %s, want TXT", r.Answer[0])
+		}
+		if txt.Hdr.Ttl != 0 {
+			t.Errorf("_status TTL %d, want 0 (never cached)", txt.Hdr.Ttl)
+		}
+		nodes, rest := parseStatusNodes(t, txt.Txt)
+		var names []string
+		for _, n := range nodes {
+			names = append(names, n.name)
+			if n.rtt == "" || n.since.IsZero() {
+				t.Errorf("%s: no rtt= and since= in %q", n.name, txt.Txt)
+			}
+			if n.since.Before(start) || n.since.After(time.Now().Add(time.Second)) {
+				t.Errorf("%s: since=%s is not when the instance started (%s)", n.name, n.since.Format(time.RFC3339), start.Format(time.RFC3339))
+			}
+			want := map[string]string{"sems1": "up", "sems2": "up", "sems3": "down"}[n.name]
+			if n.state != want {
+				t.Errorf("%s is %s in _status, want %s: %q", n.name, n.state, want, txt.Txt)
+			}
+			if n.active != (n.name == active) {
+				t.Errorf("%s active=%v in _status, want active on %s only: %q", n.name, n.active, active, txt.Txt)
+			}
+		}
+		if strings.Join(names, ",") != "sems1,sems2,sems3" {
+			t.Errorf("_status node lines %v, want one per node in order sems1,sems2,sems3: %q", names, txt.Txt)
+		}
+		var pins []string
+		hasView := false
+		for _, l := range rest {
+			if strings.HasPrefix(l, "pin ") {
+				pins = append(pins, l)
+			}
+			if strings.Contains(l, "answer "+active) {
+				hasView = true
+			}
+		}
+		if len(pins) != 1 || !strings.HasPrefix(pins[0], pinLine) {
+			t.Errorf("_status pin lines %q, want one starting %q: %q", pins, pinLine, txt.Txt)
+		}
+		if !hasView {
+			t.Errorf("_status has no line saying the answer is %s: %q", active, txt.Txt)
+		}
+		for _, l := range txt.Txt {
+			if strings.Contains(l, "sems3 down") && !strings.Contains(l, "err=") {
+				t.Errorf("the down node's line does not say why: %q", l)
+			}
+		}
+	}
+	check("sems1", "pin none")
+
+	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
+	check("sems2", "pin sems2 set-by=admin. from=127.0.0.1 at=")
+
+	// From outside admin_nets: REFUSED, for _status and _pin alike, and
+	// for admin names of no service (no probing for which exist).
+	for _, name := range []string{"_status." + admService, admPinName, "_status.emea._loc." + admService, "_pin.nothere.demo.test.", "_status.nothere.demo.test."} {
+		for _, qt := range []uint16{dns.TypeTXT, dns.TypeA} {
+			r := admQuery(t, e.addr, admOutside, name, qt)
+			if r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+				t.Errorf("%s %s from %s: rcode %s with %d answers, want REFUSED and nothing", name, dns.TypeToString[qt], admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
+			}
+		}
+	}
+	// ... while the service itself is answered there.
+	if got := e.admActive(t, admOutside); got != "sems2" {
+		t.Errorf("%s from %s answers %s, want sems2 (only admin names are refused)", admService, admOutside, got)
+	}
+}
+
+// TestAdminStatusTCP reads _status over TCP too.
+func TestAdminStatusTCP(t *testing.T) {
+	e := admStart(t, admConf{})
+	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
+	r, _, err := admClient("tcp", "").Exchange(q, e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Fatalf("_status over TCP: %s, %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	if nodes, _ := parseStatusNodes(t, r.Answer[0].(*dns.TXT).Txt); len(nodes) != 3 {
+		t.Errorf("_status over TCP has %d node lines, want 3: %v", len(nodes), r.Answer[0])
+	}
+}
+
+// TestAdminPinRead: _pin names read as TXT from admin_nets, NXDOMAIN when
+// no pin is set, NODATA for other types, REFUSED outside.
+func TestAdminPinRead(t *testing.T) {
+	e := admStart(t, admConf{adminNets: `["127.0.0.1/32"]`})
+	if got := e.pinTXT(t, admPinName); got != "NXDOMAIN" {
+		t.Errorf("_pin with no pin: %s, want NXDOMAIN", got)
+	}
+	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
+	r := admQuery(t, e.addr, "127.0.0.1", admPinName, dns.TypeTXT)
+	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
+		t.Fatalf("_pin: %s AA %v, %d answers", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
+	}
+	want := `_pin.keys.demo.test.	0	IN	TXT	"sems2"`
+	if got := r.Answer[0].String(); got != want {
+		t.Errorf("_pin answer %q, want %q", got, want)
+	}
+	// Names are case-insensitive; the question is echoed as asked.
+	r = admQuery(t, e.addr, "127.0.0.1", "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || strings.Join(r.Answer[0].(*dns.TXT).Txt, " ") != "sems2" {
+		t.Errorf("_PIN.Keys.Demo.TEST.: %s %v, want TXT sems2", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	// Another type at the pin name: NODATA with the SOA.
+	r = admQuery(t, e.addr, "127.0.0.1", admPinName, dns.TypeA)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
+		t.Errorf("_pin A: %s, answer %v, authority %v; want NODATA with the SOA", dns.RcodeToString[r.Rcode], r.Answer, r.Ns)
+	}
+	if r := admQuery(t, e.addr, admOutside, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+		t.Errorf("_pin from %s: %s with %d answers, want REFUSED", admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
+	// A pin with force and until reads back in the canonical form.
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	e.mustUpdate(t, admPinMsg(admPinName, "sems3  until="+until.Format(time.RFC3339)+" force"))
+	if got, want := e.pinTXT(t, admPinName), "sems3 force until="+until.Format(time.RFC3339); got != want {
+		t.Errorf("_pin = %q, want %q", got, want)
+	}
+}
+
+// TestAdminLocationStatus: _status and _pin of one location.
+func TestAdminLocationStatus(t *testing.T) {
+	e := admStart(t, admConf{})
+	lines := e.status(t, "emea")
+	nodes, rest := parseStatusNodes(t, lines)
+	if len(nodes) != 3 {
+		t.Fatalf("_status.emea._loc: %d node lines, want 3: %q", len(nodes), lines)
+	}
+	if !nodes[0].active || nodes[0].name != "sems1" {
+		t.Errorf("_status.emea._loc: want sems1 active: %q", lines)
+	}
+	if !containsPrefix(rest, "pin none") {
+		t.Errorf("_status.emea._loc: no \"pin none\": %q", lines)
+	}
+	if !containsSubstr(rest, "emea") {
+		t.Errorf("_status.emea._loc does not name the view emea: %q", lines)
+	}
+
+	e.mustUpdate(t, admPinMsg(admEMEAPin, "sems3"))
+	if got := e.pinTXT(t, admEMEAPin); got != "sems3" {
+		t.Errorf("%s = %s, want sems3", admEMEAPin, got)
+	}
+	if got := e.pinTXT(t, admPinName); got != "NXDOMAIN" {
+		t.Errorf("the service-wide pin is %s after pinning emea only, want NXDOMAIN", got)
+	}
+	lines = e.status(t, "emea")
+	nodes, rest = parseStatusNodes(t, lines)
+	for _, n := range nodes {
+		if n.active != (n.name == "sems3") {
+			t.Errorf("_status.emea._loc: %s active=%v, want sems3 active: %q", n.name, n.active, lines)
+		}
+	}
+	if !containsPrefix(rest, "pin sems3 ") {
+		t.Errorf("_status.emea._loc: no pin line for sems3: %q", lines)
+	}
+	// The service-wide status is still sems1 for the default view, and
+	// reports the emea view's answer too.
+	lines = e.status(t, "")
+	nodes, rest = parseStatusNodes(t, lines)
+	for _, n := range nodes {
+		if n.active != (n.name == "sems1") {
+			t.Errorf("_status: %s active=%v, want sems1 active in the default view: %q", n.name, n.active, lines)
+		}
+	}
+	if !containsPrefix(rest, "pin none") {
+		t.Errorf("_status: the service-wide pin line is not \"pin none\": %q", lines)
+	}
+	if !containsSubstr(rest, "emea: answer sems3") {
+		t.Errorf("_status does not report the emea view answering sems3: %q", lines)
+	}
+	// Unknown location: not an admin name of ours, answered from the zone.
+	r := admQuery(t, e.addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)
+	if r.Rcode != dns.RcodeNameError {
+		t.Errorf("_status of an unknown location: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+	}
+}
+
+func containsPrefix(lines []string, p string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSubstr(lines []string, s string) bool {
+	for _, l := range lines {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAdminStaticPin: a pin in the zone file is in force from the start; a
+// dynamic pin wins over it; deleting the dynamic pin returns to it.
+func TestAdminStaticPin(t *testing.T) {
+	e := admStart(t, admConf{zoneExtra: "_pin.keys IN TXT \"sems2\"\n"})
+	e.wantActive(t, "127.0.0.1", "sems2")
+	if got := e.pinTXT(t, admPinName); got != "sems2" {
+		t.Errorf("_pin = %s, want the zone file's sems2", got)
+	}
+	if lines := e.status(t, ""); !containsPrefix(lines, "pin sems2 set-by=zone-file") {
+		t.Errorf("_status does not show the zone-file pin: %q", lines)
+	}
+
+	e.mustUpdate(t, admPinMsg(admPinName, "sems3"))
+	e.wantActive(t, "127.0.0.1", "sems3")
+	if got := e.pinTXT(t, admPinName); got != "sems3" {
+		t.Errorf("_pin = %s, want the dynamic sems3", got)
+	}
+
+	e.mustUpdate(t, admUnpinMsg(admPinName))
+	e.wantActive(t, "127.0.0.1", "sems2")
+	if got := e.pinTXT(t, admPinName); got != "sems2" {
+		t.Errorf("_pin after deleting the dynamic pin = %s, want the zone file's sems2", got)
+	}
+	if pins := e.savedPins(t); len(pins) != 0 {
+		t.Errorf("state file holds %v, want no pins (the static one is not saved)", pins)
+	}
+}
+
+// TestAdminStaticPinUnknownNode: a zone-file pin naming an unknown node is a
+// load error at the record's file:line.
+func TestAdminStaticPinUnknownNode(t *testing.T) {
+	cfg, _ := admWrite(t, admConf{zoneExtra: "; a comment\n_pin.keys IN TXT \"sems9\"\n"}, nil)
+	_, err := zones.Load(cfg)
+	if err == nil {
+		t.Fatal("a zone-file pin naming sems9 loaded")
+	}
+	zonePath := filepath.Join(filepath.Dir(cfg), "demo.test.zone")
+	// admZoneHead is 6 lines, then the comment: the pin is on line 8.
+	want := zonePath + ":8: "
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "sems9") {
+		t.Errorf("error %q does not say %s... sems9", err, want)
+	}
+}
