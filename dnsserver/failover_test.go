@@ -485,6 +485,16 @@ func (l *foLog) String() string {
 // closed when the test ends. It returns the instance and its DNS address.
 func foStart(t testing.TB, nodes []foNode, svc foSvc) (*dnsserver.Instance, string) {
 	t.Helper()
+	in, addr, stop := foLaunch(t, nodes, svc)
+	t.Cleanup(stop)
+	return in, addr
+}
+
+// foLaunch is foStart with the closing left to the caller: stop closes the
+// instance (once; later calls do nothing) and, if the test failed, prints
+// the server's log.
+func foLaunch(t testing.TB, nodes []foNode, svc foSvc) (in *dnsserver.Instance, addr string, stop func()) {
+	t.Helper()
 	path := foWriteConfig(t, nodes, svc)
 	snap, err := zones.Load(path)
 	if err != nil {
@@ -492,23 +502,27 @@ func foStart(t testing.TB, nodes []foNode, svc foSvc) (*dnsserver.Instance, stri
 	}
 	logs := &foLog{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	in, err := dnsserver.Start(snap, logger, "v0.0.0-failover-test")
+	in, err = dnsserver.Start(snap, logger, "v0.0.0-failover-test")
 	if err != nil {
 		t.Fatalf("dnsserver.Start: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		in.Close(ctx)
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			in.Close(ctx)
+			if t.Failed() {
+				t.Logf("server log:\n%s", logs.String())
+			}
+		})
+	}
 	addrs := in.Server.Addrs()
 	if len(addrs) != 1 || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
+		stop()
 		t.Fatalf("Addrs() = %v, want one 127.0.0.1 address", addrs)
 	}
-	return in, addrs[0]
+	return in, addrs[0], stop
 }
 
 // ---------------------------------------------------------------------------
