@@ -427,6 +427,7 @@ type admSign struct {
 	at       time.Time // zero = now
 	from     string    // source address; "" = 127.0.0.1
 	network  string    // "" = udp
+	alg      string    // "" = hmac-sha256
 }
 
 // admSend signs m per s, sends it and returns the reply and the result of
@@ -456,7 +457,11 @@ func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error)
 	if s.unsigned {
 		buf, err = m.Pack()
 	} else {
-		m.SetTsig(key, dns.HmacSHA256, 300, at.Unix())
+		alg := s.alg
+		if alg == "" {
+			alg = dns.HmacSHA256
+		}
+		m.SetTsig(key, alg, 300, at.Unix())
 		buf, mac, err = dns.TsigGenerate(m, secret, "", false)
 	}
 	if err != nil {
@@ -759,6 +764,12 @@ func TestAdminLocationStatus(t *testing.T) {
 	}
 	if !containsSubstr(rest, "emea: answer sems3") {
 		t.Errorf("_status does not report the emea view answering sems3: %q", lines)
+	}
+	// A service-wide pin shows in the location's status as such.
+	e.mustUpdate(t, admUnpinMsg(admEMEAPin))
+	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
+	if lines := e.status(t, "emea"); !containsPrefix(lines, "pin (service-wide) sems2 ") {
+		t.Errorf("_status.emea._loc does not show the service-wide pin: %q", lines)
 	}
 	// Unknown location: not an admin name of ours, answered from the zone.
 	r := admQuery(t, e.addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)

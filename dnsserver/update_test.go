@@ -157,6 +157,7 @@ func TestUpdateRefused(t *testing.T) {
 		{"unsigned", pin3, admSign{unsigned: true}, dns.RcodeRefused, -1, sigNone},
 		{"unsigned delete", func() *dns.Msg { return admUnpinMsg(admPinName) }, admSign{unsigned: true}, dns.RcodeRefused, -1, sigNone},
 		{"unknown key name", pin3, admSign{key: "other."}, dns.RcodeNotAuth, dns.RcodeBadKey, sigNone},
+		{"wrong algorithm", pin3, admSign{alg: dns.HmacSHA512}, dns.RcodeNotAuth, dns.RcodeBadKey, sigNone},
 		{"wrong secret", pin3, admSign{secret: wrongSecret}, dns.RcodeNotAuth, dns.RcodeBadSig, sigNone},
 		{"signed an hour ago", pin3, admSign{at: time.Now().Add(-time.Hour)}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
 		{"signed an hour ahead", pin3, admSign{at: time.Now().Add(time.Hour)}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
@@ -473,6 +474,36 @@ func TestUpdatePinsSurviveRestart(t *testing.T) {
 	}
 	if lines := e.status(t, ""); !containsPrefix(lines, "pin sems3 set-by=admin. from=127.0.0.1 at=") {
 		t.Errorf("_status after restart does not say who set the pin: %q", lines)
+	}
+}
+
+// TestSavedPinsNoLongerValid: saved pins whose service, location or node is
+// gone from the config are dropped at start (with a warning), the others
+// are kept.
+func TestSavedPinsNoLongerValid(t *testing.T) {
+	cfgPath, stateDir := admWrite(t, admConf{}, nil)
+	st := zones.NewPinStore(stateDir)
+	err := st.Save(map[zones.PinKey]zones.Pin{
+		{Service: admService}:                       {Node: "sems3"},
+		{Service: admService, Location: "emea"}:     {Node: "sems9"},
+		{Service: admService, Location: "apac"}:     {Node: "sems1"},
+		{Service: "gone.demo.test."}:                {Node: "sems1"},
+		{Service: admService, Location: "emea-old"}: {Node: "sems2"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &admLog{}}
+	e.launch(t, dnsserver.Options{})
+	e.wantActive(t, "127.0.0.1", "sems3")
+	e.wantActive(t, admEMEAIP, "sems3")
+	if got := e.pinTXT(t, admEMEAPin); got != "NXDOMAIN" {
+		t.Errorf("the saved emea pin naming sems9 is in force: %s", got)
+	}
+	for _, w := range []string{"sems9", "apac", "gone.demo.test."} {
+		if !strings.Contains(e.logs.String(), w) {
+			t.Errorf("no warning about the dropped pin %s:\n%s", w, e.logs)
+		}
 	}
 }
 
