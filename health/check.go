@@ -90,8 +90,10 @@ func newChecker(spec Spec) *checker {
 		tr := &http.Transport{
 			// A health check must reach the node itself, never a proxy
 			// named by the environment.
-			Proxy:       nil,
-			DialContext: dialer().DialContext,
+			Proxy: nil,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				return dialer().DialContext(probeContext(ctx), network, addr)
+			},
 			// A reused connection could hide a node that stopped
 			// accepting new ones.
 			DisableKeepAlives:  true,
@@ -175,6 +177,7 @@ func (c *checker) checkHTTP(ctx context.Context) error {
 	} else if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
+	ctx = context.WithValue(ctx, probeCtxKey{}, ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+c.target()+path, nil)
 	if err != nil {
 		return err
@@ -218,7 +221,21 @@ func (c *checker) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 		return nil, err
 	}
 	d := &tls.Dialer{NetDialer: dialer(), Config: cfg}
-	return d.DialContext(ctx, network, addr)
+	return d.DialContext(probeContext(ctx), network, addr)
+}
+
+// probeCtxKey carries the probe's own context into the transport's dial
+// functions. http.Transport detaches dials from the request's cancellation
+// (hoping to reuse the connection later), which for a probe means a silent
+// backend would keep a dial or handshake running long after the probe
+// timed out; with keep-alives off there is nothing to reuse.
+type probeCtxKey struct{}
+
+func probeContext(ctx context.Context) context.Context {
+	if pc, ok := ctx.Value(probeCtxKey{}).(context.Context); ok {
+		return pc
+	}
+	return ctx
 }
 
 func (c *checker) checkTLS(ctx context.Context) error {
