@@ -159,8 +159,10 @@ func (p *Prober) InitialRound(ctx context.Context) {
 			return
 		}
 		wg.Go(func() {
+			// The slot covers apply and OnResult too, so the number of
+			// probe goroutines alive never exceeds maxInFlight.
+			defer func() { <-p.sem }()
 			r := n.chk.check(ctx)
-			<-p.sem
 			if ctx.Err() != nil {
 				// The result says "canceled", not anything about the node.
 				p.requeue([]*node{n})
@@ -238,8 +240,10 @@ func (p *Prober) Run(ctx context.Context) {
 			return
 		}
 		wg.Go(func() {
+			// The slot covers apply and OnResult too, so the number of
+			// probe goroutines alive never exceeds maxInFlight.
+			defer func() { <-p.sem }()
 			r := n.chk.check(ctx)
-			<-p.sem
 			if ctx.Err() != nil {
 				p.requeue([]*node{n})
 				return
