@@ -30,12 +30,14 @@ type Request struct {
 	Msg       *dns.Msg
 	Client    netip.Addr
 	Transport Transport
+
+	loc int // set by answer: the client's view, for metrics and logs
 }
 
 // answer computes the reply to one query from one snapshot. It returns nil
 // when nothing must be sent. It never blocks and never takes a lock, so it
 // can be tested without sockets and called from any listener.
-func (s *Server) answer(snap *zones.Snapshot, req Request) *dns.Msg {
+func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 	version := s.version
 	q := req.Msg
 	if q.Response {
@@ -128,6 +130,7 @@ func (s *Server) answer(snap *zones.Snapshot, req Request) *dns.Msg {
 		// source decides.
 		loc, bits = snap.Locate(client)
 	}
+	req.loc = loc
 
 	name := strings.ToLower(qs.Name)
 	z := snap.FindZone(name)
@@ -149,11 +152,7 @@ func (s *Server) answer(snap *zones.Snapshot, req Request) *dns.Msg {
 	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(loc))
 	if ecs != nil && ecsPrefix.Bits() > 0 && res.Service != "" {
 		if svc := snap.Service(res.Service); svc != nil && svc.Localized() {
-			scope := ecsPrefix.Bits() // unmatched: the answer holds for the whole source subnet
-			if bits >= 0 {
-				scope = min(bits, ecsPrefix.Bits())
-			}
-			ecs.SourceScope = uint8(scope)
+			ecs.SourceScope = uint8(snap.Scope(ecsPrefix, bits))
 		}
 	}
 	if res.Kind == zones.ServFail {

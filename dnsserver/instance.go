@@ -3,31 +3,45 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// Instance is a running failoverdns: listeners, the prober and the engine
-// that turns health into answers. cmd/failoverdns and the tests start it the
-// same way.
+// Instance is a running failoverdns: listeners, the prober, the engine that
+// turns health into answers, and the HTTP endpoints. cmd/failoverdns and the
+// tests start it the same way.
 type Instance struct {
-	Server *Server
-	Prober *health.Prober
-	Engine *zones.Engine
+	Server  *Server
+	Prober  *health.Prober
+	Engine  *zones.Engine
+	Metrics *Metrics
+	// HTTPAddr is the bound HTTP address, "" when server.http is "".
+	HTTPAddr string
 
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	log        *slog.Logger
+	configPath string
+	cancel     context.CancelFunc
+	ctx        context.Context
+	wg         sync.WaitGroup
+	ready      atomic.Bool
+	httpSrv    *http.Server
+	reloadMu   sync.Mutex
 }
 
 // Options tune Start.
 type Options struct {
 	Logger  *slog.Logger
 	Version string
+	// ConfigPath is what Reload reads again; without it reloads fail.
+	ConfigPath string
 	// IgnoreState starts without the pins saved in state_dir when that
 	// file is corrupt (the file is left alone until the next pin change).
 	IgnoreState bool
@@ -43,9 +57,12 @@ func Start(snap *zones.Snapshot, logger *slog.Logger, version string) (*Instance
 // StartWith is Start with options.
 func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
 	store, pins, err := zones.OpenPinStore(snap.Config.Server.StateDir)
 	if err != nil {
-		if !o.IgnoreState || !isCorrupt(err) {
+		if !o.IgnoreState || !errors.Is(err, zones.ErrCorruptState) {
 			return nil, err
 		}
 		logger.Warn("ignoring saved pins (-ignore-state)", "err", err)
@@ -55,46 +72,140 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		logger.Warn("state_dir is not writable: pin UPDATEs will be answered SERVFAIL until it is", "state_dir", snap.Config.Server.StateDir, "err", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &Instance{log: logger, cancel: cancel}
+	in := &Instance{log: logger, cancel: cancel, ctx: ctx, configPath: o.ConfigPath, Metrics: NewMetrics()}
 	in.Server = New(snap, logger, o.Version)
-	in.Engine = zones.NewEngine(snap, logger, in.Server.Store)
+	in.Server.metrics = in.Metrics
+	in.Engine = zones.NewEngine(snap, logger, in.publish)
+	in.Engine.OnActiveChange = func(service, location string) {
+		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
+	}
+	in.Engine.OnPinChange = func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() }
 	in.Engine.SetPins(store, pins)
 	in.Prober = health.NewProber(logger, in.Engine.Kick)
+	in.Prober.OnResult = func(node string, r health.Result) {
+		in.Metrics.observeProbe(node, in.checkType(node), r)
+	}
 	in.Engine.Health = in.Prober.Snapshot
 	in.Server.engine = in.Engine
 	in.Server.liveHealth = in.Prober.Snapshot
 	in.Prober.Set(snap.Config.HealthSpecs())
 
-	// InitialRound is bounded by the largest check timeout; the extra
-	// deadline only guards against a bug there.
-	roundCtx, roundCancel := context.WithTimeout(ctx, maxTimeout(snap)+5*time.Second)
-	in.Prober.InitialRound(roundCtx)
-	roundCancel()
+	in.HTTPAddr, err = in.startHTTP(snap.Config.Server.HTTPAddr())
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	in.initialRound(snap)
 	in.Engine.Recompute()
 
 	if err := in.Server.Start(); err != nil {
+		in.stopHTTP(context.Background())
 		cancel()
 		return nil, err
 	}
 	in.wg.Add(2)
 	go func() { defer in.wg.Done(); in.Prober.Run(ctx) }()
 	go func() { defer in.wg.Done(); in.Engine.Run(ctx) }()
+	in.ready.Store(true)
 	return in, nil
 }
 
-func isCorrupt(err error) bool { return errors.Is(err, zones.ErrCorruptState) }
+// checkType names a node's check for the probe metrics.
+func (in *Instance) checkType(node string) string {
+	if n := in.Server.Snapshot().Node(node); n != nil {
+		return n.Check.Type
+	}
+	return "unknown"
+}
 
-func maxTimeout(snap *zones.Snapshot) time.Duration {
+// initialRound probes every node not yet checked, bounded by the largest
+// check timeout (plus a guard against a bug there).
+func (in *Instance) initialRound(snap *zones.Snapshot) {
 	var m time.Duration
 	for _, s := range snap.Config.HealthSpecs() {
 		m = max(m, s.Timeout)
 	}
-	return m
+	ctx, cancel := context.WithTimeout(in.ctx, m+5*time.Second)
+	defer cancel()
+	in.Prober.InitialRound(ctx)
+}
+
+// publish is the engine's output: the snapshot goes to the query path, and
+// the gauges follow the state it was computed from.
+func (in *Instance) publish(snap *zones.Snapshot) {
+	in.Server.Store(snap)
+	m := in.Metrics
+	m.nodeUp.Reset()
+	for name, st := range snap.HealthState() {
+		v := 0.0
+		if st.Checked && st.Up {
+			v = 1
+		}
+		m.nodeUp.WithLabelValues(name).Set(v)
+	}
+	m.activeNode.Reset()
+	for _, svc := range snap.Services {
+		for loc := range svc.Orders {
+			if d, ok := snap.Decision(svc.Name, loc); ok && d.Active != "" {
+				m.activeNode.WithLabelValues(svc.Name, snap.LocationName(loc), d.Active).Set(1)
+			}
+		}
+	}
+	m.pins.WithLabelValues("dynamic").Set(float64(len(snap.DynamicPins())))
+	m.pins.WithLabelValues("static").Set(float64(len(snap.StaticPins())))
+}
+
+// Reload reads the config and zones again and swaps them in atomically. On
+// any error the running configuration stays, the error is logged with its
+// file:line and counted, and readiness is unaffected. Health of nodes that
+// still exist and pins of services that still exist carry over; new nodes
+// are probed once before they can be answered.
+func (in *Instance) Reload() error {
+	in.reloadMu.Lock()
+	defer in.reloadMu.Unlock()
+	err := in.reload()
+	if err != nil {
+		in.Metrics.reloads.WithLabelValues("failure").Inc()
+		in.Metrics.lastReloadOK.Set(0)
+		for _, e := range zones.Errors(err) {
+			in.log.Error("reload failed; still serving the previous configuration", "err", e.Error())
+		}
+		return err
+	}
+	in.Metrics.reloads.WithLabelValues("success").Inc()
+	in.Metrics.lastReloadOK.Set(1)
+	in.Metrics.configLoadedAt.SetToCurrentTime()
+	return nil
+}
+
+func (in *Instance) reload() error {
+	if in.configPath == "" {
+		return errors.New("reload: this instance was started without a config path")
+	}
+	snap, err := zones.Load(in.configPath)
+	if err != nil {
+		return err
+	}
+	old := in.Server.Snapshot().Config
+	if !slices.Equal(old.Server.Listen, snap.Config.Server.Listen) || old.Server.HTTPAddr() != snap.Config.Server.HTTPAddr() {
+		in.log.Warn("reload: listen and http addresses change only on restart; keeping the bound ones",
+			"listen", old.Server.Listen, "http", old.Server.HTTPAddr())
+	}
+	if old.Server.StateDir != snap.Config.Server.StateDir {
+		return fmt.Errorf("reload: state_dir changed from %s to %s; restart to move the pin state", old.Server.StateDir, snap.Config.Server.StateDir)
+	}
+	in.Prober.Set(snap.Config.HealthSpecs())
+	in.initialRound(snap)
+	in.Engine.SetBase(snap)
+	in.log.Info("reloaded", "config", snap.Config.File, "zones", len(snap.Zones), "services", len(snap.Services), "nodes", len(snap.Config.Nodes))
+	return nil
 }
 
 // Close stops the listeners, then probing, and waits for both.
 func (in *Instance) Close(ctx context.Context) {
+	in.ready.Store(false)
 	in.Server.Shutdown(ctx)
+	in.stopHTTP(ctx)
 	in.cancel()
 	in.wg.Wait()
 }

@@ -32,6 +32,8 @@ type Server struct {
 	// and the prober's live view for _status.
 	engine     *zones.Engine
 	liveHealth func() map[string]health.State
+	metrics    *Metrics
+	logSeq     atomic.Uint64 // query log sampling
 
 	mu      sync.Mutex
 	servers []*dns.Server
@@ -190,7 +192,8 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		s.serveUpdate(w, r, req.Client)
 		return
 	}
-	m := s.answer(snap, req)
+	start := time.Now()
+	m := s.answer(snap, &req)
 	if m == nil {
 		return
 	}
@@ -200,6 +203,28 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	m.Truncate(limit)
 	_ = w.WriteMsg(m)
+	s.account(snap, &req, m, start)
+}
+
+// account counts a query and, when the query log is on, logs a sample.
+func (s *Server) account(snap *zones.Snapshot, req *Request, m *dns.Msg, start time.Time) {
+	var qtype uint16
+	var qname string
+	if len(m.Question) > 0 {
+		qtype, qname = m.Question[0].Qtype, m.Question[0].Name
+	}
+	loc := snap.LocationName(req.loc)
+	s.metrics.countQuery(queryKey{qtype: qtype, rcode: uint16(m.Rcode), transport: req.Transport, location: loc}, start)
+	every := snap.Config.Server.QueryLogEvery()
+	if every > 0 && s.logSeq.Add(1)%every == 0 {
+		var ans string
+		if len(m.Answer) > 0 {
+			ans = m.Answer[len(m.Answer)-1].String()
+		}
+		s.log.Info("query", "client", req.Client.String(), "transport", req.Transport.String(), "qname", qname,
+			"qtype", dns.TypeToString[qtype], "rcode", dns.RcodeToString[m.Rcode], "location", loc, "answer", ans,
+			"sampled_1_in", every)
+	}
 }
 
 func addrOf(a net.Addr) netip.Addr {

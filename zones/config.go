@@ -3,6 +3,7 @@ package zones
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -54,6 +55,9 @@ type ServerConfig struct {
 	// behind a resolver; off, the packet's source address decides and no
 	// ECS option is echoed.
 	ECS *bool `toml:"ecs"`
+	// QueryLog is the fraction of queries logged (0 = off, 1 = all); a
+	// sample, so logging can stay on under load.
+	QueryLog float64 `toml:"query_log"`
 
 	adminPrefixes []netip.Prefix
 }
@@ -98,6 +102,14 @@ func (s *ServerConfig) HTTPAddr() string {
 		return DefaultHTTP
 	}
 	return *s.HTTP
+}
+
+// QueryLogEvery returns N to log one query in N, or 0 when the log is off.
+func (s *ServerConfig) QueryLogEvery() uint64 {
+	if s.QueryLog <= 0 {
+		return 0
+	}
+	return uint64(math.Round(1 / s.QueryLog))
 }
 
 // UseECS reports whether EDNS Client Subnet decides the client's location.
@@ -194,6 +206,9 @@ func (c *Config) validate(file string, errs *ErrorList) {
 		s.UDPSize = DefaultUDPSize
 	case s.UDPSize < 512 || s.UDPSize > 4096:
 		errs.add(file, c.line("server.udp_size"), "server.udp_size %d: must be between 512 and 4096 (1232 avoids IP fragmentation)", s.UDPSize)
+	}
+	if s.QueryLog < 0 || s.QueryLog > 1 {
+		errs.add(file, c.line("server.query_log"), "server.query_log %v: the fraction of queries to log, from 0 (off) to 1 (all)", s.QueryLog)
 	}
 	if s.TCPIdleTimeout.Duration == 0 {
 		s.TCPIdleTimeout.Duration = DefaultTCPIdleTimeout

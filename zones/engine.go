@@ -84,6 +84,11 @@ func decide(order []string, cur Decision, h map[string]health.State, now time.Ti
 type Engine struct {
 	// Health returns node states; set before the first Recompute.
 	Health func() map[string]health.State
+	// OnActiveChange and OnPinChange, when set before the engine runs,
+	// are told of every change (for metrics). They run under the engine's
+	// lock and must not call back into it.
+	OnActiveChange func(service, location string)
+	OnPinChange    func(action string)
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -168,12 +173,19 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 	e.logPinChanges(e.pins, next, "update")
 	e.pins = next
 	e.recomputeLocked()
+	e.Kick() // Run sleeps until the old deadline: make it see a new until=
 	return nil
 }
 
 func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
+	count := func(action string) {
+		if e.OnPinChange != nil {
+			e.OnPinChange(action)
+		}
+	}
 	for k, p := range next {
 		if o, ok := old[k]; !ok || o != p {
+			count("set")
 			attrs := []any{"pin", k.Name(), "new", p.Text(), "key", p.Key, "from", p.From, "reason", why}
 			if ok {
 				attrs = append(attrs, "old", o.Text())
@@ -183,6 +195,11 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 	}
 	for k, o := range old {
 		if _, ok := next[k]; !ok {
+			if why == "until passed" {
+				count("lapsed")
+			} else {
+				count("removed")
+			}
 			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "reason", why)
 		}
 	}
@@ -247,11 +264,29 @@ func (e *Engine) Kick() {
 
 // SetBase replaces the static part (config and zones) after a reload.
 // Decisions for services and locations that still exist carry over.
-func (e *Engine) SetBase(base *Snapshot) {
+func (e *Engine) SetBase(base *Snapshot) *Snapshot {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Location indexes may move when locations are added or reordered:
+	// carry decisions over by location name.
+	byName := make(map[string]Decision, len(e.current))
+	for k, d := range e.current {
+		byName[k.service+" "+e.base.LocationName(k.location)] = d
+	}
+	current := make(map[decisionKey]Decision, len(e.current))
+	for _, svc := range base.Services {
+		for loc := range svc.Orders {
+			if d, ok := byName[svc.Name+" "+base.LocationName(loc)]; ok {
+				current[decisionKey{svc.Name, loc}] = d
+			}
+		}
+	}
 	e.base = base
-	e.mu.Unlock()
-	e.Recompute()
+	e.current = current
+	e.pins = e.validPins(e.pins)
+	snap := e.recomputeLocked()
+	e.Kick()
+	return snap
 }
 
 // Recompute decides every (service, location) now and publishes the result.
@@ -328,6 +363,9 @@ func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 	if had {
 		attrs = append(attrs, "old", name(old))
 		e.log.Warn("active node changed", attrs...)
+		if e.OnActiveChange != nil {
+			e.OnActiveChange(svc.Name, e.base.LocationName(loc))
+		}
 		return
 	}
 	e.log.Info("active node", attrs...)

@@ -21,6 +21,9 @@ type LocationConfig struct {
 type locMatch struct {
 	loc  int
 	bits int
+	// nested: a more specific location prefix lies inside this one, so the
+	// answer does not hold for the whole prefix (see Scope).
+	nested bool
 }
 
 // A location name becomes a DNS label in _pin.<location>._loc.<service>.
@@ -32,8 +35,12 @@ func (c *Config) validateLocations(file string, errs *ErrorList) {
 	for i := range c.Locations {
 		l := &c.Locations[i]
 		at := fmt.Sprintf("location[%d]", i)
-		if !labelRE.MatchString(l.Name) || l.Name == "default" {
-			errs.add(file, c.line(at+".name"), "location name %q: use one DNS label (letters, digits, '-', '_'), not \"default\": it is used in _pin.<location>._loc.<service>", l.Name)
+		if l.Name == "default" {
+			errs.add(file, c.line(at+".name"), "location name \"default\" is reserved for clients in no location; choose another name")
+			continue
+		}
+		if !labelRE.MatchString(l.Name) {
+			errs.add(file, c.line(at+".name"), "location name %q: use one DNS label (letters, digits, '-', '_'): it is used in _pin.<location>._loc.<service>", l.Name)
 			continue
 		}
 		if prev, ok := names[l.Name]; ok {
@@ -99,14 +106,70 @@ func unmapBits(p netip.Prefix) int {
 	return 0
 }
 
-func buildLocTable(locs []LocationConfig) *bart.Table[locMatch] {
-	t := new(bart.Table[locMatch])
+func buildLocTable(locs []LocationConfig) (t *bart.Table[locMatch], maxBits4, maxBits6 int) {
+	t = new(bart.Table[locMatch])
 	for i, l := range locs {
 		for _, p := range l.prefixes {
 			t.Insert(p, locMatch{loc: i + 1, bits: p.Bits()})
+			if p.Addr().Is4() {
+				maxBits4 = max(maxBits4, p.Bits())
+			} else {
+				maxBits6 = max(maxBits6, p.Bits())
+			}
 		}
 	}
-	return t
+	var nested []netip.Prefix
+	for p := range t.All() {
+		for q := range t.Subnets(p) {
+			if q != p {
+				nested = append(nested, p)
+				break
+			}
+		}
+	}
+	for _, p := range nested {
+		m, _ := t.Get(p)
+		m.nested = true
+		t.Insert(p, m)
+	}
+	return t, maxBits4, maxBits6
+}
+
+// Scope returns the ECS SCOPE PREFIX-LENGTH for an answer chosen for client
+// subnet p by a LocatePrefix match of bits (-1: no location). RFC 7871 7.2.1:
+// the scope must cover only addresses that get the same answer. That is the
+// matched prefix, unless a more specific location sits inside it: then only
+// the client's own subnet is safe, and if a location sits inside the client
+// subnet itself, the answer holds for less than the subnet (scope > source).
+func (s *Snapshot) Scope(p netip.Prefix, bits int) int {
+	src := p.Bits()
+	if s.locTable == nil {
+		return src
+	}
+	maxBits := s.locMaxBits6
+	if p.Addr().Is4() {
+		maxBits = s.locMaxBits4
+	}
+	if maxBits > src {
+		// Rare (location prefixes longer than the client's subnet), so
+		// the walk is not on the common path.
+		inner := 0
+		for q := range s.locTable.Subnets(p) {
+			if q.Bits() > src {
+				inner = max(inner, q.Bits())
+			}
+		}
+		if inner > 0 {
+			return inner
+		}
+	}
+	if bits < 0 {
+		return src
+	}
+	if m, ok := s.locTable.Get(netip.PrefixFrom(p.Addr(), bits).Masked()); ok && m.nested {
+		return src
+	}
+	return min(bits, src)
 }
 
 // Locate returns the view index for a client address (0 when it is in no

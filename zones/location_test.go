@@ -134,10 +134,11 @@ func TestLocationNameErrors(t *testing.T) {
 	for i, want := range []struct {
 		line int
 		name string
-	}{{30, `"default"`}, {34, `"two words"`}} {
+		fix  string
+	}{{30, `"default"`, "reserved"}, {34, `"two words"`, "label"}} {
 		msg := errs[i].Error()
-		if !strings.HasPrefix(msg, fmt.Sprintf("%s:%d: ", path, want.line)) || !strings.Contains(msg, want.name) || !strings.Contains(msg, "label") {
-			t.Errorf("error %d = %q, want %s:%d naming %s and asking for a DNS label", i, msg, path, want.line, want.name)
+		if !strings.HasPrefix(msg, fmt.Sprintf("%s:%d: ", path, want.line)) || !strings.Contains(msg, want.name) || !strings.Contains(msg, want.fix) {
+			t.Errorf("error %d = %q, want %s:%d naming %s and saying %q", i, msg, path, want.line, want.name, want.fix)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -220,7 +221,10 @@ func OpenPinStore(dir string) (*PinStore, map[PinKey]Pin, error) {
 	st := &PinStore{dir: dir}
 	path := filepath.Join(dir, pinFile)
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		// Nothing was ever saved here (ENOTDIR: a path component is a
+		// file, so no pin can have been saved either). Whether saving
+		// works is the Writable check's concern.
 		return st, map[PinKey]Pin{}, nil
 	}
 	if err != nil {
@@ -233,7 +237,7 @@ func OpenPinStore(dir string) (*PinStore, map[PinKey]Pin, error) {
 		return nil, nil, fmt.Errorf("%s: %w (%v): fix or remove the file, or start with -ignore-state to drop the saved pins", path, ErrCorruptState, err)
 	}
 	if f.Version != 1 {
-		return nil, nil, fmt.Errorf("%s: %w: version %d is not supported (want 1)", path, ErrCorruptState, f.Version)
+		return nil, nil, fmt.Errorf("%s: %w: version %d is not supported (want 1): fix or remove the file, or start with -ignore-state to drop the saved pins", path, ErrCorruptState, f.Version)
 	}
 	pins := make(map[PinKey]Pin, len(f.Pins))
 	for _, r := range f.Pins {

@@ -325,7 +325,11 @@ func (c *Config) validateServices(file string, errs *ErrorList) {
 func (c *Config) validateOrder(file string, errs *ErrorList, path, service, what string, order []string, nodes map[string]bool) {
 	for j, name := range order {
 		if !nodes[name] {
-			errs.add(file, c.line(path), "service %s: %s lists %q, which is not a [[node]] (known: %s)", service, what, name, strings.Join(sortedKeys(nodes), ", "))
+			if what == "nodes" || !slices.ContainsFunc(c.Nodes, func(n NodeConfig) bool { return n.Name == name }) {
+				errs.add(file, c.line(path), "service %s: %s lists %q, which is not a [[node]] (known: %s)", service, what, name, strings.Join(sortedKeys(nodes), ", "))
+			} else {
+				errs.add(file, c.line(path), "service %s: %s lists %q, which is not one of this service's nodes (%s): a location order may only reorder or subset the service's nodes", service, what, name, strings.Join(sortedKeys(nodes), ", "))
+			}
 		}
 		if slices.Index(order, name) != j {
 			errs.add(file, c.line(path), "service %s: %s lists %q twice: each node appears once, in priority order", service, what, name)

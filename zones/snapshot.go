@@ -23,6 +23,9 @@ type Snapshot struct {
 	byService map[string]*Service
 	nodes     map[string]*NodeConfig
 	locTable  *bart.Table[locMatch]
+	// The longest location prefix per family: an ECS subnet at least this
+	// long cannot contain a location, which keeps Scope cheap.
+	locMaxBits4, locMaxBits6 int
 
 	// Filled by the engine: one answer set per (service, location), and
 	// one overlay per location so a query picks its view with an index.
@@ -148,7 +151,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	}
 	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
 	if len(cfg.Locations) > 0 {
-		s.locTable = buildLocTable(cfg.Locations)
+		s.locTable, s.locMaxBits4, s.locMaxBits6 = buildLocTable(cfg.Locations)
 	}
 }
 

@@ -4,6 +4,7 @@
 //	failoverdns                      the embedded demo on 127.0.0.1:5353
 //	failoverdns -config FILE         serve
 //	failoverdns check -config FILE   validate and summarise
+//	failoverdns healthcheck [-addr host:port | -config FILE]
 //	failoverdns version
 package main
 
@@ -16,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		switch args[0] {
 		case "check":
 			return cmdCheck(args[1:], stdout, stderr)
+		case "healthcheck":
+			return cmdHealthcheck(args[1:], stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "failoverdns", getVersion())
 			return 0
@@ -114,7 +118,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		}
 		defer nodes.Close()
 	}
-	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: getVersion(), IgnoreState: *ignoreState})
+	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: getVersion(), IgnoreState: *ignoreState, ConfigPath: *configPath})
 	if err != nil {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 1
@@ -128,7 +132,18 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if demo {
 		go nodes.toggleOnSignal(ctx, logger)
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			logger.Info("SIGHUP: reloading", "config", *configPath)
+			_ = in.Reload() // on error the old config stays; Reload logs why
+		}
+	}
 	logger.Info("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -156,6 +171,44 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprint(stdout, zones.Summary(snap))
+	return 0
+}
+
+// cmdHealthcheck asks a running server's /healthz, for container health
+// checks that must not depend on curl: exit 0 when healthy, 1 otherwise.
+func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("failoverdns healthcheck", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	addr := fl.String("addr", zones.DefaultHTTP, "the server's http address (server.http)")
+	configPath := fl.String("config", "", "read the http address from this config instead of -addr")
+	timeout := fl.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	if *configPath != "" {
+		cfg, err := zones.ParseConfig(*configPath)
+		if err != nil {
+			printErrors(stderr, err)
+			return 1
+		}
+		*addr = cfg.Server.HTTPAddr()
+		if *addr == "" {
+			fmt.Fprintln(stderr, "healthcheck: server.http is disabled in", *configPath)
+			return 1
+		}
+	}
+	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Get("http://" + *addr + "/healthz")
+	if err != nil {
+		fmt.Fprintln(stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(stderr, "healthcheck: /healthz answered", resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "healthy")
 	return 0
 }
 

@@ -1,0 +1,153 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// startHTTP serves /metrics, /healthz, /readyz, /status and POST /reload on
+// server.http. It returns the bound address ("" when disabled).
+func (in *Instance) startHTTP(addr string) (string, error) {
+	if addr == "" {
+		return "", nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(in.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !in.ready.Load() {
+			http.Error(w, "not ready: first probe round or listeners pending", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(in.Status())
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !in.Server.Snapshot().Config.Server.IsAdmin(ap.Addr()) {
+			http.Error(w, "reload is allowed from admin_nets only", http.StatusForbidden)
+			return
+		}
+		if err := in.Reload(); err != nil {
+			http.Error(w, "reload failed, still serving the previous configuration:\n"+err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("server.http: %w", err)
+	}
+	in.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := in.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			in.log.Error("http listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	in.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz /status POST /reload")
+	return ln.Addr().String(), nil
+}
+
+func (in *Instance) stopHTTP(ctx context.Context) {
+	if in.httpSrv != nil {
+		_ = in.httpSrv.Shutdown(ctx)
+	}
+}
+
+// Status is the JSON document at /status.
+type Status struct {
+	Ready     bool                  `json:"ready"`
+	Config    string                `json:"config"`
+	Services  []ServiceStatus       `json:"services"`
+	Nodes     map[string]NodeStatus `json:"nodes"`
+	Locations []string              `json:"locations"`
+}
+
+type ServiceStatus struct {
+	Name  string       `json:"name"`
+	Views []ViewStatus `json:"views"`
+}
+
+type ViewStatus struct {
+	Location string   `json:"location"`
+	Order    []string `json:"order"`
+	Active   string   `json:"active"`
+	Servfail bool     `json:"servfail,omitempty"`
+	Reason   string   `json:"reason"`
+	Pin      *PinJSON `json:"pin,omitempty"`
+}
+
+type PinJSON struct {
+	zones.Pin
+	Source string `json:"source"` // "dynamic" or "zone"
+}
+
+type NodeStatus struct {
+	Up        bool      `json:"up"`
+	Checked   bool      `json:"checked"`
+	Since     time.Time `json:"since,omitzero"`
+	LatencyMS float64   `json:"latency_ms"`
+	LastError string    `json:"last_error,omitempty"`
+	Address   string    `json:"address,omitempty"`
+	Address6  string    `json:"address6,omitempty"`
+}
+
+// Status describes services, views, nodes and pins as they are now.
+func (in *Instance) Status() Status {
+	snap := in.Server.Snapshot()
+	st := Status{Ready: in.ready.Load(), Config: snap.Config.File, Nodes: map[string]NodeStatus{}}
+	for i := 1; i < snap.LocationCount(); i++ {
+		st.Locations = append(st.Locations, snap.LocationName(i))
+	}
+	live := in.Prober.Snapshot()
+	for _, n := range snap.Config.Nodes {
+		h := live[n.Name]
+		ns := NodeStatus{Up: h.Up, Checked: h.Checked, Since: h.Since, LatencyMS: float64(h.Last.Latency) / 1e6, LastError: h.Last.Err}
+		ns.Address, ns.Address6 = n.Address.String(), n.Address6.String()
+		st.Nodes[n.Name] = ns
+	}
+	for _, svc := range snap.Services {
+		ss := ServiceStatus{Name: svc.Name}
+		for loc, order := range svc.Orders {
+			d, ok := snap.Decision(svc.Name, loc)
+			if !ok {
+				continue
+			}
+			if order == nil {
+				order = svc.Orders[0]
+			}
+			v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason}
+			k := zones.PinKey{Service: svc.Name}
+			if loc > 0 {
+				k.Location = snap.LocationName(loc)
+			}
+			if p, ok := snap.DynamicPins()[k]; ok {
+				v.Pin = &PinJSON{p, "dynamic"}
+			} else if p, ok := snap.StaticPins()[k]; ok {
+				v.Pin = &PinJSON{p, "zone"}
+			}
+			ss.Views = append(ss.Views, v)
+		}
+		st.Services = append(st.Services, ss)
+	}
+	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	return st
+}

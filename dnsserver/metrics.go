@@ -1,0 +1,169 @@
+package dnsserver
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/failoverdns/failoverdns/health"
+)
+
+// Metrics are one instance's Prometheus collectors, in a registry of its own
+// so several instances (tests) never share counters. Every label is bounded:
+// qtype and rcode by fixed lists, location/service/node by the config.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	queries        *prometheus.CounterVec
+	queryDuration  prometheus.Histogram
+	nodeUp         *prometheus.GaugeVec
+	probeDuration  *prometheus.HistogramVec
+	probeFailures  *prometheus.CounterVec
+	activeChanges  *prometheus.CounterVec
+	activeNode     *prometheus.GaugeVec
+	pins           *prometheus.GaugeVec
+	pinChanges     *prometheus.CounterVec
+	reloads        *prometheus.CounterVec
+	updates        *prometheus.CounterVec
+	lastReloadOK   prometheus.Gauge
+	configLoadedAt prometheus.Gauge
+
+	// Resolved query counters, read without a lock: a miss (first query of
+	// a label set) copies the map under mu, which happens a bounded number
+	// of times.
+	qcounters atomic.Pointer[map[queryKey]prometheus.Counter]
+	mu        sync.Mutex
+}
+
+type queryKey struct {
+	qtype, rcode uint16
+	transport    Transport
+	location     string
+}
+
+// NewMetrics registers every collector in a fresh registry.
+func NewMetrics() *Metrics {
+	const ns = "failoverdns"
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.queries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "queries_total",
+		Help: "DNS queries answered, by query type, response code, transport and client location."},
+		[]string{"qtype", "rcode", "transport", "location"})
+	m.queryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "query_duration_seconds",
+		Help:    "Time from a parsed query to its answer being written.",
+		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}})
+	m.nodeUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_up",
+		Help: "1 when the node passes its health check (after rise/fall), else 0."}, []string{"node"})
+	m.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "probe_duration_seconds",
+		Help:    "Health check latency, by check type.",
+		Buckets: []float64{100e-6, 500e-6, 1e-3, 5e-3, 10e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}}, []string{"check"})
+	m.probeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "probe_failures_total",
+		Help: "Failed health checks, by node and reason class."}, []string{"node", "reason"})
+	m.activeChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "active_changes_total",
+		Help: "Changes of the active node, by service and location."}, []string{"service", "location"})
+	m.activeNode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "active_node",
+		Help: "1 for the node a service answers in a location."}, []string{"service", "location", "node"})
+	m.pins = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "pins",
+		Help: "Pins in force, by kind (dynamic, static)."}, []string{"kind"})
+	m.pinChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pin_changes_total",
+		Help: "Pins set or removed, by action (set, removed, lapsed)."}, []string{"action"})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
+		Help: "Configuration reloads, by outcome."}, []string{"outcome"})
+	m.updates = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "updates_total",
+		Help: "RFC 2136 UPDATE messages, by response code."}, []string{"rcode"})
+	m.lastReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_successful",
+		Help: "1 if the last reload succeeded (or none was tried), 0 if it failed and the old config is still served."})
+	m.configLoadedAt = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration in force was loaded."})
+	m.Registry.MustRegister(m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
+		m.activeChanges, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.lastReloadOK.Set(1)
+	m.configLoadedAt.SetToCurrentTime()
+	empty := map[queryKey]prometheus.Counter{}
+	m.qcounters.Store(&empty)
+	return m
+}
+
+// countQuery is on the query path: one map read, one atomic add.
+func (m *Metrics) countQuery(k queryKey, start time.Time) {
+	if m == nil {
+		return
+	}
+	k.qtype = qtypeBucket(k.qtype)
+	c, ok := (*m.qcounters.Load())[k]
+	if !ok {
+		c = m.addCounter(k)
+	}
+	c.Inc()
+	m.queryDuration.Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) addCounter(k queryKey) prometheus.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.qcounters.Load()
+	if c, ok := cur[k]; ok {
+		return c
+	}
+	qt := dns.TypeToString[k.qtype]
+	if k.qtype == 0 {
+		qt = "other"
+	}
+	rc := dns.RcodeToString[int(k.rcode)]
+	if rc == "" {
+		rc = "other"
+	}
+	c := m.queries.WithLabelValues(qt, rc, k.transport.String(), k.location)
+	next := make(map[queryKey]prometheus.Counter, len(cur)+1)
+	for kk, v := range cur {
+		next[kk] = v
+	}
+	next[k] = c
+	m.qcounters.Store(&next)
+	return c
+}
+
+// qtypeBucket keeps the qtype label bounded: common types by name, every
+// other type as "other" (0).
+func qtypeBucket(t uint16) uint16 {
+	switch t {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeNS, dns.TypeSOA, dns.TypeCNAME, dns.TypeMX, dns.TypeTXT,
+		dns.TypeSRV, dns.TypePTR, dns.TypeCAA, dns.TypeDS, dns.TypeDNSKEY, dns.TypeHTTPS, dns.TypeSVCB,
+		dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return t
+	}
+	return 0
+}
+
+// observeProbe records one health check result.
+func (m *Metrics) observeProbe(node, check string, r health.Result) {
+	m.probeDuration.WithLabelValues(check).Observe(r.Latency.Seconds())
+	if !r.OK {
+		m.probeFailures.WithLabelValues(node, failureClass(r.Err)).Inc()
+	}
+}
+
+// failureClass maps a free-text check error to a bounded label.
+func failureClass(err string) string {
+	e := strings.ToLower(err)
+	switch {
+	case strings.Contains(e, "timeout") || strings.Contains(e, "deadline"):
+		return "timeout"
+	case strings.Contains(e, "refused"):
+		return "refused"
+	case strings.Contains(e, "status"):
+		return "status"
+	case strings.Contains(e, "certificate") || strings.Contains(e, "tls") || strings.Contains(e, "x509"):
+		return "tls"
+	case strings.Contains(e, "body"):
+		return "body"
+	case strings.Contains(e, "unreachable") || strings.Contains(e, "no route"):
+		return "unreachable"
+	}
+	return "other"
+}
