@@ -100,8 +100,10 @@ func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr
 	}
 	if uerr != nil {
 		m.Rcode = uerr.rcode
-		level := "UPDATE refused"
-		s.log.Warn(level, "from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why)
+		s.log.Warn("UPDATE refused", "from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why)
+	}
+	if s.metrics != nil {
+		s.metrics.updates.WithLabelValues(dns.RcodeToString[m.Rcode]).Inc()
 	}
 	if t != nil {
 		// Sign the answer (RFC 8945): with BADKEY/BADSIG the MAC is
