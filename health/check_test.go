@@ -19,7 +19,7 @@ import (
 )
 
 // specFor points a spec of the given type at a listener's address.
-func specFor(t *testing.T, typ string, addr net.Addr) Spec {
+func specFor(t testing.TB, typ string, addr net.Addr) Spec {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {

@@ -31,8 +31,8 @@ const maxInFlight = 512
 // no node ever has two probes in flight and a slow node cannot pile up work.
 type Prober struct {
 	// OnResult, if set before Run, is called after every probe (for
-	// metrics) and must be cheap. Calls for one node never overlap, and the
-	// node's State already reflects r; do not call Set from it.
+	// metrics) and must be cheap: it runs on a probe worker. Calls for one
+	// node never overlap, and Snapshot called from it already reflects r.
 	OnResult func(node string, r Result)
 
 	logger   *slog.Logger
@@ -326,10 +326,11 @@ func (p *Prober) apply(n *node, r Result, direct bool) bool {
 	if changed {
 		st.Since = r.At
 	}
+	now := *st
 	p.mu.Unlock()
 
 	if changed {
-		p.logChange(n, old, r)
+		p.logChange(n, old, now, r)
 	}
 	// Called before rescheduling so that calls for one node never overlap
 	// and a Snapshot taken inside sees exactly this result applied.
@@ -351,18 +352,18 @@ func (p *Prober) apply(n *node, r Result, direct bool) bool {
 	return changed
 }
 
-func (p *Prober) logChange(n *node, old State, r Result) {
+func (p *Prober) logChange(n *node, old, now State, r Result) {
 	from := "unknown"
 	if old.Checked {
 		from = upDown(old.Up)
 	}
-	to := upDown(n.state.Up)
+	to := upDown(now.Up)
 	reason := r.Err
 	if r.OK {
 		reason = "ok"
 	}
 	level := slog.LevelInfo
-	if !n.state.Up {
+	if !now.Up {
 		level = slog.LevelWarn
 	}
 	p.logger.Log(context.Background(), level, "health state changed",
