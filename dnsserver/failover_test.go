@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -72,7 +73,8 @@ const (
 // test switches it).
 type foListener struct {
 	*net.TCPListener
-	mode atomic.Int32
+	mode      atomic.Int32
+	accepting atomic.Int32 // Accept calls in the kernel now
 
 	mu     sync.Mutex
 	held   []net.Conn
@@ -86,8 +88,13 @@ func (l *foListener) Accept() (net.Conn, error) {
 			<-l.closed
 			return nil, net.ErrClosed
 		}
+		l.accepting.Add(1)
 		c, err := l.TCPListener.Accept()
+		l.accepting.Add(-1)
 		if err != nil {
+			if l.mode.Load() == foBlackHole && errors.Is(err, os.ErrDeadlineExceeded) {
+				continue // blackHole stopped this Accept
+			}
 			return nil, err
 		}
 		if l.mode.Load() == foServe {
@@ -236,13 +243,31 @@ func (b *foBackend) hang() {
 // blackHole stops accepting and fills the accept queue, so that the kernel
 // drops further SYNs: connecting hangs until the prober's timeout, as with
 // a host that silently eats packets. Linux lets listen(2) be called again to
-// shrink the backlog of a live socket (see health/backlog_linux_test.go).
+// shrink the backlog of a live socket (see health/backlog_linux_test.go);
+// /proc/net/tcp tells when the queue is full, so a dial that merely timed
+// out on a busy machine is never taken for a full queue.
 func (b *foBackend) blackHole() {
 	b.t.Helper()
+	if runtime.GOOS != "linux" {
+		b.t.Skip("a black hole needs Linux: listen(2) on a live socket, /proc/net/tcp")
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.ln.mode.Store(foBlackHole)
-	rc, err := b.ln.SyscallConn()
+	l := b.ln
+	l.mode.Store(foBlackHole)
+	// End the Accept that may be pending: from now on no connection
+	// leaves the queue. The deadline in the past stays in force.
+	if err := l.SetDeadline(time.Unix(1, 0)); err != nil {
+		b.t.Fatal(err)
+	}
+	end := time.Now().Add(foDeadline)
+	for l.accepting.Load() != 0 {
+		if time.Now().After(end) {
+			b.t.Fatalf("black hole %s: Accept did not return", b.addr())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rc, err := l.SyscallConn()
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -253,20 +278,51 @@ func (b *foBackend) blackHole() {
 	if lerr != nil {
 		b.t.Fatal(lerr)
 	}
-	// One Accept may still be pending and takes (and holds) the first
-	// connection; the queue holds one more. Dial until a dial hangs.
-	for range 10 {
-		c, err := net.DialTimeout("tcp", b.addr(), 300*time.Millisecond)
+	// A backlog of 0 queues one connection; then the queue is full.
+	for {
+		n, limit, err := foAcceptQueue(l.Addr().(*net.TCPAddr))
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return // full: SYNs are dropped
-			}
-			b.t.Fatalf("filling the accept queue of %s: %v", b.addr(), err)
+			b.t.Fatalf("black hole %s: %v", b.addr(), err)
 		}
-		b.fillers = append(b.fillers, c)
+		if n > limit {
+			return
+		}
+		if time.Now().After(end) {
+			b.t.Fatalf("black hole %s: the accept queue holds %d (limit %d) after %s", b.addr(), n, limit, foDeadline)
+		}
+		// A probe may take the last place first: then this dial hangs,
+		// and the queue is checked again.
+		if c, err := net.DialTimeout("tcp", b.addr(), 500*time.Millisecond); err == nil {
+			b.fillers = append(b.fillers, c)
+		}
 	}
-	b.t.Fatalf("black hole %s: the accept queue never filled", b.addr())
+}
+
+// foAcceptQueue returns how many connections wait in the accept queue of
+// the IPv4 listener at a, and its limit, from /proc/net/tcp (for a listening
+// socket, rx_queue is the queue length and tx_queue the backlog).
+func foAcceptQueue(a *net.TCPAddr) (n, limit int, err error) {
+	raw, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, 0, err
+	}
+	ip := a.IP.To4()
+	if ip == nil {
+		return 0, 0, fmt.Errorf("%s is not IPv4", a)
+	}
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], a.Port)
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[1] != local || f[3] != "0A" { // 0A: LISTEN
+			continue
+		}
+		var tx, rx int
+		if _, err := fmt.Sscanf(f[4], "%x:%x", &tx, &rx); err != nil {
+			return 0, 0, fmt.Errorf("/proc/net/tcp: %q: %v", f[4], err)
+		}
+		return rx, tx, nil
+	}
+	return 0, 0, fmt.Errorf("no listening socket %s in /proc/net/tcp", local)
 }
 
 // foClosedPort returns an address on ip where nothing listens.
