@@ -252,6 +252,7 @@ func TestCheckHTTPSAndTLS(t *testing.T) {
 		{name: "https expired insecure", typ: TypeHTTPS, addr: expired, insecure: true, ok: true},
 		{name: "https system roots", typ: TypeHTTPS, addr: good, errSub: "unknown authority"},
 		{name: "https missing ca file", typ: TypeHTTPS, addr: good, caFile: filepath.Join(t.TempDir(), "nope.pem"), errSub: "ca_file"},
+		{name: "https missing ca file insecure", typ: TypeHTTPS, addr: good, caFile: filepath.Join(t.TempDir(), "nope.pem"), insecure: true, ok: true},
 		{name: "tls valid", typ: TypeTLS, addr: good, caFile: p.caFile, ok: true},
 		{name: "tls wrong name", typ: TypeTLS, addr: wrong, caFile: p.caFile, errSub: "not keys.example.com"},
 		{name: "tls wrong name ignores insecure", typ: TypeTLS, addr: wrong, caFile: p.caFile, insecure: true, errSub: "not keys.example.com"},
