@@ -28,9 +28,9 @@ import (
 
 // Spec is one node's check, already validated and defaulted by the caller.
 type Spec struct {
-	Type        string        // "tcp" | "http" | "https" | "tls" | "none"
-	Addr        netip.Addr    // target address
-	Port        uint16        //
+	Type        string     // "tcp" | "http" | "https" | "tls" | "none"
+	Addr        netip.Addr // target address
+	Port        uint16
 	Path        string        // http/https: request path, default "/"
 	Host        string        // http/https: Host header and SNI; https/tls: the name the certificate must be valid for
 	Expect      []int         // http/https: acceptable status codes; empty means [200]
@@ -38,7 +38,7 @@ type Spec struct {
 	CAFile      string        // https/tls: PEM roots instead of system roots ("" = system roots)
 	Insecure    bool          // https only: skip certificate verification
 	MinValidity time.Duration // tls: certificate must not expire within this
-	Interval    time.Duration //
+	Interval    time.Duration
 	Timeout     time.Duration // whole check (dial + handshake + request + body) bounded by this
 	Rise, Fall  int           // consecutive successes to go up / failures to go down
 }
@@ -96,7 +96,9 @@ func newChecker(spec Spec) *checker {
 			},
 			// A reused connection could hide a node that stopped
 			// accepting new ones.
-			DisableKeepAlives:  true,
+			DisableKeepAlives: true,
+			// Ask for the identity encoding so Body is matched against
+			// the bytes the node sent, without a decompressor in between.
 			DisableCompression: true,
 			// The TLS config is filled per probe (see tlsConfig), because
 			// the CA pool is loaded lazily.
