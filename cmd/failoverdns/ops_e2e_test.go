@@ -1,0 +1,301 @@
+package main
+
+// End-to-end tests of the operations features with the built binary: the
+// healthcheck subcommand (for container health checks) and SIGHUP reload,
+// including a bad edit that must leave the running zone in place. The
+// binary, proc and freePort helpers are e2e_test.go's.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	opeZone   = "e2e.test."
+	opeWithin = 15 * time.Second // generous: a loaded CI machine
+)
+
+// opeServer is one running binary and the files it reads.
+type opeServer struct {
+	p        *proc
+	dir      string
+	cfgPath  string
+	zonePath string
+	dnsAddr  string
+	httpAddr string // "" without http
+}
+
+// opeConfig is the config text: DNS on dnsPort, http on httpPort (0 = "").
+func opeConfig(dir string, dnsPort, httpPort int, serverExtra string) string {
+	http := ""
+	if httpPort != 0 {
+		http = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	}
+	return fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = %q\nstate_dir = %q\n%s\n[[zone]]\norigin = %q\nfile = \"e2e.test.zone\"\n",
+		dnsPort, http, filepath.Join(dir, "state"), serverExtra, opeZone)
+}
+
+// opeCopy copies testdata/ops/name to dst, atomically.
+func opeCopy(t *testing.T, name, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ops", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opeWrite(t, dst, string(b))
+}
+
+func opeWrite(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// opeStart runs the binary on free ports with testdata/ops/e2e.test.zone,
+// with http on a port of its own when withHTTP.
+func opeStart(t *testing.T, withHTTP bool) *opeServer {
+	t.Helper()
+	for range 5 {
+		dir := t.TempDir()
+		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
+		dnsPort, httpPort := freePort(t), 0
+		if withHTTP {
+			for httpPort == 0 || httpPort == dnsPort {
+				httpPort = freePort(t)
+			}
+			s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+		}
+		s.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
+		opeCopy(t, "e2e.test.zone", s.zonePath)
+		opeWrite(t, s.cfgPath, opeConfig(dir, dnsPort, httpPort, ""))
+		s.p = startProc(t, "-config", s.cfgPath)
+		err := s.p.waitReady(s.dnsAddr, opeZone)
+		if err == nil {
+			return s
+		}
+		if errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
+			continue // someone took a port in between: try others
+		}
+		t.Fatalf("server did not start: %v\nstderr:\n%s", err, s.p.stderr.String())
+	}
+	t.Fatal("server could not bind free ports in 5 tries")
+	return nil
+}
+
+// opeRun runs the binary with args and returns its exit code and output.
+func opeRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	var out, errb lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("failoverdns %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// lookupA asks name A over UDP: the address, or the rcode.
+func (s *opeServer) lookupA(name string) (string, error) {
+	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+	r, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(q, s.dnsAddr)
+	if err != nil {
+		return "", err
+	}
+	if r.Rcode != dns.RcodeSuccess {
+		return dns.RcodeToString[r.Rcode], nil
+	}
+	if len(r.Answer) != 1 {
+		return fmt.Sprintf("%d answers", len(r.Answer)), nil
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	if !ok {
+		return r.Answer[0].String(), nil
+	}
+	return a.A.String(), nil
+}
+
+func (s *opeServer) wantA(t *testing.T, name, want, why string) {
+	t.Helper()
+	got, err := s.lookupA(name)
+	if err != nil || got != want {
+		t.Fatalf("%s: %s A = %q (err %v), want %s\nstderr:\n%s", why, name, got, err, want, s.p.stderr.String())
+	}
+}
+
+// waitA polls until name A answers want.
+func (s *opeServer) waitA(t *testing.T, name, want, why string) {
+	t.Helper()
+	deadline := time.Now().Add(opeWithin)
+	var got string
+	var err error
+	for time.Now().Before(deadline) {
+		if got, err = s.lookupA(name); err == nil && got == want {
+			return
+		}
+		if s.p.exited() {
+			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("%s: %s A = %q (err %v) after %s, want %s\nstderr:\n%s", why, name, got, err, opeWithin, want, s.p.stderr.String())
+}
+
+// hup sends SIGHUP and returns how much stderr there was before it, so
+// the caller reads only what the reload logged.
+func (s *opeServer) hup(t *testing.T) int {
+	t.Helper()
+	n := len(s.p.stderr.String())
+	if err := s.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+	return n
+}
+
+// waitLog polls stderr after offset from until a line matches re, and
+// returns that line.
+func (s *opeServer) waitLog(t *testing.T, from int, re *regexp.Regexp, why string) string {
+	t.Helper()
+	deadline := time.Now().Add(opeWithin)
+	for time.Now().Before(deadline) {
+		for _, l := range strings.Split(s.p.stderr.String()[from:], "\n") {
+			if re.MatchString(l) {
+				return l
+			}
+		}
+		if s.p.exited() {
+			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("%s: no log line matching %s after %s\nstderr:\n%s", why, re, opeWithin, s.p.stderr.String())
+	return ""
+}
+
+// TestOpsHealthcheck: `failoverdns healthcheck` exits 0 against a running
+// server (by -addr and by -config), and 1 with a reason when nothing
+// answers or http is disabled.
+func TestOpsHealthcheck(t *testing.T) {
+	s := opeStart(t, true)
+
+	code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.httpAddr)
+	if code != 0 || !strings.Contains(stdout, "healthy") {
+		t.Errorf("healthcheck -addr %s against the running server: exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.httpAddr, code, stdout, stderr)
+	}
+	code, stdout, stderr = opeRun(t, "healthcheck", "-config", s.cfgPath)
+	if code != 0 || !strings.Contains(stdout, "healthy") {
+		t.Errorf("healthcheck -config (server.http = %s): exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.httpAddr, code, stdout, stderr)
+	}
+
+	// Nothing listens there.
+	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	code, stdout, stderr = opeRun(t, "healthcheck", "-addr", closed, "-timeout", "2s")
+	if code != 1 {
+		t.Errorf("healthcheck -addr %s (nothing listening): exit %d, want 1", closed, code)
+	}
+	if !strings.Contains(stderr, "healthcheck:") || !strings.Contains(stderr, "refused") {
+		t.Errorf("healthcheck -addr %s (nothing listening): stderr %q, want the reason (connection refused)", closed, stderr)
+	}
+	if strings.Contains(stdout, "healthy") {
+		t.Errorf("healthcheck against nothing printed %q", stdout)
+	}
+
+	// A config whose http points where nothing listens.
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(closed)
+	p, _ := strconv.Atoi(port)
+	other := filepath.Join(dir, "other.toml")
+	opeWrite(t, other, opeConfig(dir, freePort(t), p, ""))
+	if code, _, stderr := opeRun(t, "healthcheck", "-config", other, "-timeout", "2s"); code != 1 || !strings.Contains(stderr, "refused") {
+		t.Errorf("healthcheck -config with server.http = %s (nothing listening): exit %d, stderr %q; want 1, connection refused", closed, code, stderr)
+	}
+
+	// http disabled in the config: nothing to ask.
+	noHTTP := filepath.Join(dir, "nohttp.toml")
+	opeWrite(t, noHTTP, opeConfig(dir, freePort(t), 0, ""))
+	if code, _, stderr := opeRun(t, "healthcheck", "-config", noHTTP); code != 1 || !strings.Contains(stderr, "disabled") {
+		t.Errorf("healthcheck -config with http = \"\": exit %d, stderr %q; want 1 saying http is disabled", code, stderr)
+	}
+
+	// The server stopped: unhealthy.
+	if code := s.p.terminate(t); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0", code)
+	}
+	if code, _, stderr := opeRun(t, "healthcheck", "-config", s.cfgPath, "-timeout", "2s"); code != 1 || stderr == "" {
+		t.Errorf("healthcheck -config after the server stopped: exit %d, stderr %q; want 1 with a reason", code, stderr)
+	}
+}
+
+// TestOpsSIGHUP: SIGHUP reloads the zone; a bad zone or config on SIGHUP
+// keeps the old answers and logs the error with file:line; a good one after
+// that is loaded again.
+func TestOpsSIGHUP(t *testing.T) {
+	s := opeStart(t, false)
+	s.wantA(t, "www."+opeZone, "192.0.2.80", "at start")
+	s.wantA(t, "new."+opeZone, "NXDOMAIN", "at start")
+
+	// A good edit.
+	opeCopy(t, "e2e.test.zone.v2", s.zonePath)
+	s.hup(t)
+	s.waitA(t, "new."+opeZone, "192.0.2.99", "after the edit and SIGHUP")
+
+	// A broken zone: line 10 of e2e.test.zone.broken.
+	opeCopy(t, "e2e.test.zone.broken", s.zonePath)
+	from := s.hup(t)
+	line := s.waitLog(t, from, regexp.MustCompile(`(^|[/"= ])e2e\.test\.zone:10: `), "after a broken zone and SIGHUP")
+	if !strings.Contains(line, "192.0.2.300") || !strings.Contains(line, "reload failed") {
+		t.Errorf("the reload error %q does not say that the reload failed and what is wrong (192.0.2.300)", line)
+	}
+	s.wantA(t, "new."+opeZone, "192.0.2.99", "after the failed reload")
+	s.wantA(t, "bad."+opeZone, "NXDOMAIN", "after the failed reload")
+
+	// A bad config: an unknown key in [server].
+	opeCopy(t, "e2e.test.zone.v2", s.zonePath)
+	_, port, _ := net.SplitHostPort(s.dnsAddr)
+	p, _ := strconv.Atoi(port)
+	cfg := opeConfig(s.dir, p, 0, "listn = [\"127.0.0.1:53\"]\n")
+	good := opeConfig(s.dir, p, 0, "")
+	n := 0
+	for i, l := range strings.Split(cfg, "\n") {
+		if strings.HasPrefix(l, "listn") {
+			n = i + 1
+		}
+	}
+	opeWrite(t, s.cfgPath, cfg)
+	from = s.hup(t)
+	line = s.waitLog(t, from, regexp.MustCompile(`(^|[/"= ])failoverdns\.toml:`+strconv.Itoa(n)+`: `), "after a bad config and SIGHUP")
+	if !strings.Contains(line, "listn") {
+		t.Errorf("the reload error %q does not name the unknown key listn", line)
+	}
+	s.wantA(t, "new."+opeZone, "192.0.2.99", "after the failed config reload")
+
+	// Good again: the original zone, new.e2e.test. gone.
+	opeWrite(t, s.cfgPath, good)
+	opeCopy(t, "e2e.test.zone", s.zonePath)
+	s.hup(t)
+	s.waitA(t, "new."+opeZone, "NXDOMAIN", "after the files were fixed and SIGHUP")
+	s.wantA(t, "www."+opeZone, "192.0.2.80", "after the files were fixed and SIGHUP")
+	if code := s.p.terminate(t); code != 0 {
+		t.Errorf("SIGTERM after the reloads: exit %d, want 0\nstderr:\n%s", code, s.p.stderr.String())
+	}
+}
