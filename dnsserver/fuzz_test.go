@@ -1,0 +1,706 @@
+package dnsserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// Fuzz targets for the query and UPDATE paths, through real sockets so they
+// stay valid whatever listener serves them. Seed corpora live in the
+// top-level testdata/fuzz/<FuzzName>/ (see fzAddSeeds), not in
+// dnsserver/testdata. The fixture (fzStart, fzQuery, ...) is shared with
+// hostile_test.go; its names start with fz.
+
+const (
+	fzZone     = "fuzz.test."
+	fzService  = "keys.fuzz.test."
+	fzPinName  = "_pin.keys.fuzz.test."
+	fzLabPin   = "_pin.lab._loc.keys.fuzz.test."
+	fzKey      = "fuzzkey."
+	fzTimeout  = 5 * time.Second // generous bound for an answer that must come
+	fzQuiet    = 200 * time.Millisecond
+	fzVersion  = "v0.0.0-fuzz"
+	fzMaxInput = 4096 // the server's read buffer for UDP
+)
+
+// fzSecret is the [[tsig]] secret, base64 as in the config.
+var fzSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-fuzz-test-secret-32b"))
+
+// fzNodes are the service's nodes and the addresses answered for them.
+var fzNodes = map[string][2]string{
+	"n1": {"192.0.2.1", "2001:db8::1"},
+	"n2": {"192.0.2.2", "2001:db8::2"},
+}
+
+// fzZoneText is the zone every fuzz and hostile test serves: static data of
+// each kind the lookup handles (CNAME to the service, a CNAME loop, a
+// wildcard, a delegation with glue).
+const fzZoneText = `$ORIGIN fuzz.test.
+$TTL 300
+@        IN SOA   ns1.fuzz.test. hostmaster.fuzz.test. 2026112101 3600 600 1209600 60
+         IN NS    ns1.fuzz.test.
+ns1      IN A     127.0.0.1
+www      IN A     192.0.2.80
+www      IN TXT   "hello"
+www      IN MX    10 www.fuzz.test.
+alias    IN CNAME keys.fuzz.test.
+loop1    IN CNAME loop2.fuzz.test.
+loop2    IN CNAME loop1.fuzz.test.
+*.wild   IN TXT   "wild"
+sub      IN NS    ns.sub.fuzz.test.
+ns.sub   IN A     192.0.2.53
+`
+
+// fzConfigText returns the config: the service over two nodes with check
+// type none, one location with its own order, a TSIG key, CHAOS on.
+func fzConfigText(zonePath, stateDir, serverExtra string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\nchaos = true\nidentity = \"fuzz\"\n%s\n", stateDir, serverExtra)
+	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", fzKey, fzSecret)
+	fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", fzZone, zonePath)
+	for _, n := range []string{"n1", "n2"} {
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\naddress6 = %q\n[node.check]\ntype = \"none\"\n", n, fzNodes[n][0], fzNodes[n][1])
+	}
+	b.WriteString("\n[[location]]\nname = \"lab\"\nsubnets = [\"10.0.0.0/8\", \"2001:db8:ff::/48\"]\n")
+	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = 5\npolicy = \"failover\"\nnodes = [\"n1\", \"n2\"]\nwhen_all_down = \"keep\"\n[service.locations]\nlab = [\"n2\", \"n1\"]\n", fzService)
+	return b.String()
+}
+
+// fzEnv is one running instance.
+type fzEnv struct {
+	in   *dnsserver.Instance
+	addr string // 127.0.0.1:port, UDP and TCP
+}
+
+// fzStart writes the config and zone into a temporary folder and starts an
+// instance on them; it is closed when tb ends. serverExtra is added to
+// [server].
+func fzStart(tb testing.TB, serverExtra string) *fzEnv {
+	tb.Helper()
+	dir := tb.TempDir()
+	zonePath := filepath.Join(dir, "fuzz.test.zone")
+	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	snap, err := zones.Load(cfgPath)
+	if err != nil {
+		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
+	}
+	in, err := dnsserver.StartWith(snap, dnsserver.Options{
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Version:    fzVersion,
+		ConfigPath: cfgPath,
+	})
+	if err != nil {
+		tb.Fatalf("StartWith: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), fzTimeout)
+		defer cancel()
+		in.Close(ctx)
+	})
+	addrs := in.Server.Addrs()
+	if len(addrs) != 1 {
+		tb.Fatalf("Addrs() = %v, want one", addrs)
+	}
+	return &fzEnv{in: in, addr: addrs[0]}
+}
+
+// fzExchange sends q over network and returns the reply. When signed, q
+// carries a TSIG record and the client signs it with fzSecret and verifies
+// the reply.
+func fzExchange(network, addr string, q *dns.Msg, signed bool) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: fzTimeout, UDPSize: dns.MaxMsgSize}
+	if signed {
+		c.TsigSecret = map[string]string{fzKey: fzSecret}
+	}
+	r, _, err := c.Exchange(q, addr)
+	return r, err
+}
+
+// fzQuery asks name/qtype over network and fails tb when no reply comes.
+func fzQuery(tb testing.TB, network, addr, name string, qtype uint16, opts ...dns.EDNS0) *dns.Msg {
+	tb.Helper()
+	q := new(dns.Msg).SetQuestion(name, qtype)
+	if len(opts) > 0 {
+		q.SetEdns0(1232, false)
+		o := q.IsEdns0()
+		o.Option = append(o.Option, opts...)
+	}
+	r, err := fzExchange(network, addr, q, false)
+	if err != nil {
+		tb.Fatalf("%s %s over %s: %v", name, dns.TypeToString[qtype], network, err)
+	}
+	if r.Id != q.Id {
+		tb.Fatalf("%s %s over %s: reply ID %d, want %d", name, dns.TypeToString[qtype], network, r.Id, q.Id)
+	}
+	return r
+}
+
+// fzCheckAlive asks the service's A and AAAA over UDP and TCP and fails tb
+// unless each is NOERROR with exactly one record naming one of the nodes.
+func fzCheckAlive(tb testing.TB, addr string) {
+	tb.Helper()
+	for _, network := range []string{"udp", "tcp"} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			r := fzQuery(tb, network, addr, fzService, qtype)
+			if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
+				tb.Fatalf("the server no longer answers %s %s over %s correctly:\n%v", fzService, dns.TypeToString[qtype], network, r)
+			}
+			if _, err := fzAnswerNode(r.Answer[0]); err != nil {
+				tb.Fatalf("%s over %s: %v", fzService, network, err)
+			}
+		}
+	}
+}
+
+// fzAnswerNode returns the node whose address rr carries.
+func fzAnswerNode(rr dns.RR) (string, error) {
+	var ip net.IP
+	switch v := rr.(type) {
+	case *dns.A:
+		ip = v.A
+	case *dns.AAAA:
+		ip = v.AAAA
+	default:
+		return "", fmt.Errorf("answer %v is not an address", rr)
+	}
+	for name, a := range fzNodes {
+		if ip.Equal(net.ParseIP(a[0])) || ip.Equal(net.ParseIP(a[1])) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("answer %v names none of the service's nodes", rr)
+}
+
+// fzCheckServiceRRs fails when r carries more than one A or more than one
+// AAAA record for the service name, or an address that is not a node's.
+func fzCheckServiceRRs(t *testing.T, r *dns.Msg) {
+	t.Helper()
+	counts := map[uint16]int{}
+	for _, sec := range [][]dns.RR{r.Answer, r.Ns, r.Extra} {
+		for _, rr := range sec {
+			h := rr.Header()
+			if !strings.EqualFold(h.Name, fzService) || (h.Rrtype != dns.TypeA && h.Rrtype != dns.TypeAAAA) {
+				continue
+			}
+			counts[h.Rrtype]++
+			if _, err := fzAnswerNode(rr); err != nil {
+				t.Errorf("%v\n%v", err, r)
+			}
+		}
+	}
+	if counts[dns.TypeA] > 1 || counts[dns.TypeAAAA] > 1 {
+		t.Errorf("the service is answered with %d A and %d AAAA records; at most one of each:\n%v", counts[dns.TypeA], counts[dns.TypeAAAA], r)
+	}
+}
+
+// fzAddSeeds adds every file under ../testdata/fuzz/<name>/ to f's corpus.
+// A file in Go's corpus format ("go test fuzz v1", as go test -fuzz writes
+// crashers) gives all of the target's arguments; any other file is the raw
+// bytes of a single []byte argument.
+func fzAddSeeds(f *testing.F, name string) {
+	f.Helper()
+	dir := filepath.Join("..", "testdata", "fuzz", name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		f.Fatalf("seed corpus: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			f.Fatal(err)
+		}
+		args, err := fzDecodeCorpus(b)
+		if err != nil {
+			f.Fatalf("seed %s/%s: %v", dir, e.Name(), err)
+		}
+		f.Add(args...)
+		n++
+	}
+	if n == 0 {
+		f.Fatalf("seed corpus %s is empty", dir)
+	}
+}
+
+// fzDecodeCorpus decodes one seed file: Go's "go test fuzz v1" format (one
+// typed literal per line, e.g. []byte("..."), string("..."), bool(true)),
+// else the raw bytes as one []byte.
+func fzDecodeCorpus(b []byte) ([]any, error) {
+	const head = "go test fuzz v1\n"
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return []any{b}, nil
+	}
+	var args []any
+	for _, line := range strings.Split(string(b[len(head):]), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		v, err := fzDecodeValue(line)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", line, err)
+		}
+		args = append(args, v)
+	}
+	return args, nil
+}
+
+func fzDecodeValue(line string) (any, error) {
+	e, err := parser.ParseExpr(line)
+	if err != nil {
+		return nil, err
+	}
+	call, ok := e.(*ast.CallExpr)
+	if !ok || len(call.Args) != 1 {
+		return nil, errors.New("want type(value)")
+	}
+	var typ string
+	switch fn := call.Fun.(type) {
+	case *ast.Ident:
+		typ = fn.Name
+	case *ast.ArrayType:
+		if id, ok := fn.Elt.(*ast.Ident); ok && fn.Len == nil && id.Name == "byte" {
+			typ = "[]byte"
+		}
+	}
+	arg := call.Args[0]
+	if id, ok := arg.(*ast.Ident); ok && typ == "bool" {
+		return strconv.ParseBool(id.Name)
+	}
+	neg := false
+	if u, ok := arg.(*ast.UnaryExpr); ok && u.Op == token.SUB {
+		neg, arg = true, u.X
+	}
+	lit, ok := arg.(*ast.BasicLit)
+	if !ok {
+		return nil, errors.New("want a literal")
+	}
+	text := lit.Value
+	if neg {
+		text = "-" + text
+	}
+	switch typ {
+	case "[]byte", "string":
+		s, err := strconv.Unquote(lit.Value)
+		if err != nil {
+			return nil, err
+		}
+		if typ == "string" {
+			return s, nil
+		}
+		return []byte(s), nil
+	case "int", "int64":
+		v, err := strconv.ParseInt(text, 0, 64)
+		if typ == "int" {
+			return int(v), err
+		}
+		return v, err
+	case "uint8", "byte", "uint16", "uint32", "uint64", "uint":
+		if lit.Kind == token.CHAR {
+			r, _, _, err := strconv.UnquoteChar(strings.Trim(text, "'"), '\'')
+			return byte(r), err
+		}
+		v, err := strconv.ParseUint(text, 0, 64)
+		switch typ {
+		case "uint8", "byte":
+			return uint8(v), err
+		case "uint16":
+			return uint16(v), err
+		case "uint32":
+			return uint32(v), err
+		case "uint":
+			return uint(v), err
+		}
+		return v, err
+	}
+	return nil, fmt.Errorf("type %q is not supported", typ)
+}
+
+// fzHeader builds a 12-byte DNS header.
+func fzHeader(id, flags, qd, an, ns, ar uint16) []byte {
+	b := make([]byte, 12)
+	binary.BigEndian.PutUint16(b[0:], id)
+	binary.BigEndian.PutUint16(b[2:], flags)
+	binary.BigEndian.PutUint16(b[4:], qd)
+	binary.BigEndian.PutUint16(b[6:], an)
+	binary.BigEndian.PutUint16(b[8:], ns)
+	binary.BigEndian.PutUint16(b[10:], ar)
+	return b
+}
+
+// fzSentinel is the ordinary query sent after each hostile packet, with an
+// ID other than avoid.
+func fzSentinel(tb testing.TB, avoid uint16) (*dns.Msg, []byte) {
+	tb.Helper()
+	q := new(dns.Msg).SetQuestion(fzService, dns.TypeA)
+	q.RecursionDesired = false
+	q.Id = avoid ^ 0x5a5a
+	p, err := q.Pack()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return q, p
+}
+
+// fzIsSentinelReply reports whether r answers the sentinel q correctly.
+func fzIsSentinelReply(r, q *dns.Msg) error {
+	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 || len(r.Question) != 1 || r.Question[0] != q.Question[0] {
+		return fmt.Errorf("wrong answer to the ordinary query after the packet:\n%v", r)
+	}
+	_, err := fzAnswerNode(r.Answer[0])
+	return err
+}
+
+// fzUDPResult is what the server sent back for one raw UDP packet.
+type fzUDPResult struct {
+	raw   []byte // the reply to the packet, nil when none came
+	extra [][]byte
+}
+
+// fzSendUDP sends pkt from a fresh socket, then an ordinary query, and
+// reads until the ordinary query is answered. When expectReply, it keeps
+// waiting (up to fzTimeout) for the packet's own reply; else it listens a
+// further quiet period for one. Replies with any other ID are returned in
+// extra. A missing answer to the ordinary query fails tb: the server must
+// keep serving.
+func fzSendUDP(tb testing.TB, addr string, pkt []byte, expectReply bool, quiet time.Duration) fzUDPResult {
+	tb.Helper()
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	var pid uint16
+	if len(pkt) >= 2 {
+		pid = binary.BigEndian.Uint16(pkt)
+	}
+	sq, sp := fzSentinel(tb, pid)
+	if len(pkt) > 0 {
+		if _, err := conn.Write(pkt); err != nil {
+			tb.Fatalf("write: %v", err)
+		}
+	}
+	if _, err := conn.Write(sp); err != nil {
+		tb.Fatalf("write: %v", err)
+	}
+	var res fzUDPResult
+	buf := make([]byte, dns.MaxMsgSize)
+	deadline := time.Now().Add(fzTimeout)
+	gotSentinel := false
+	for {
+		switch {
+		case !gotSentinel, expectReply && res.raw == nil:
+			conn.SetReadDeadline(deadline)
+		default:
+			if quiet <= 0 || res.raw != nil {
+				return res
+			}
+			conn.SetReadDeadline(time.Now().Add(quiet))
+			quiet = 0
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if !gotSentinel {
+					tb.Fatalf("no answer to an ordinary query within %v after the packet %x", fzTimeout, pkt)
+				}
+				if expectReply && res.raw == nil {
+					tb.Fatalf("no reply within %v to a packet whose header is readable: %x", fzTimeout, pkt)
+				}
+				return res
+			}
+			tb.Fatalf("read: %v", err)
+		}
+		raw := slices.Clone(buf[:n])
+		r := new(dns.Msg)
+		if r.Unpack(raw) == nil && r.Id == sq.Id && len(r.Question) == 1 && r.Question[0] == sq.Question[0] && !gotSentinel {
+			if err := fzIsSentinelReply(r, sq); err != nil {
+				tb.Fatal(err)
+			}
+			gotSentinel = true
+			continue
+		}
+		if len(pkt) >= 2 && n >= 2 && binary.BigEndian.Uint16(raw) == pid && res.raw == nil {
+			res.raw = raw
+			continue
+		}
+		res.extra = append(res.extra, raw)
+	}
+}
+
+// FuzzQuery sends each input as one UDP datagram to a running server and
+// checks the reply, then that an ordinary query is still answered.
+func FuzzQuery(f *testing.F) {
+	fzAddSeeds(f, "FuzzQuery")
+	for _, q := range []*dns.Msg{
+		new(dns.Msg).SetQuestion(fzService, dns.TypeA),
+		new(dns.Msg).SetQuestion("alias.fuzz.test.", dns.TypeAAAA),
+		new(dns.Msg).SetQuestion("x.sub.fuzz.test.", dns.TypeA),
+		new(dns.Msg).SetEdns0(4096, true).SetQuestion(fzService, dns.TypeANY),
+	} {
+		p, err := q.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p)
+	}
+	f.Add([]byte{0xbe, 0xef, 0x01})
+	e := fzStart(f, "")
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		if len(pkt) > 65000 {
+			return // not one datagram
+		}
+		readable := len(pkt) >= 12
+		isResponse := readable && pkt[2]&0x80 != 0
+		res := fzSendUDP(t, e.addr, pkt, readable && !isResponse, 0)
+		for _, x := range res.extra {
+			t.Errorf("a reply with an unexpected ID: %x", x)
+		}
+		if !readable || isResponse {
+			if res.raw != nil {
+				t.Fatalf("reply to a packet that must be ignored (%d bytes, QR=%v): %x", len(pkt), isResponse, res.raw)
+			}
+			return
+		}
+		fzCheckQueryReply(t, pkt, res.raw)
+	})
+}
+
+// fzCheckQueryReply checks the reply to a raw query packet whose header is
+// readable and whose QR bit is clear.
+func fzCheckQueryReply(t *testing.T, pkt, raw []byte) {
+	t.Helper()
+	r := new(dns.Msg)
+	if err := r.Unpack(raw); err != nil {
+		t.Fatalf("the reply does not parse: %v\nquery %x\nreply %x", err, pkt, raw)
+	}
+	id := binary.BigEndian.Uint16(pkt)
+	if r.Id != id || !r.Response || r.RecursionAvailable {
+		t.Fatalf("reply ID %d QR=%v RA=%v, want ID %d QR=true RA=false:\n%v", r.Id, r.Response, r.RecursionAvailable, id, r)
+	}
+	opcode := int(pkt[2]>>3) & 0xF
+	q := new(dns.Msg)
+	qerr := q.Unpack(pkt)
+	// The server reads at most fzMaxInput bytes of a datagram; past that
+	// its view of the packet is not ours.
+	whole := len(pkt) <= fzMaxInput
+	qdcount := binary.BigEndian.Uint16(pkt[4:])
+	var allowed []int
+	switch {
+	case opcode != dns.OpcodeQuery && opcode != dns.OpcodeUpdate:
+		allowed = []int{dns.RcodeNotImplemented}
+	case qdcount != 1:
+		allowed = []int{dns.RcodeFormatError}
+	case qerr != nil && whole:
+		allowed = []int{dns.RcodeFormatError}
+	case opcode == dns.OpcodeUpdate:
+		allowed = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+			dns.RcodeRefused, dns.RcodeYXDomain, dns.RcodeYXRrset, dns.RcodeNXRrset, dns.RcodeNotAuth,
+			dns.RcodeNotZone, dns.RcodeBadVers}
+	default:
+		allowed = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+			dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers, dns.RcodeNotAuth}
+	}
+	if !slices.Contains(allowed, r.Rcode) {
+		want := make([]string, len(allowed))
+		for i, a := range allowed {
+			want[i] = dns.RcodeToString[a]
+		}
+		t.Fatalf("rcode %s (%d), want one of %v (opcode %d, QDCOUNT %d, query unpacks: %v)\nquery %x\n%v",
+			dns.RcodeToString[r.Rcode], r.Rcode, want, opcode, qdcount, qerr, pkt, r)
+	}
+	if r.Rcode == dns.RcodeBadVers {
+		if o := r.IsEdns0(); o == nil || o.Version() != 0 {
+			t.Fatalf("BADVERS without an OPT of version 0:\n%v", r)
+		}
+	}
+	fzCheckServiceRRs(t, r)
+	if qerr != nil || !whole || opcode != dns.OpcodeQuery {
+		return
+	}
+	limit := dns.MinMsgSize
+	if o := q.IsEdns0(); o != nil {
+		limit = min(max(int(o.UDPSize()), dns.MinMsgSize), zones.DefaultUDPSize)
+	}
+	if len(raw) > limit {
+		t.Fatalf("a %d-byte UDP reply, over the %d the client can take:\n%v", len(raw), limit, r)
+	}
+	if r.Rcode != dns.RcodeFormatError && r.Rcode != dns.RcodeNotImplemented && (len(r.Question) != 1 || len(q.Question) < 1 || r.Question[0] != q.Question[0]) {
+		t.Fatalf("the question is not echoed as asked: %v, want %v", r.Question, q.Question)
+	}
+}
+
+// fzUpdateRcodes are the RCODEs an UPDATE may get.
+var fzUpdateRcodes = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeYXDomain, dns.RcodeYXRrset, dns.RcodeNXRrset,
+	dns.RcodeNotAuth, dns.RcodeNotZone}
+
+// fzUnpackRRs reads up to 8 wire-format records from b.
+func fzUnpackRRs(b []byte) []dns.RR {
+	var out []dns.RR
+	for off := 0; off < len(b) && len(out) < 8; {
+		rr, next, err := dns.UnpackRR(b, off)
+		if err != nil || next <= off {
+			break
+		}
+		if rr != nil {
+			out = append(out, rr)
+		}
+		off = next
+	}
+	return out
+}
+
+// fzBuildUpdate builds an UPDATE for zone: prerequisites from prereq
+// (wire format), updates from update (wire format), then one record per line
+// of text in master-file syntax (class ANY or NONE allowed); a line starting
+// "P " is a prerequisite.
+func fzBuildUpdate(zone string, prereq, update []byte, text string) *dns.Msg {
+	m := new(dns.Msg)
+	m.Opcode = dns.OpcodeUpdate
+	m.Id = dns.Id()
+	m.Question = []dns.Question{{Name: zone, Qtype: dns.TypeSOA, Qclass: dns.ClassINET}}
+	m.Answer = fzUnpackRRs(prereq)
+	m.Ns = fzUnpackRRs(update)
+	for i, line := range strings.Split(text, "\n") {
+		if i >= 8 {
+			break
+		}
+		sec := &m.Ns
+		if rest, ok := strings.CutPrefix(line, "P "); ok {
+			line, sec = rest, &m.Answer
+		}
+		// The master-file syntax has no classes ANY and NONE, which
+		// UPDATE uses to delete: write them, and they are set after.
+		class := uint16(0)
+		for _, c := range []uint16{dns.ClassANY, dns.ClassNONE} {
+			tok := " " + dns.ClassToString[c] + " "
+			if strings.Contains(line, tok) {
+				line, class = strings.Replace(line, tok, " IN ", 1), c
+				break
+			}
+		}
+		rr, err := dns.NewRR(line)
+		if err != nil || rr == nil {
+			continue
+		}
+		if class != 0 {
+			rr.Header().Class = class
+		}
+		*sec = append(*sec, rr)
+	}
+	return m
+}
+
+// fzCheckPins fails unless every pin the server shows, and every answer for
+// the service, names one of the service's nodes.
+func fzCheckPins(t *testing.T, addr string) {
+	t.Helper()
+	for _, name := range []string{fzPinName, fzLabPin} {
+		r := fzQuery(t, "udp", addr, name, dns.TypeTXT)
+		switch r.Rcode {
+		case dns.RcodeNameError:
+		case dns.RcodeSuccess:
+			if len(r.Answer) != 1 {
+				t.Fatalf("%s: %d answers, want one pin:\n%v", name, len(r.Answer), r)
+			}
+			txt, ok := r.Answer[0].(*dns.TXT)
+			if !ok || len(txt.Txt) == 0 {
+				t.Fatalf("%s: not a TXT pin:\n%v", name, r)
+			}
+			words := strings.Fields(strings.Join(txt.Txt, " "))
+			if len(words) == 0 {
+				t.Fatalf("%s: an empty pin:\n%v", name, r)
+			}
+			if _, ok := fzNodes[words[0]]; !ok {
+				t.Fatalf("%s names %q, which is not one of the service's nodes:\n%v", name, words[0], r)
+			}
+		default:
+			t.Fatalf("%s from 127.0.0.1: %s, want the pin or NXDOMAIN:\n%v", name, dns.RcodeToString[r.Rcode], r)
+		}
+	}
+	lab := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: net.ParseIP("10.1.2.0").To4()}
+	for _, opts := range [][]dns.EDNS0{nil, {lab}} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+			r := fzQuery(t, "udp", addr, fzService, qtype, opts...)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Fatalf("%s %s (ECS %v): want one record:\n%v", fzService, dns.TypeToString[qtype], opts, r)
+			}
+			if _, err := fzAnswerNode(r.Answer[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// FuzzUpdate sends TSIG-signed UPDATEs built from fuzzed parts and checks
+// that the reply verifies, that pins only ever name the service's nodes,
+// and that the server keeps answering.
+func FuzzUpdate(f *testing.F) {
+	fzAddSeeds(f, "FuzzUpdate")
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n2"`, false)
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 0 ANY TXT`, true)
+	e := fzStart(f, "")
+	f.Fuzz(func(t *testing.T, zone string, prereq, update []byte, text string, tcp bool) {
+		m := fzBuildUpdate(zone, prereq, update, text)
+		m.SetTsig(fzKey, dns.HmacSHA256, 300, time.Now().Unix())
+		p, err := m.Pack()
+		if err != nil {
+			return // not a message: nothing to send
+		}
+		network := "udp"
+		if tcp || len(p) > 1200 {
+			network = "tcp"
+		}
+		r, err := fzExchange(network, e.addr, m, true)
+		if r == nil {
+			t.Fatalf("UPDATE over %s: no reply: %v\n%v", network, err, m)
+		}
+		// miekg/dns refuses to verify any NOTAUTH reply (ErrAuth), whatever
+		// its signature: RFC 2845 used NOTAUTH for TSIG failures.
+		if err != nil && !(r.Rcode == dns.RcodeNotAuth && errors.Is(err, dns.ErrAuth)) {
+			t.Fatalf("UPDATE over %s: the reply does not verify: %v\n%v\nreply:\n%v", network, err, m, r)
+		}
+		// miekg/dns answers a message it cannot unpack FORMERR with opcode
+		// QUERY; every other answer keeps the opcode.
+		if r.Id != m.Id || !r.Response || (r.Opcode != dns.OpcodeUpdate && r.Rcode != dns.RcodeFormatError) {
+			t.Fatalf("reply ID %d QR=%v opcode %d, want ID %d QR=true opcode UPDATE:\n%v", r.Id, r.Response, r.Opcode, m.Id, r)
+		}
+		if !slices.Contains(fzUpdateRcodes, r.Rcode) {
+			t.Fatalf("UPDATE answered %s:\n%v\nreply:\n%v", dns.RcodeToString[r.Rcode], m, r)
+		}
+		fzCheckPins(t, e.addr)
+	})
+}

@@ -1,0 +1,247 @@
+package zones_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// Fuzz targets for what an operator writes: the TOML config and the zone
+// files. Seed corpora live in the top-level testdata/fuzz/<FuzzName>/ (see
+// fzAddSeeds), not in zones/testdata.
+
+// fzZoneText is the valid zone file next to every fuzzed config, as
+// "fuzz.zone", for origin fuzz.test.
+const fzZoneText = `$ORIGIN fuzz.test.
+$TTL 300
+@        IN SOA   ns1.fuzz.test. hostmaster.fuzz.test. 2026112101 3600 600 1209600 60
+         IN NS    ns1.fuzz.test.
+ns1      IN A     127.0.0.1
+www      IN A     192.0.2.80
+alias    IN CNAME keys.fuzz.test.
+sub      IN NS    ns.sub.fuzz.test.
+ns.sub   IN A     192.0.2.53
+`
+
+// FuzzConfig loads arbitrary TOML as a config (with a valid zone file next
+// to it): it never panics, every error is a *zones.Error naming a file (and
+// a line that exists), and a config that loads answers every service with at
+// most one address per type.
+func FuzzConfig(f *testing.F) {
+	fzAddSeeds(f, "FuzzConfig")
+	f.Add([]byte("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[zone]]\norigin = \"fuzz.test.\"\nfile = \"fuzz.zone\"\n"))
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fuzz.zone"), []byte(fzZoneText), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "failoverdns.toml")
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if err := os.WriteFile(cfgPath, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A zone file outside the folder could be /dev/zero or a FIFO: the
+		// fuzzer must not read the machine's files.
+		if cfg, err := zones.ParseConfig(cfgPath); err == nil {
+			for _, z := range cfg.Zones {
+				rel, err := filepath.Rel(dir, cfg.ZonePath(z))
+				if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+					return
+				}
+			}
+		}
+		snap, err := zones.Load(cfgPath)
+		if err != nil {
+			if snap != nil {
+				t.Errorf("Load returned a snapshot and an error")
+			}
+			lines := bytes.Count(src, []byte("\n")) + 1
+			for _, e := range zones.Errors(err) {
+				fzCheckError(t, e, cfgPath, lines)
+			}
+			return
+		}
+		if snap == nil {
+			t.Fatal("Load returned neither a snapshot nor an error")
+		}
+		fzCheckSnapshot(t, snap)
+	})
+}
+
+// fzCheckError checks one load error: a *zones.Error with a file, a
+// message, and for the config itself a line inside it.
+func fzCheckError(t *testing.T, e error, cfgPath string, lines int) {
+	t.Helper()
+	var ze *zones.Error
+	if !errors.As(e, &ze) {
+		t.Fatalf("error %q (%T) is not a *zones.Error", e, e)
+	}
+	if ze.File == "" || strings.TrimSpace(ze.Msg) == "" || ze.Line < 0 {
+		t.Fatalf("error %#v: want a file, a message and a line >= 0", ze)
+	}
+	want := ze.File + ": "
+	if ze.Line > 0 {
+		want = fmt.Sprintf("%s:%d: ", ze.File, ze.Line)
+	}
+	if !strings.HasPrefix(e.Error(), want) {
+		t.Fatalf("error %q does not start with %q", e.Error(), want)
+	}
+	if ze.File == cfgPath && ze.Line > lines {
+		t.Fatalf("error %q names line %d of a %d-line file", e.Error(), ze.Line, lines)
+	}
+}
+
+// fzCheckSnapshot checks the invariants of a loaded snapshot: every service
+// has a zone and answers at most one A and one AAAA in every view.
+func fzCheckSnapshot(t *testing.T, snap *zones.Snapshot) {
+	t.Helper()
+	for _, svc := range snap.Services {
+		if svc.Zone == nil || len(svc.Config.Nodes) == 0 {
+			t.Fatalf("service %s: zone %v, nodes %v", svc.Name, svc.Zone, svc.Config.Nodes)
+		}
+		for loc := range snap.LocationCount() {
+			for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				rrs, dyn, _ := snap.Overlay(loc).RRset(svc.Name, qtype)
+				if !dyn {
+					t.Fatalf("service %s is not a dynamic name in view %d", svc.Name, loc)
+				}
+				if len(rrs) > 1 {
+					t.Fatalf("service %s answers %d %s records in view %s; never more than one", svc.Name, len(rrs), dns.TypeToString[qtype], snap.LocationName(loc))
+				}
+			}
+		}
+		res := svc.Zone.Lookup(svc.Name, dns.TypeA, snap.Overlay(0))
+		if n := len(res.Answer); n > 1 {
+			t.Fatalf("lookup of service %s: %d records", svc.Name, n)
+		}
+	}
+}
+
+// FuzzZone parses arbitrary master files: ParseZone never panics, a zone it
+// returns has its SOA, every error names the file, and lookups in a parsed
+// zone never panic either.
+func FuzzZone(f *testing.F) {
+	fzAddSeeds(f, "FuzzZone")
+	f.Add([]byte(fzZoneText))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		z, err := zones.ParseZone("fuzz.test.", "fuzz.zone", src)
+		if err != nil {
+			if z != nil {
+				t.Errorf("ParseZone returned a zone and an error")
+			}
+			for _, e := range zones.Errors(err) {
+				var ze *zones.Error
+				if !errors.As(e, &ze) || ze.File != "fuzz.zone" || ze.Msg == "" {
+					t.Fatalf("error %q (%T): want a *zones.Error for fuzz.zone", e, e)
+				}
+			}
+			return
+		}
+		if z == nil || z.SOA == nil || z.NegSOA == nil {
+			t.Fatalf("ParseZone succeeded without an SOA: %+v", z)
+		}
+		if z.Origin != "fuzz.test." || !strings.EqualFold(z.SOA.Hdr.Name, "fuzz.test.") {
+			t.Fatalf("origin %q, SOA owner %q", z.Origin, z.SOA.Hdr.Name)
+		}
+		if z.NegSOA.Hdr.Ttl > z.SOA.Hdr.Ttl || z.NegSOA.Hdr.Ttl > z.SOA.Minttl {
+			t.Fatalf("negative TTL %d above min(SOA TTL %d, MINIMUM %d)", z.NegSOA.Hdr.Ttl, z.SOA.Hdr.Ttl, z.SOA.Minttl)
+		}
+		res := z.Lookup("FUZZ.test.", dns.TypeSOA, nil)
+		if res.Kind != zones.Success || len(res.Answer) != 1 {
+			t.Fatalf("SOA lookup: %v %v", res.Kind, res.Answer)
+		}
+		for _, name := range []string{"www.fuzz.test.", "a.b.c.fuzz.test.", "*.fuzz.test.", "_pin.keys.fuzz.test."} {
+			for _, qtype := range []uint16{dns.TypeA, dns.TypeANY, dns.TypeCNAME, dns.TypeDS, dns.TypeTXT} {
+				z.Lookup(name, qtype, nil)
+			}
+		}
+	})
+}
+
+// fzAddSeeds adds every file under ../testdata/fuzz/<name>/ to f's corpus.
+// A file in Go's corpus format ("go test fuzz v1", as go test -fuzz writes
+// crashers) gives all of the target's arguments; any other file is the raw
+// bytes of a single []byte argument.
+func fzAddSeeds(f *testing.F, name string) {
+	f.Helper()
+	dir := filepath.Join("..", "testdata", "fuzz", name)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		f.Fatalf("seed corpus: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			f.Fatal(err)
+		}
+		args, err := fzDecodeCorpus(b)
+		if err != nil {
+			f.Fatalf("seed %s/%s: %v", dir, e.Name(), err)
+		}
+		f.Add(args...)
+		n++
+	}
+	if n == 0 {
+		f.Fatalf("seed corpus %s is empty", dir)
+	}
+}
+
+// fzDecodeCorpus decodes one seed file: Go's "go test fuzz v1" format,
+// else the raw bytes as one []byte. Only []byte and string values occur in
+// this package's targets.
+func fzDecodeCorpus(b []byte) ([]any, error) {
+	const head = "go test fuzz v1\n"
+	if !bytes.HasPrefix(b, []byte(head)) {
+		return []any{b}, nil
+	}
+	var args []any
+	for _, line := range strings.Split(string(b[len(head):]), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		e, err := parser.ParseExpr(line)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", line, err)
+		}
+		call, ok := e.(*ast.CallExpr)
+		if !ok || len(call.Args) != 1 {
+			return nil, fmt.Errorf("%q: want type(value)", line)
+		}
+		lit, ok := call.Args[0].(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return nil, fmt.Errorf("%q: want a string literal", line)
+		}
+		s, err := strconv.Unquote(lit.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %v", line, err)
+		}
+		switch fn := call.Fun.(type) {
+		case *ast.Ident:
+			if fn.Name != "string" {
+				return nil, fmt.Errorf("%q: type %s is not supported", line, fn.Name)
+			}
+			args = append(args, s)
+		case *ast.ArrayType:
+			args = append(args, []byte(s))
+		default:
+			return nil, fmt.Errorf("%q: want []byte(...) or string(...)", line)
+		}
+	}
+	return args, nil
+}
