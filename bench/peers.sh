@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# failoverdns against gdnsd on the same scenario, with dnsperf.
+#
+# Both servers serve zone example.test (SOA, NS, glue, a few static records)
+# and service keys.example.test over three nodes 127.0.10.1/2/3, first alive
+# in order n1 n2 n3, with TCP checks (interval 2s, timeout 1s: gdnsd's
+# smallest interval is 2s) against loopback backends this script starts, and
+# one location 127.0.99.0/24 whose order is n2 n1 n3 (gdnsd: the geoip plugin
+# with a nets-only map, each "datacenter" a single address, which is
+# metafo's ordered first-alive over single addresses).
+#
+# For each server, three rounds alternating fo, gdnsd, fo, gdnsd, ...; per
+# round and query mix:
+#   (a) saturation: dnsperf $SAT_FLAGS for $SAT_SECONDS: queries/s, latency
+#   (b) CPU per query at a fixed offered load (dnsperf -Q $FIXED_QPS for
+#       $FIXED_SECONDS): the server's utime+stime from /proc/PID/stat before
+#       and after, divided by the queries completed
+#   (c) the server's VmRSS (and VmHWM) after the round
+# Mixes: "svc" = 100% keys.example.test A; "mix" = 80% keys A, 10%
+# example.test SOA, 10% nonexistent names (random labels).
+#
+# Prints the medians of the rounds, the ratios failoverdns/gdnsd (saturation
+# qps: want >= 1.0; CPU per query: want <= 1.0) with a PASS/FAIL line each,
+# and saves everything to bench/results/peers-<date>.txt. Exit status 1 when
+# a ratio fails, 2 when the setup fails.
+#
+# Everything runs on 127.0.0.0/8. Every process started here is stopped on
+# exit and has its lifetime bounded with timeout(1) besides.
+#
+# Usage: bench/peers.sh       (as root: installs dnsperf and gdnsd if missing)
+# Tunables (environment): ROUNDS=3 SAT_SECONDS=10 SAT_FLAGS="-c 4 -q 100 -T 1"
+#   FIXED_QPS=20000 FIXED_SECONDS=20 FO_PORT=25353 GD_PORT=25354 BACKEND_PORT=25380 (below the ephemeral range)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+ROUNDS=${ROUNDS:-3}
+SAT_SECONDS=${SAT_SECONDS:-10}
+SAT_FLAGS=${SAT_FLAGS:--c 4 -q 100 -T 1}
+FIXED_QPS=${FIXED_QPS:-20000}
+FIXED_SECONDS=${FIXED_SECONDS:-20}
+FO_PORT=${FO_PORT:-25353}
+GD_PORT=${GD_PORT:-25354}
+BACKEND_PORT=${BACKEND_PORT:-25380}
+# Upper bound on the lifetime of every process started here.
+LIFETIME=$((ROUNDS * 2 * 2 * (SAT_SECONDS + FIXED_SECONDS + 20) + 300))
+
+mkdir -p bench/results
+OUT="bench/results/peers-$(date +%Y-%m-%d).txt"
+exec > >(tee "$OUT") 2>&1
+
+WORK=$(mktemp -d /tmp/failoverdns-peers.XXXXXX)
+PIDS=()
+cleanup() {
+	local rc=$?
+	set +e
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		# bounded: timeout(1) forwards TERM; give each 5s, then KILL
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+die() {
+	echo "peers.sh: $*" >&2
+	exit 2
+}
+
+# --- tools -----------------------------------------------------------------
+need=()
+command -v dnsperf >/dev/null || need+=(dnsperf)
+command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing ${need[*]}"
+	timeout 600 apt-get update -qq || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
+fi
+GDNSD=$(command -v gdnsd || echo /usr/sbin/gdnsd)
+command -v python3 >/dev/null || die "python3 is needed for the loopback backends"
+CLK_TCK=$(getconf CLK_TCK)
+
+echo "== failoverdns vs gdnsd, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); shared: the load generator runs on the same cores"
+echo "failoverdns: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' +uncommitted changes in the work tree'), $(go version | cut -d' ' -f3)"
+echo "gdnsd: $("$GDNSD" -h 2>&1 | awk '/^gdnsd version/ {print $3; exit}'), dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ {print $2; exit}')"
+echo "saturation: dnsperf $SAT_FLAGS -l $SAT_SECONDS; fixed load: dnsperf -Q $FIXED_QPS -l $FIXED_SECONDS -c 4 -T 1; rounds: $ROUNDS"
+
+echo "building failoverdns"
+go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"
+
+# --- backends --------------------------------------------------------------
+timeout "$LIFETIME" python3 bench/lib/accept.py "$LIFETIME" \
+	127.0.10.1:"$BACKEND_PORT" 127.0.10.2:"$BACKEND_PORT" 127.0.10.3:"$BACKEND_PORT" >"$WORK/backends.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q ready "$WORK/backends.log" && break; sleep 0.1; done
+grep -q ready "$WORK/backends.log" || die "backends did not start: $(cat "$WORK/backends.log")"
+
+# --- the scenario ----------------------------------------------------------
+ZONE_BODY='$TTL 3600
+@     IN SOA ns1 hostmaster 2026112101 3600 600 1209600 30
+@     IN NS  ns1
+@     IN NS  ns2
+ns1   IN A   127.0.0.53
+ns2   IN A   127.0.0.54
+www   IN A   192.0.2.80
+mail  IN A   192.0.2.25
+@     IN MX  10 mail
+info  IN TXT "failoverdns benchmark zone"
+ftp   IN CNAME www'
+
+mkdir -p "$WORK/fo" "$WORK/gd/zones"
+{ echo '$ORIGIN example.test.'; echo "$ZONE_BODY"; } >"$WORK/fo/example.test.zone"
+{
+	cat <<EOF
+[server]
+listen = ["127.0.0.1:$FO_PORT"]
+http = ""
+state_dir = "state"
+
+[[zone]]
+origin = "example.test."
+file = "example.test.zone"
+EOF
+	for i in 1 2 3; do
+		cat <<EOF
+
+[[node]]
+name = "n$i"
+address = "127.0.10.$i"
+[node.check]
+type = "tcp"
+port = $BACKEND_PORT
+interval = "2s"
+timeout = "1s"
+rise = 2
+fall = 3
+EOF
+	done
+	cat <<EOF
+
+[[location]]
+name = "lab"
+subnets = ["127.0.99.0/24"]
+
+[[service]]
+name = "keys.example.test."
+ttl = 30
+policy = "failover"
+nodes = ["n1", "n2", "n3"]
+failback = "auto"
+failback_after = "10s"
+when_all_down = "keep"
+[service.locations]
+lab = ["n2", "n1", "n3"]
+EOF
+} >"$WORK/fo/fo.toml"
+
+{ echo "$ZONE_BODY"; echo 'keys  30 DYNA geoip!keys'; } >"$WORK/gd/zones/example.test"
+cat >"$WORK/gd/config" <<EOF
+options => {
+  listen => [ 127.0.0.1:$GD_PORT ]
+  zones_default_ttl => 3600
+  run_dir => $WORK/gd/run
+  state_dir => $WORK/gd/state
+}
+service_types => {
+  keys_tcp => {
+    plugin => tcp_connect
+    port => $BACKEND_PORT
+    interval => 2
+    timeout => 1
+    up_thresh => 2
+    ok_thresh => 2
+    down_thresh => 3
+  }
+}
+plugins => {
+  geoip => {
+    maps => {
+      keys_map => {
+        datacenters => [ n1, n2, n3 ]
+        nets => { 127.0.99.0/24 => [ n2, n1, n3 ] }
+      }
+    }
+    resources => {
+      keys => {
+        map => keys_map
+        service_types => keys_tcp
+        dcmap => { n1 => 127.0.10.1, n2 => 127.0.10.2, n3 => 127.0.10.3 }
+      }
+    }
+  }
+}
+EOF
+
+"$WORK/failoverdns" check -config "$WORK/fo/fo.toml" >"$WORK/fo/check.log" 2>&1 || die "failoverdns check: $(cat "$WORK/fo/check.log")"
+"$GDNSD" -c "$WORK/gd" checkconf >"$WORK/gd/check.log" 2>&1 || die "gdnsd checkconf: $(cat "$WORK/gd/check.log")"
+
+# --- query files -----------------------------------------------------------
+printf 'keys.example.test A\n' >"$WORK/q-svc"
+awk 'BEGIN {
+	srand(20261121)
+	chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	for (i = 0; i < 10000; i++) {
+		k = i % 10
+		if (k < 8) { print "keys.example.test A"; continue }
+		if (k == 8) { print "example.test SOA"; continue }
+		label = ""
+		for (j = 0; j < 12; j++) label = label substr(chars, int(rand() * 36) + 1, 1)
+		print "nx-" label ".example.test A"
+	}
+}' >"$WORK/q-mix"
+
+# --- servers ---------------------------------------------------------------
+# child_of prints the pid of the one child of a timeout(1) wrapper.
+child_of() {
+	local c=""
+	for _ in $(seq 50); do
+		c=$(cat "/proc/$1/task/$1/children" 2>/dev/null | awk '{print $1}')
+		[ -n "$c" ] && break
+		sleep 0.1
+	done
+	echo "$c"
+}
+
+(cd "$WORK/fo" && exec timeout "$LIFETIME" "$WORK/failoverdns" -config fo.toml) >"$WORK/fo/log" 2>&1 &
+PIDS+=($!)
+FO_PID=$(child_of $!)
+timeout "$LIFETIME" "$GDNSD" -c "$WORK/gd" start >"$WORK/gd/log" 2>&1 &
+PIDS+=($!)
+GD_PID=$(child_of $!)
+[ -n "$FO_PID" ] && [ -n "$GD_PID" ] || die "a server did not start"
+
+# wait until both answer keys.example.test A with exactly one record, n1,
+# and the location gets n2 (ECS from 127.0.99.0/24): at most 30s.
+verify() { # name port
+	local a loc
+	for _ in $(seq 60); do
+		a=$(dig @127.0.0.1 -p "$2" keys.example.test A +short +time=1 +tries=1 2>/dev/null || true)
+		loc=$(dig @127.0.0.1 -p "$2" keys.example.test A +short +subnet=127.0.99.7/32 +time=1 +tries=1 2>/dev/null || true)
+		if [ "$a" = 127.0.10.1 ] && [ "$loc" = 127.0.10.2 ]; then
+			echo "verify $1: keys.example.test A -> $a (one record); from 127.0.99.0/24 (ECS) -> $loc"
+			return 0
+		fi
+		sleep 0.5
+	done
+	echo "verify $1: FAILED: keys A -> [$a], from 127.0.99.0/24 -> [$loc]" >&2
+	return 1
+}
+verify failoverdns "$FO_PORT" || { cat "$WORK/fo/log"; die "failoverdns does not answer as expected"; }
+verify gdnsd "$GD_PORT" || { cat "$WORK/gd/log"; die "gdnsd does not answer as expected"; }
+for p in "$FO_PORT" "$GD_PORT"; do
+	for q in "example.test SOA" "nx-check.example.test A"; do
+		set -- $q
+		st=$(dig @127.0.0.1 -p "$p" "$1" "$2" +time=1 +tries=1 | awk '/status:/ {gsub(",", "", $6); print $6}')
+		echo "verify port $p: $q -> $st"
+	done
+done
+
+# --- measuring -------------------------------------------------------------
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+field() { # file label: the first number after label
+	awk -v l="$2" '(i = index($0, l)) { print substr($0, i + length(l)) + 0; exit }' "$1"
+}
+
+declare -A R # R[server,mix,metric] = space-separated values, one per round
+
+run_one() { # server port pid mix round
+	local s=$1 port=$2 pid=$3 mix=$4 round=$5 f="$WORK/dp-$1-$4-$5"
+	# (a) saturation
+	# shellcheck disable=SC2086
+	timeout $((SAT_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$SAT_SECONDS" $SAT_FLAGS >"$f.sat" 2>&1 ||
+		die "dnsperf failed: $(tail -5 "$f.sat")"
+	local qps lat lost
+	qps=$(field "$f.sat" "Queries per second:")
+	lat=$(field "$f.sat" "Average Latency (s):")
+	lost=$(field "$f.sat" "Queries lost:")
+	# (b) CPU per query at a fixed offered load
+	local t0 t1 done_q cpu_us
+	t0=$(cpu_ticks "$pid")
+	timeout $((FIXED_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$FIXED_SECONDS" -Q "$FIXED_QPS" -c 4 -T 1 >"$f.fix" 2>&1 ||
+		die "dnsperf failed: $(tail -5 "$f.fix")"
+	t1=$(cpu_ticks "$pid")
+	done_q=$(field "$f.fix" "Queries completed:")
+	cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$done_q" 'BEGIN { printf "%.2f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+	# (c) memory
+	local rss hwm
+	rss=$(rss_kb "$pid" VmRSS)
+	hwm=$(rss_kb "$pid" VmHWM)
+	printf '%-12s round %d  %-3s  sat %9.0f q/s  avg %7.3f ms  lost %-5s | fixed %s q/s: %6d done, cpu %.2fs, %6.2f us/query | VmRSS %6.1f MB (HWM %.1f) | load1 %s\n' \
+		"$s" "$round" "$mix" "$qps" "$(awk -v l="$lat" 'BEGIN {print l * 1000}')" "$lost" "$FIXED_QPS" "$done_q" \
+		"$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}')" "$cpu_us" \
+		"$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" "$(cut -d' ' -f1 /proc/loadavg)"
+	R[$s,$mix,qps]+="$qps "
+	R[$s,$mix,lat]+="$lat "
+	R[$s,$mix,cpu]+="$cpu_us "
+	R[$s,$mix,rss]+="$rss "
+}
+
+median() { printf '%s\n' $1 | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+echo
+for round in $(seq "$ROUNDS"); do
+	for mix in svc mix; do
+		run_one failoverdns "$FO_PORT" "$FO_PID" "$mix" "$round"
+		run_one gdnsd "$GD_PORT" "$GD_PID" "$mix" "$round"
+	done
+done
+
+# both still answer correctly after the load
+verify failoverdns "$FO_PORT" >/dev/null || die "failoverdns stopped answering correctly"
+verify gdnsd "$GD_PORT" >/dev/null || die "gdnsd stopped answering correctly"
+
+echo
+echo "== medians of $ROUNDS rounds"
+printf '%-5s %-12s %12s %12s %14s %10s\n' mix server "sat q/s" "avg lat ms" "cpu us/query" "RSS MB"
+fail=0
+for mix in svc mix; do
+	for s in failoverdns gdnsd; do
+		printf '%-5s %-12s %12.0f %12.3f %14.2f %10.1f\n' "$mix" "$s" \
+			"$(median "${R[$s,$mix,qps]}")" "$(awk -v l="$(median "${R[$s,$mix,lat]}")" 'BEGIN {print l * 1000}')" \
+			"$(median "${R[$s,$mix,cpu]}")" "$(awk -v k="$(median "${R[$s,$mix,rss]}")" 'BEGIN {print k / 1024}')"
+	done
+done
+echo
+for mix in svc mix; do
+	qr=$(awk -v a="$(median "${R[failoverdns,$mix,qps]}")" -v b="$(median "${R[gdnsd,$mix,qps]}")" 'BEGIN {printf "%.2f", a / b}')
+	cr=$(awk -v a="$(median "${R[failoverdns,$mix,cpu]}")" -v b="$(median "${R[gdnsd,$mix,cpu]}")" 'BEGIN {printf "%.2f", a / b}')
+	if awk -v r="$qr" 'BEGIN {exit !(r >= 1.0)}'; then v=PASS; else v=FAIL; fail=1; fi
+	echo "$v  $mix: saturation q/s failoverdns/gdnsd = $qr (want >= 1.0)"
+	if awk -v r="$cr" 'BEGIN {exit !(r <= 1.0)}'; then v=PASS; else v=FAIL; fail=1; fi
+	echo "$v  $mix: CPU per query failoverdns/gdnsd = $cr (want <= 1.0)"
+done
+echo
+echo "saved to $OUT"
+exit "$fail"
