@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -152,6 +153,11 @@ type opsConf struct {
 	comment string
 	// serverExtra is written as lines inside [server] (e.g. a bad key).
 	serverExtra string
+	// checks replaces a node's [node.check] lines (default: tcp on its
+	// endpoint).
+	checks map[string]string
+	// failbackAfter is the service's failback_after; "" = "0s".
+	failbackAfter string
 }
 
 func (c opsConf) zone() string {
@@ -252,6 +258,10 @@ func (e *opsEnv) configText(c opsConf) string {
 		if n == nil {
 			panic("opsConf names node " + name + " that the test did not create")
 		}
+		if chk, ok := c.checks[name]; ok {
+			fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n%s", name, n.ip, chk)
+			continue
+		}
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"tcp\"\nport = %d\ninterval = %q\ntimeout = \"1s\"\nrise = %d\nfall = 2\n",
 			name, n.ip, n.port, interval, rise)
 	}
@@ -260,8 +270,12 @@ func (e *opsEnv) configText(c opsConf) string {
 	if ttl == 0 {
 		ttl = 5
 	}
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = \"auto\"\nfailback_after = \"0s\"\nwhen_all_down = \"keep\"\n",
-		c.service(), ttl, opsQuoted(c.order))
+	after := c.failbackAfter
+	if after == "" {
+		after = "0s"
+	}
+	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = \"auto\"\nfailback_after = %q\nwhen_all_down = \"keep\"\n",
+		c.service(), ttl, opsQuoted(c.order), after)
 	if c.emea != nil {
 		fmt.Fprintf(&b, "[service.locations]\nemea = [%s]\n", opsQuoted(c.emea))
 	}
@@ -637,6 +651,9 @@ func TestReloadNewNodeProbedFirst(t *testing.T) {
 	// Query without pause while the reload runs.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer halt()
 	var bad atomic.Value
 	var asked atomic.Int64
 	for range 2 {
@@ -662,8 +679,7 @@ func TestReloadNewNodeProbedFirst(t *testing.T) {
 	// Several probe intervals (100ms, rise 2) to see that sems3 never
 	// comes up.
 	e.holdActive(t, "sems1", time.Second, "sems3's port is closed")
-	close(stop)
-	wg.Wait()
+	halt()
 	if v := bad.Load(); v != nil {
 		t.Errorf("during or after the reload a query answered %v, want sems1 every time (%d queries)", v, asked.Load())
 	}
@@ -900,6 +916,8 @@ func TestReloadUnderLoad(t *testing.T) {
 			}
 		})
 	}
+	// Should the reload loop stop early, the workers must not wait for it.
+	defer reloaded.Store(reloads)
 	var reloadErr error
 	for i := range reloads {
 		for done.Load() < int64(i*perBatch) {
@@ -932,4 +950,75 @@ func TestReloadUnderLoad(t *testing.T) {
 	if got := e.record(t, "info."+opsOrigin, dns.TypeTXT); got != "NXDOMAIN" {
 		t.Errorf("info TXT after the last reload (config A): %s, want NXDOMAIN", got)
 	}
+}
+
+// TestReloadChangedCheckNoFlap: a reload that changes the active node's
+// check (here from tcp to an http check whose first answer takes a while)
+// must not move the answer while the new check's first probe runs, even when
+// something else (another node going down) makes the engine decide again in
+// that time. With failback_after 30s, such a flap would hold the answer on
+// the wrong node for 30s.
+func TestReloadChangedCheckNoFlap(t *testing.T) {
+	const slow = 1500 * time.Millisecond
+	nodes := opsNodes(t, "sems1", "sems2", "sems3")
+	// sems1's new health endpoint: HTTP 200, after a delay.
+	ln, err := net.Listen("tcp", net.JoinHostPort(opsIPs["sems1"], "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(slow):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	c := opsConf{order: []string{"sems1", "sems2", "sems3"}, failbackAfter: "30s"}
+	e := opsStart(t, c, nodes)
+	e.wantActive(t, "sems1", "at start")
+	changes := e.gathered(t, "failoverdns_active_changes_total")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer halt()
+	var bad atomic.Value
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if got, err := e.tryActive(""); err == nil && got != "sems1" {
+				bad.CompareAndSwap(nil, got)
+			}
+			time.Sleep(5 * time.Millisecond) // query interval
+		}
+	})
+
+	c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"http\"\nport = %d\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"5s\"\nrise = 2\nfall = 2\n",
+		ln.Addr().(*net.TCPAddr).Port)}
+	e.write(t, c)
+	// Something else changes while sems1's new check runs its first probe.
+	nodes["sems3"].stop()
+	start := time.Now()
+	e.reload(t)
+	took := time.Since(start)
+	e.waitDown(t, "sems3")
+	halt()
+	if v := bad.Load(); v != nil {
+		t.Errorf("while sems1's changed check ran its first probe, a query was answered %v, want sems1 all along\nlog:\n%s", v, e.logs)
+	}
+	if got := e.gathered(t, "failoverdns_active_changes_total"); got != changes {
+		t.Errorf("failoverdns_active_changes_total moved from %v to %v across the reload: the answer flapped", changes, got)
+	}
+	if took < slow/2 {
+		t.Logf("the reload took %s: it did not wait for sems1's new check (%s)", took, slow)
+	}
+	e.holdActive(t, "sems1", 300*time.Millisecond, "after the reload")
 }
