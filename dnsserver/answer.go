@@ -31,7 +31,9 @@ type Request struct {
 	Client    netip.Addr
 	Transport Transport
 
-	loc int // set by answer: the client's view, for metrics and logs
+	loc     int    // set by answer: the client's view, for metrics and logs
+	service string // set by answer: the service answered, "" for static data
+	admin   bool   // set by answer: an admin name (_pin, _status)
 }
 
 // answer computes the reply to one query from one snapshot. It returns nil
@@ -139,6 +141,7 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		return m
 	}
 	if zones.IsAdminName(qs.Name) {
+		req.admin = true
 		if !snap.Config.Server.IsAdmin(req.Client) {
 			// Pins and status say which nodes exist and which are down:
 			// operators only.
@@ -150,6 +153,7 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		}
 	}
 	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(loc))
+	req.service = res.Service
 	if ecs != nil && ecsPrefix.Bits() > 0 && res.Service != "" {
 		if svc := snap.Service(res.Service); svc != nil && svc.Localized() {
 			ecs.SourceScope = uint8(snap.Scope(ecsPrefix, bits))

@@ -45,9 +45,9 @@ func (w *benchWriter) Hijack()                     {}
 
 var _ dns.ResponseWriter = (*benchWriter)(nil)
 
-// BenchmarkServeStatic measures the query path for a static A record from a
+// BenchmarkServeDNSGeneral measures the general (miekg/dns) path for a static A record from a
 // zone file, with EDNS as resolvers send it, without sockets.
-func BenchmarkServeStatic(b *testing.B) {
+func BenchmarkServeDNSGeneral(b *testing.B) {
 	snap := loadSnapshot(b, "", conformanceZone(b))
 	srv := dnsserver.New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion)
 	q := new(dns.Msg)

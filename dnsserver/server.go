@@ -24,9 +24,14 @@ var _ dns.Handler = (*Server)(nil)
 // Server answers DNS queries from the snapshot it holds. The snapshot is
 // swapped with Store; a query loads it exactly once and never locks.
 type Server struct {
-	snap    atomic.Pointer[zones.Snapshot]
+	pub     atomic.Pointer[published]
 	log     *slog.Logger
 	version string
+
+	storeMu   sync.Mutex // serialises Store (the engine, reloads)
+	static    *fastStatic
+	updateSem chan struct{}
+	udp       []*udpListener
 
 	// Set by Instance before Start: the engine that owns pins (UPDATE),
 	// and the prober's live view for _status.
@@ -42,17 +47,25 @@ type Server struct {
 
 // New returns a server that will answer from snap.
 func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
-	s := &Server{log: logger, version: version}
-	s.snap.Store(snap)
+	s := &Server{log: logger, version: version, updateSem: make(chan struct{}, updateSlots)}
+	s.Store(snap)
 	return s
 }
 
-// Store publishes a new snapshot; queries already running finish with the
-// old one.
-func (s *Server) Store(snap *zones.Snapshot) { s.snap.Store(snap) }
+// Store publishes a new snapshot and the fast path's table for it, as one
+// pointer; queries already running finish with the old one. The answers
+// that depend only on config and zones are precomputed once per load.
+func (s *Server) Store(snap *zones.Snapshot) {
+	s.storeMu.Lock()
+	defer s.storeMu.Unlock()
+	if s.static == nil || s.static.cfg != snap.Config {
+		s.static = s.buildStatic(snap)
+	}
+	s.pub.Store(&published{snap: snap, fast: s.static.build(snap)})
+}
 
 // Snapshot returns the snapshot in force.
-func (s *Server) Snapshot() *zones.Snapshot { return s.snap.Load() }
+func (s *Server) Snapshot() *zones.Snapshot { return s.pub.Load().snap }
 
 // Addrs returns the bound addresses (with real ports when port 0 was asked).
 func (s *Server) Addrs() []string {
@@ -65,7 +78,7 @@ func (s *Server) Addrs() []string {
 // and serves until Shutdown. It returns once every socket is bound, or the
 // first bind error (having closed what it opened).
 func (s *Server) Start() error {
-	cfg := s.snap.Load().Config
+	cfg := s.Snapshot().Config
 	var addrs []string
 	for _, l := range cfg.Server.Listen {
 		r, err := zones.ResolveListen(l)
@@ -75,38 +88,35 @@ func (s *Server) Start() error {
 		addrs = append(addrs, r...)
 	}
 	for _, a := range addrs {
-		pc, ln, err := bindPair(a)
+		conns, ln, err := bindPair(a, udpSockets())
 		if err != nil {
 			s.Shutdown(context.Background())
 			return err
 		}
-		bound := pc.LocalAddr().String()
-		s.mu.Lock()
-		s.addrs = append(s.addrs, bound)
-		s.mu.Unlock()
-		udp := s.newDNSServer()
-		udp.PacketConn = pc
+		bound := conns[0].LocalAddr().String()
+		ul := &udpListener{conns: conns}
 		tcp := s.newDNSServer()
 		tcp.Listener = ln
-		tcp.IdleTimeout = func() time.Duration { return s.snap.Load().Config.Server.TCPIdleTimeout.Duration }
+		tcp.IdleTimeout = func() time.Duration { return s.Snapshot().Config.Server.TCPIdleTimeout.Duration }
 		// miekg/dns applies ReadTimeout to a connection's first query and
 		// IdleTimeout after: a client that connects and says nothing must
 		// not outlast the idle timeout either.
 		tcp.ReadTimeout = min(tcp.ReadTimeout, cfg.Server.TCPIdleTimeout.Duration)
-		for _, srv := range []*dns.Server{udp, tcp} {
-			started := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(started) }
-			s.mu.Lock()
-			s.servers = append(s.servers, srv)
-			s.mu.Unlock()
-			go func() {
-				if err := srv.ActivateAndServe(); err != nil {
-					s.log.Error("listener stopped", "addr", bound, "err", err)
-				}
-			}()
-			<-started
-		}
-		s.log.Info("listening", "addr", bound, "transports", "udp+tcp")
+		started := make(chan struct{})
+		tcp.NotifyStartedFunc = func() { close(started) }
+		s.mu.Lock()
+		s.addrs = append(s.addrs, bound)
+		s.udp = append(s.udp, ul)
+		s.servers = append(s.servers, tcp)
+		s.mu.Unlock()
+		ul.serve(s)
+		go func() {
+			if err := tcp.ActivateAndServe(); err != nil {
+				s.log.Error("listener stopped", "addr", bound, "err", err)
+			}
+		}()
+		<-started
+		s.log.Info("listening", "addr", bound, "transports", "udp+tcp", "udp_sockets", len(conns))
 	}
 	return nil
 }
@@ -127,21 +137,23 @@ func (s *Server) newDNSServer() *dns.Server {
 	}
 }
 
-// bindPair binds UDP and TCP on the same address. With port 0 the kernel picks
-// the UDP port and TCP must get the same one, which another process may hold:
-// try a few times.
-func bindPair(addr string) (net.PacketConn, net.Listener, error) {
+// bindPair binds the UDP sockets and TCP on the same address. With port 0
+// the kernel picks the UDP port and TCP must get the same one, which another
+// process may hold: try a few times.
+func bindPair(addr string, udpN int) ([]*net.UDPConn, net.Listener, error) {
 	var lastErr error
 	for range 20 {
-		pc, err := net.ListenPacket("udp", addr)
+		conns, err := listenUDP(addr, udpN)
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", conns[0].LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return conns, ln, nil
 		}
-		pc.Close()
+		for _, c := range conns {
+			c.Close()
+		}
 		lastErr = err
 		_, port, _ := net.SplitHostPort(addr)
 		if port != "0" || !errors.Is(err, syscall.EADDRINUSE) {
@@ -154,9 +166,12 @@ func bindPair(addr string) (net.PacketConn, net.Listener, error) {
 // Shutdown stops every listener and waits for queries in progress.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	servers, udp := s.servers, s.udp
+	s.servers, s.udp = nil, nil
 	s.mu.Unlock()
+	for _, l := range udp {
+		l.close()
+	}
 	for _, srv := range servers {
 		_ = srv.ShutdownContext(ctx)
 	}
@@ -183,7 +198,7 @@ func accept(dh dns.Header) dns.MsgAcceptAction {
 
 // ServeDNS is the miekg/dns entry point: a thin wrapper around answer.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	snap := s.snap.Load()
+	snap := s.Snapshot()
 	req := Request{Msg: r, Client: addrOf(w.RemoteAddr())}
 	if _, ok := w.LocalAddr().(*net.TCPAddr); ok {
 		req.Transport = TCP
@@ -209,22 +224,27 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // account counts a query and, when the query log is on, logs a sample.
 func (s *Server) account(snap *zones.Snapshot, req *Request, m *dns.Msg, start time.Time) {
 	var qtype uint16
-	var qname string
 	if len(m.Question) > 0 {
-		qtype, qname = m.Question[0].Qtype, m.Question[0].Name
+		qtype = m.Question[0].Qtype
 	}
 	loc := snap.LocationName(req.loc)
 	s.metrics.countQuery(queryKey{qtype: qtype, rcode: uint16(m.Rcode), transport: req.Transport, location: loc}, start)
 	every := snap.Config.Server.QueryLogEvery()
 	if every > 0 && s.logSeq.Add(1)%every == 0 {
-		var ans string
-		if len(m.Answer) > 0 {
-			ans = m.Answer[len(m.Answer)-1].String()
-		}
-		s.log.Info("query", "client", req.Client.String(), "transport", req.Transport.String(), "qname", qname,
-			"qtype", dns.TypeToString[qtype], "rcode", dns.RcodeToString[m.Rcode], "location", loc, "answer", ans,
-			"sampled_1_in", every)
+		s.logQuery(m, req.Client, req.Transport, loc, every)
 	}
+}
+
+func (s *Server) logQuery(m *dns.Msg, client netip.Addr, t Transport, loc string, every uint64) {
+	var qname, qtype, ans string
+	if len(m.Question) > 0 {
+		qname, qtype = m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype]
+	}
+	if len(m.Answer) > 0 {
+		ans = m.Answer[len(m.Answer)-1].String()
+	}
+	s.log.Info("query", "client", client.String(), "transport", t.String(), "qname", qname,
+		"qtype", qtype, "rcode", dns.RcodeToString[m.Rcode], "location", loc, "answer", ans, "sampled_1_in", every)
 }
 
 func addrOf(a net.Addr) netip.Addr {

@@ -23,7 +23,7 @@ import (
 type tsigProvider struct{ s *Server }
 
 func (p tsigProvider) Generate(msg []byte, t *dns.TSIG) ([]byte, error) {
-	k := p.s.snap.Load().Config.TSIGKey(t.Hdr.Name)
+	k := p.s.Snapshot().Config.TSIGKey(t.Hdr.Name)
 	if k == nil {
 		return nil, dns.ErrSecret
 	}
@@ -93,7 +93,7 @@ func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr
 			tsigErr = dns.RcodeBadSig
 		}
 		uerr = refuse(dns.RcodeNotAuth, "TSIG %s with key %s: %v", dns.RcodeToString[int(tsigErr)], t.Hdr.Name, st)
-	case !s.snap.Load().Config.Server.IsAdmin(client):
+	case !s.Snapshot().Config.Server.IsAdmin(client):
 		uerr = refuse(dns.RcodeRefused, "source %s is not in admin_nets", client)
 	default:
 		uerr = s.applyUpdate(r, t.Hdr.Name, client)
@@ -123,7 +123,7 @@ func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr
 // applyUpdate checks the zone, prerequisites and updates, then changes the
 // pins in one step. It returns nil after the pins are saved and in force.
 func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *updateError {
-	snap := s.snap.Load()
+	snap := s.Snapshot()
 	if len(r.Question) != 1 {
 		return refuse(dns.RcodeFormatError, "zone section has %d entries, want 1", len(r.Question))
 	}

@@ -77,15 +77,26 @@ func NewProber(logger *slog.Logger, onChange func()) *Prober {
 
 // Set replaces the set of probed nodes (key = node name). Nodes whose Spec is
 // unchanged keep their state and schedule, so a config reload does not reset
-// health; changed or new ones start fresh (not Checked) and are probed
-// promptly; removed ones stop being probed. Safe to call while Run is active.
+// health; changed ones keep their state and are probed promptly with the new
+// check, under rise/fall; new ones start unchecked (never answered before
+// their first probe); removed ones stop being probed. Safe to call while Run
+// is active.
 func (p *Prober) Set(specs map[string]Spec) {
 	now := time.Now()
 	p.mu.Lock()
+	// A node whose check changed keeps its state: the new check is judged
+	// by rise/fall from there, so editing a check (a new path, a longer
+	// timeout) on reload cannot by itself move traffic.
+	carried := map[string]State{}
 	for name, old := range p.nodes {
-		if spec, ok := specs[name]; !ok || !reflect.DeepEqual(old.spec, spec) {
-			p.drop(old)
+		spec, ok := specs[name]
+		if ok && reflect.DeepEqual(old.spec, spec) {
+			continue
 		}
+		if ok {
+			carried[name] = old.state
+		}
+		p.drop(old)
 	}
 	for name, spec := range specs {
 		if _, ok := p.nodes[name]; ok {
@@ -99,6 +110,7 @@ func (p *Prober) Set(specs map[string]Spec) {
 			chk:   newChecker(spec),
 			next:  now.Add(firstJitter(spec.Interval)),
 			index: -1,
+			state: carried[name],
 		}
 		p.nodes[name] = n
 		heap.Push(&p.queue, n)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -329,22 +330,47 @@ func TestProberSet(t *testing.T) {
 	}
 }
 
-func TestSetChangedSpecStartsFresh(t *testing.T) {
+func TestSetChangedSpecKeepsStateUntilRiseFall(t *testing.T) {
+	var results atomic.Int64
 	p := NewProber(nil, nil)
-	spec := Spec{Type: TypeNone, Interval: time.Second}
+	p.OnResult = func(string, Result) { results.Add(1) }
+	spec := Spec{Type: TypeNone, Interval: time.Second, Rise: 1, Fall: 2}
 	p.Set(map[string]Spec{"a": spec})
 	p.InitialRound(context.Background())
-	if !p.Snapshot()["a"].Checked {
-		t.Fatal("a not checked after InitialRound")
+	before := p.Snapshot()["a"]
+	if !before.Checked || !before.Up {
+		t.Fatalf("a after InitialRound = %+v, want checked and up", before)
 	}
 	p.Set(map[string]Spec{"a": spec})
-	if !p.Snapshot()["a"].Checked {
-		t.Error("identical Set reset the state")
+	if got := p.Snapshot()["a"]; got != before {
+		t.Errorf("identical Set changed the state: %+v, want %+v", got, before)
 	}
-	spec.Interval = 2 * time.Second
+	// The check now points at a closed port: the state carries over (no
+	// flap on reload) until fall = 2 failures of the new check.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	spec = Spec{Type: TypeTCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: uint16(addr.Port), Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 2}
 	p.Set(map[string]Spec{"a": spec})
-	if p.Snapshot()["a"].Checked {
-		t.Error("changed spec kept the old state")
+	if got := p.Snapshot()["a"]; got != before {
+		t.Fatalf("changed spec reset the state: %+v, want %+v kept", got, before)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Snapshot()["a"].Up {
+		if time.Now().After(deadline) {
+			t.Fatal("the new check never took the node down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := results.Load(); n < 2 {
+		t.Errorf("down after %d probe results of the new check, want at least fall = 2", n)
 	}
 }
 

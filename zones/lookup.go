@@ -247,3 +247,10 @@ func (z *Zone) HasData(name string) bool {
 	n := z.nodes[name]
 	return n != nil && len(n.Types) > 0
 }
+
+// Nodes returns every owner name of the zone (empty non-terminals included)
+// with its data. The map and nodes are shared and must not be modified.
+func (z *Zone) Nodes() map[string]*Node { return z.nodes }
+
+// InsideCut reports whether a canonical name is at or below a delegation.
+func (z *Zone) InsideCut(name string) bool { return z.insideCut(name) }

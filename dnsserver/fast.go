@@ -1,0 +1,489 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// The UDP fast path answers the common queries (service A/AAAA, static data,
+// NODATA, NXDOMAIN, REFUSED; with or without EDNS and ECS) by copying bytes
+// precomputed when the snapshot changed. Each template is the general path's
+// own answer, packed the way ServeDNS sends it when it fits (miekg/dns
+// Truncate leaves a fitting answer uncompressed), minus the question, which
+// the fast path copies from the query. So the two paths cannot disagree: the
+// fast path either produces the general path's bytes or declines and lets the
+// general path answer.
+
+// tmpl is an answer without ID, question and OPT record.
+type tmpl struct {
+	flags      uint16 // QR, opcode, AA, RCODE; RD and CD come from the query
+	an, ns, ar uint16
+	rest       []byte // answer, authority, additional sections, uncompressed
+	rcode      uint16
+}
+
+// fastName is what the fast path knows about one existing owner name.
+type fastName struct {
+	types   map[uint16]*tmpl // answers by qtype; nil entry: not fast
+	nodata  *tmpl            // for any other data type; nil: fall back
+	cut     bool             // at a delegation: referrals go the slow way
+	service bool             // A/AAAA come from fastTable.services
+	// wildChild: "*.<this name>" exists, so a missing name right below it
+	// is synthesized (RFC 4592), which the slow path does.
+	wildChild bool
+}
+
+// fastZone is per zone: its NXDOMAIN answer.
+type fastZone struct {
+	nxdomain *tmpl
+}
+
+// fastService holds, per view, the A and AAAA answer of a service.
+type fastService struct {
+	localized bool
+	a, aaaa   []*tmpl
+}
+
+// fastTable is everything the fast path reads; one per published snapshot.
+type fastTable struct {
+	names    map[string]*fastName
+	zones    map[string]*fastZone
+	services map[string]*fastService
+	refused  *tmpl
+}
+
+// fastStatic is the part of a fastTable that depends only on config and
+// zones; it is built once per load and shared by every snapshot of it.
+type fastStatic struct {
+	cfg   *zones.Config
+	names map[string]*fastName
+	zones map[string]*fastZone
+	// answer templates for service records, by the record's identity: a
+	// health change only picks among them.
+	mu      sync.Mutex
+	byRR    map[dns.RR]*tmpl
+	nodata  map[*zones.Zone]*tmpl
+	refused *tmpl
+	sfail   *tmpl
+}
+
+// published pairs a snapshot with its fast table, swapped as one.
+type published struct {
+	snap *zones.Snapshot
+	fast *fastTable
+}
+
+// fastTypes are the types precomputed for every name that has them.
+func isFastQtype(t uint16) bool {
+	return t != 0 && t < 128 && t != dns.TypeOPT && t != dns.TypeMAILA && t != dns.TypeMAILB
+}
+
+// makeTmpl packs m (without a question) the way the UDP path sends a fitting
+// answer and keeps what follows the question.
+func makeTmpl(m *dns.Msg) *tmpl {
+	m.Question = []dns.Question{{Name: ".", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
+	m.Compress = false
+	b, err := m.Pack()
+	if err != nil {
+		return nil
+	}
+	const qlen = 5 // root name + type + class
+	return &tmpl{
+		flags: binary.BigEndian.Uint16(b[2:]) &^ (1<<8 | 1<<4), // minus RD, CD
+		an:    binary.BigEndian.Uint16(b[6:]),
+		ns:    binary.BigEndian.Uint16(b[8:]),
+		ar:    binary.BigEndian.Uint16(b[10:]),
+		rest:  append([]byte(nil), b[12+qlen:]...),
+		rcode: uint16(m.Rcode),
+	}
+}
+
+// buildStatic precomputes answers for every name of every zone by asking the
+// general path, with a plain query from no particular client.
+func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
+	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
+		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
+	general := func(name string, qtype uint16) (*tmpl, bool) {
+		q := new(dns.Msg)
+		q.SetQuestion(name, qtype)
+		q.RecursionDesired = false
+		req := &Request{Msg: q, Transport: UDP}
+		m := s.answer(snap, req)
+		if m == nil || req.service != "" || req.admin {
+			return nil, false
+		}
+		return makeTmpl(m), true
+	}
+	for _, z := range snap.Zones {
+		m := &dns.Msg{}
+		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
+		m.Ns = []dns.RR{z.NegSOA}
+		st.zones[z.Origin] = &fastZone{nxdomain: makeTmpl(m)}
+		nd := &dns.Msg{}
+		nd.Response, nd.Authoritative = true, true
+		nd.Ns = []dns.RR{z.NegSOA}
+		st.nodata[z] = makeTmpl(nd)
+		for name, n := range z.Nodes() {
+			if snap.FindZone(name) != z || zones.IsAdminName(name) {
+				continue // another zone answers it, or admin names: slow path
+			}
+			fn := &fastName{types: map[uint16]*tmpl{}}
+			_, fn.wildChild = z.Nodes()["*."+name]
+			st.names[name] = fn
+			if z.InsideCut(name) {
+				fn.cut = true
+				continue
+			}
+			fn.service = snap.Service(name) != nil
+			for _, qt := range n.Types {
+				if tp, ok := general(name, qt); ok {
+					fn.types[qt] = tp
+				}
+			}
+			if len(n.RRsets[dns.TypeCNAME]) > 0 {
+				// A CNAME answers every type by chasing: only the types
+				// precomputed above (CNAME itself) are fast, plus A/AAAA.
+				for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+					if tp, ok := general(name, t); ok {
+						fn.types[t] = tp
+					}
+				}
+				continue
+			}
+			fn.nodata = st.nodata[z]
+		}
+	}
+	r := &dns.Msg{}
+	r.Response, r.Rcode = true, dns.RcodeRefused
+	st.refused = makeTmpl(r)
+	sf := &dns.Msg{}
+	sf.Response, sf.Rcode = true, dns.RcodeServerFailure
+	st.sfail = makeTmpl(sf)
+	return st
+}
+
+// build returns the fast table for a snapshot, reusing st's static part.
+func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
+	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, services: make(map[string]*fastService, len(snap.Services))}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	nloc := snap.LocationCount()
+	for _, svc := range snap.Services {
+		fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+		for loc := range nloc {
+			ov := snap.Overlay(loc)
+			fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
+			fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+		}
+		ft.services[svc.Name] = fs
+	}
+	return ft
+}
+
+func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16) *tmpl {
+	rrs, _, fail := ov.RRset(svc.Name, qtype)
+	switch {
+	case fail:
+		return st.sfail
+	case len(rrs) == 0:
+		return st.nodata[svc.Zone]
+	}
+	if t, ok := st.byRR[rrs[0]]; ok {
+		return t
+	}
+	m := &dns.Msg{}
+	m.Response, m.Authoritative = true, true
+	m.Answer = rrs
+	t := makeTmpl(m)
+	st.byRR[rrs[0]] = t
+	return t
+}
+
+// fastQuery is what the fast path parsed from a query.
+type fastQuery struct {
+	id       uint16
+	rdcd     uint16 // the query's RD and CD bits
+	qname    []byte // the question as sent: name, type, class
+	qtype    uint16
+	edns     bool
+	udpSize  uint16
+	do       bool
+	ecs      bool
+	ecsFam   uint16
+	ecsSrc   uint8
+	ecsAddr  [16]byte
+	ecsBytes int
+	name     [256]byte // canonical presentation name, for map lookups
+	nameLen  int
+}
+
+// parseFast reads a query the fast path can answer, or reports false for
+// anything unusual, which the general path then handles (and judges).
+func parseFast(pkt []byte, q *fastQuery) bool {
+	if len(pkt) < 12+5 {
+		return false
+	}
+	// QR, opcode, AA, TC must be 0 (RD free); RA, Z, RCODE 0 (AD, CD free).
+	if pkt[2]&0xFE != 0 || pkt[3]&0xCF != 0 {
+		return false
+	}
+	if binary.BigEndian.Uint16(pkt[4:]) != 1 || binary.BigEndian.Uint16(pkt[6:]) != 0 || binary.BigEndian.Uint16(pkt[8:]) != 0 {
+		return false
+	}
+	ar := binary.BigEndian.Uint16(pkt[10:])
+	if ar > 1 {
+		return false
+	}
+	q.id = binary.BigEndian.Uint16(pkt)
+	q.rdcd = binary.BigEndian.Uint16(pkt[2:]) & (1<<8 | 1<<4)
+	off := 12
+	n := 0
+	for {
+		if off >= len(pkt) {
+			return false
+		}
+		l := int(pkt[off])
+		off++
+		if l == 0 {
+			break
+		}
+		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
+			return false // pointers, long labels and names: slow path
+		}
+		for _, c := range pkt[off : off+l] {
+			switch {
+			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
+			case c >= 'A' && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				return false
+			}
+			q.name[n] = c
+			n++
+		}
+		q.name[n] = '.'
+		n++
+		off += l
+	}
+	if n == 0 || off+4 > len(pkt) {
+		return false
+	}
+	q.nameLen = n
+	q.qtype = binary.BigEndian.Uint16(pkt[off:])
+	if binary.BigEndian.Uint16(pkt[off+2:]) != dns.ClassINET || !isFastQtype(q.qtype) {
+		return false
+	}
+	q.qname = pkt[12 : off+4]
+	off += 4
+	q.edns, q.ecs = false, false
+	if ar == 0 {
+		return off == len(pkt)
+	}
+	// OPT: root name, type 41, class = payload size, TTL = ext-rcode,
+	// version, flags.
+	if off+11 > len(pkt) || pkt[off] != 0 || binary.BigEndian.Uint16(pkt[off+1:]) != dns.TypeOPT {
+		return false
+	}
+	q.edns = true
+	q.udpSize = binary.BigEndian.Uint16(pkt[off+3:])
+	if pkt[off+5] != 0 || pkt[off+6] != 0 {
+		return false // extended RCODE or version: BADVERS on the slow path
+	}
+	q.do = pkt[off+7]&0x80 != 0
+	rdlen := int(binary.BigEndian.Uint16(pkt[off+9:]))
+	off += 11
+	if off+rdlen != len(pkt) {
+		return false
+	}
+	for end := off + rdlen; off < end; {
+		if off+4 > end {
+			return false
+		}
+		code := binary.BigEndian.Uint16(pkt[off:])
+		olen := int(binary.BigEndian.Uint16(pkt[off+2:]))
+		off += 4
+		if off+olen > end {
+			return false
+		}
+		if code == dns.EDNS0SUBNET {
+			if q.ecs || !parseECS(pkt[off:off+olen], q) {
+				return false
+			}
+		}
+		off += olen
+	}
+	return true
+}
+
+// parseECS accepts only a well-formed option (RFC 7871 6): family 1 or 2,
+// SCOPE 0, exactly ceil(SOURCE/8) address octets, no bits past SOURCE.
+func parseECS(b []byte, q *fastQuery) bool {
+	if len(b) < 4 {
+		return false
+	}
+	fam, src := binary.BigEndian.Uint16(b), b[2]
+	if b[3] != 0 {
+		return false
+	}
+	max := 32
+	if fam == 2 {
+		max = 128
+	} else if fam != 1 {
+		return false
+	}
+	if int(src) > max {
+		return false
+	}
+	nb := (int(src) + 7) / 8
+	if len(b) != 4+nb {
+		return false
+	}
+	q.ecsAddr = [16]byte{}
+	copy(q.ecsAddr[:], b[4:])
+	if src%8 != 0 && nb > 0 && q.ecsAddr[nb-1]&(0xFF>>(src%8)) != 0 {
+		return false
+	}
+	q.ecs, q.ecsFam, q.ecsSrc, q.ecsBytes = true, fam, src, nb
+	return true
+}
+
+func (q *fastQuery) ecsPrefix() netip.Prefix {
+	if q.ecsFam == 1 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte(q.ecsAddr[:4])), int(q.ecsSrc))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16(q.ecsAddr), int(q.ecsSrc))
+}
+
+// fastAnswer appends the answer to q to out. ok is false when the general
+// path must answer instead. loc is the view used, for metrics.
+func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out []byte) (resp []byte, rcode uint16, loc int, ok bool) {
+	snap, ft := p.snap, p.fast
+	name := q.name[:q.nameLen]
+	useECS := q.ecs && snap.Config.Server.UseECS()
+	// The view, as the general path computes it for every query: the ECS
+	// subnet when there is one (SOURCE 0 means "use my address"), else the
+	// packet's source.
+	bits := -1
+	if useECS && q.ecsSrc > 0 {
+		loc, bits = snap.LocatePrefix(q.ecsPrefix())
+	} else {
+		loc, bits = snap.Locate(client)
+	}
+	var t *tmpl
+	scope := 0
+	if fn := ft.names[string(name)]; fn != nil {
+		if fn.cut {
+			return nil, 0, 0, false
+		}
+		if fn.service && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
+			fs := ft.services[string(name)]
+			if fs == nil {
+				return nil, 0, 0, false
+			}
+			if q.qtype == dns.TypeA {
+				t = fs.a[loc]
+			} else {
+				t = fs.aaaa[loc]
+			}
+			if useECS && q.ecsSrc > 0 && fs.localized {
+				scope = snap.Scope(q.ecsPrefix(), bits)
+			}
+		} else if t = fn.types[q.qtype]; t == nil {
+			t = fn.nodata
+		}
+	} else {
+		t = ft.nxOrRefused(name)
+	}
+	if t == nil {
+		return nil, 0, 0, false
+	}
+	// The size rule of the general path: 512 without EDNS, else the
+	// client's size (at least 512) capped at ours. Larger answers are
+	// truncated there, compressed first.
+	limit := dns.MinMsgSize
+	optLen := 0
+	if q.edns {
+		limit = min(max(int(q.udpSize), dns.MinMsgSize), snap.Config.Server.UDPSize)
+		optLen = 11
+		if useECS {
+			optLen += 4 + 4 + q.ecsBytes
+		}
+	}
+	if 12+len(q.qname)+len(t.rest)+optLen > limit {
+		return nil, 0, 0, false
+	}
+	ar := t.ar
+	if q.edns {
+		ar++
+	}
+	out = binary.BigEndian.AppendUint16(out, q.id)
+	out = binary.BigEndian.AppendUint16(out, t.flags|q.rdcd)
+	out = binary.BigEndian.AppendUint16(out, 1)
+	out = binary.BigEndian.AppendUint16(out, t.an)
+	out = binary.BigEndian.AppendUint16(out, t.ns)
+	out = binary.BigEndian.AppendUint16(out, ar)
+	out = append(out, q.qname...)
+	out = append(out, t.rest...)
+	if q.edns {
+		out = append(out, 0) // root
+		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
+		out = binary.BigEndian.AppendUint16(out, uint16(snap.Config.Server.UDPSize))
+		out = append(out, 0, 0) // extended RCODE, version
+		if q.do {
+			out = append(out, 0x80, 0)
+		} else {
+			out = append(out, 0, 0)
+		}
+		if useECS {
+			out = binary.BigEndian.AppendUint16(out, uint16(8+q.ecsBytes))
+			out = binary.BigEndian.AppendUint16(out, dns.EDNS0SUBNET)
+			out = binary.BigEndian.AppendUint16(out, uint16(4+q.ecsBytes))
+			out = binary.BigEndian.AppendUint16(out, q.ecsFam)
+			out = append(out, q.ecsSrc, uint8(scope))
+			out = append(out, q.ecsAddr[:q.ecsBytes]...)
+		} else {
+			out = append(out, 0, 0)
+		}
+	}
+	return out, t.rcode, loc, true
+}
+
+// nxOrRefused answers a name that does not exist: NXDOMAIN from the zone
+// that holds it, unless its closest existing ancestor is at or below a
+// delegation (a referral) or has a wildcard child (synthesis): those, and
+// admin names, go the slow way. REFUSED when no zone holds the name.
+func (ft *fastTable) nxOrRefused(name []byte) *tmpl {
+	if hasPrefix(name, "_pin.") || hasPrefix(name, "_status.") {
+		return nil
+	}
+	encloser := false
+	for i := 0; i < len(name); {
+		suffix := name[i:]
+		if !encloser {
+			if fn := ft.names[string(suffix)]; fn != nil {
+				if fn.cut || fn.wildChild {
+					return nil
+				}
+				encloser = true
+			}
+		}
+		if fz := ft.zones[string(suffix)]; fz != nil {
+			return fz.nxdomain
+		}
+		for i < len(name) && name[i] != '.' {
+			i++
+		}
+		i++
+	}
+	if ft.zones["."] != nil {
+		return nil
+	}
+	return ft.refused
+}
+
+func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
