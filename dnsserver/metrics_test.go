@@ -8,6 +8,7 @@ package dnsserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -423,4 +424,51 @@ func opsWantView(t testing.TB, st dnsserver.Status, svc, loc, active string, ord
 		return
 	}
 	t.Errorf("/status has no service %s: %+v", svc, st.Services)
+}
+
+// TestMetricsGaugesNoGap: every scrape shows node_up for every node and the
+// active node of every view, even one taken while the engine publishes a
+// new decision (each health change, pin and reload does): a series that
+// vanishes for one scrape fires absent() alerts and makes "sum of
+// active_node == 0" look like an outage.
+func TestMetricsGaugesNoGap(t *testing.T) {
+	nodes := opsNodes(t, "sems1", "sems2")
+	e := opsStart(t, opsConf{order: []string{"sems1", "sems2"}, http: true}, nodes)
+	svc := e.c.service()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e.in.Engine.Recompute() // what every health change does
+		}
+	}()
+	defer func() { close(stop); <-done }()
+
+	const scrapes = 50
+	var gaps []string
+	for range scrapes {
+		mfs := opsScrape(t, e.http)
+		up1 := opsMetric(mfs, "failoverdns_node_up", "node", "sems1")
+		up2 := opsMetric(mfs, "failoverdns_node_up", "node", "sems2")
+		var upSeries, activeSeries int
+		if mf := mfs["failoverdns_node_up"]; mf != nil {
+			upSeries = len(mf.GetMetric())
+		}
+		active := opsMetric(mfs, "failoverdns_active_node", "service", svc, "location", "default", "node", "sems1")
+		if mf := mfs["failoverdns_active_node"]; mf != nil {
+			activeSeries = len(mf.GetMetric())
+		}
+		if upSeries != 2 || up1 != 1 || up2 != 1 || activeSeries != 1 || active != 1 {
+			gaps = append(gaps, fmt.Sprintf("node_up: %d series (sems1 %v, sems2 %v); active_node: %d series (sems1 %v)", upSeries, up1, up2, activeSeries, active))
+		}
+	}
+	if len(gaps) > 0 {
+		t.Errorf("%d of %d scrapes taken while decisions were published miss series that never changed; first: %s", len(gaps), scrapes, gaps[0])
+	}
 }
