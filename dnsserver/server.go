@@ -96,7 +96,7 @@ func (s *Server) Start() error {
 		bound := conns[0].LocalAddr().String()
 		ul := &udpListener{conns: conns}
 		tcp := s.newDNSServer()
-		tcp.Listener = ln
+		tcp.Listener = newCapListener(ln, func() int { return s.Snapshot().Config.Server.TCPMaxConns })
 		tcp.IdleTimeout = func() time.Duration { return s.Snapshot().Config.Server.TCPIdleTimeout.Duration }
 		// miekg/dns applies ReadTimeout to a connection's first query and
 		// IdleTimeout after: a client that connects and says nothing must

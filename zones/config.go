@@ -47,6 +47,9 @@ type ServerConfig struct {
 	// TCPIdleTimeout closes TCP connections that sit idle, so a client that
 	// opens many and says nothing cannot hold sockets for ever.
 	TCPIdleTimeout Duration `toml:"tcp_idle_timeout"`
+	// TCPMaxConns bounds open TCP connections per listen address; when
+	// full, the oldest is closed to make room.
+	TCPMaxConns int `toml:"tcp_max_conns"`
 	// Chaos answers CHAOS TXT version.bind/id.server. Off by default: it tells
 	// an attacker which software and version to aim at.
 	Chaos    bool   `toml:"chaos"`
@@ -91,6 +94,7 @@ const (
 	DefaultHTTP           = "127.0.0.1:8053"
 	DefaultStateDir       = "/var/lib/failoverdns"
 	DefaultTCPIdleTimeout = 10 * time.Second
+	DefaultTCPMaxConns    = 1024
 )
 
 // AdminPrefixes returns the parsed admin_nets.
@@ -209,6 +213,12 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	}
 	if s.QueryLog < 0 || s.QueryLog > 1 {
 		errs.add(file, c.line("server.query_log"), "server.query_log %v: the fraction of queries to log, from 0 (off) to 1 (all)", s.QueryLog)
+	}
+	switch {
+	case s.TCPMaxConns == 0:
+		s.TCPMaxConns = DefaultTCPMaxConns
+	case s.TCPMaxConns < 1:
+		errs.add(file, c.line("server.tcp_max_conns"), "server.tcp_max_conns %d: must be at least 1", s.TCPMaxConns)
 	}
 	if s.TCPIdleTimeout.Duration == 0 {
 		s.TCPIdleTimeout.Duration = DefaultTCPIdleTimeout
