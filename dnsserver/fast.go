@@ -55,6 +55,7 @@ type fastTable struct {
 	zones    map[string]*fastZone
 	services map[string]*fastService
 	refused  *tmpl
+	rrl      *rrl
 }
 
 // fastStatic is the part of a fastTable that depends only on config and
@@ -70,6 +71,7 @@ type fastStatic struct {
 	nodata  map[*zones.Zone]*tmpl
 	refused *tmpl
 	sfail   *tmpl
+	rrl     *rrl // nil without [server.rrl]
 }
 
 // published pairs a snapshot with its fast table, swapped as one.
@@ -158,6 +160,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 			fn.nodata = st.nodata[z]
 		}
 	}
+	st.rrl = newRRL(snap.Config.Server.RRL)
 	r := &dns.Msg{}
 	r.Response, r.Rcode = true, dns.RcodeRefused
 	st.refused = makeTmpl(r)
@@ -169,7 +172,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 
 // build returns the fast table for a snapshot, reusing st's static part.
 func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
-	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, services: make(map[string]*fastService, len(snap.Services))}
+	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make(map[string]*fastService, len(snap.Services))}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	nloc := snap.LocationCount()

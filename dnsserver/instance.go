@@ -34,6 +34,10 @@ type Instance struct {
 	ready      atomic.Bool
 	httpSrv    *http.Server
 	reloadMu   sync.Mutex
+
+	gaugeMu     sync.Mutex
+	gaugeNodes  map[string]bool
+	gaugeActive map[[3]string]bool
 }
 
 // Options tune Start.
@@ -134,23 +138,42 @@ func (in *Instance) initialRound(snap *zones.Snapshot) {
 // the gauges follow the state it was computed from.
 func (in *Instance) publish(snap *zones.Snapshot) {
 	in.Server.Store(snap)
+	// Series are updated in place and only vanished ones deleted: a scrape
+	// between a reset and a refill would see a node or service missing.
 	m := in.Metrics
-	m.nodeUp.Reset()
+	in.gaugeMu.Lock()
+	defer in.gaugeMu.Unlock()
+	nodes := map[string]bool{}
 	for name, st := range snap.HealthState() {
 		v := 0.0
 		if st.Checked && st.Up {
 			v = 1
 		}
 		m.nodeUp.WithLabelValues(name).Set(v)
+		nodes[name] = true
 	}
-	m.activeNode.Reset()
+	for name := range in.gaugeNodes {
+		if !nodes[name] {
+			m.nodeUp.DeleteLabelValues(name)
+		}
+	}
+	in.gaugeNodes = nodes
+	active := map[[3]string]bool{}
 	for _, svc := range snap.Services {
 		for loc := range svc.Orders {
 			if d, ok := snap.Decision(svc.Name, loc); ok && d.Active != "" {
-				m.activeNode.WithLabelValues(svc.Name, snap.LocationName(loc), d.Active).Set(1)
+				k := [3]string{svc.Name, snap.LocationName(loc), d.Active}
+				m.activeNode.WithLabelValues(k[:]...).Set(1)
+				active[k] = true
 			}
 		}
 	}
+	for k := range in.gaugeActive {
+		if !active[k] {
+			m.activeNode.DeleteLabelValues(k[:]...)
+		}
+	}
+	in.gaugeActive = active
 	m.pins.WithLabelValues("dynamic").Set(float64(len(snap.DynamicPins())))
 	m.pins.WithLabelValues("static").Set(float64(len(snap.StaticPins())))
 }

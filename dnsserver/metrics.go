@@ -31,6 +31,8 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	updates        *prometheus.CounterVec
 	lastReloadOK   prometheus.Gauge
+	rrlDropped     prometheus.Counter
+	rrlSlipped     prometheus.Counter
 	configLoadedAt prometheus.Gauge
 
 	// Resolved query counters, read without a lock: a miss (first query of
@@ -79,7 +81,11 @@ func NewMetrics() *Metrics {
 		Help: "1 if the last reload succeeded (or none was tried), 0 if it failed and the old config is still served."})
 	m.configLoadedAt = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_last_reload_success_timestamp_seconds",
 		Help: "When the configuration in force was loaded."})
-	m.Registry.MustRegister(m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
+	m.rrlDropped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "rrl_dropped_total",
+		Help: "UDP responses dropped by response rate limiting."})
+	m.rrlSlipped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "rrl_slipped_total",
+		Help: "UDP responses sent truncated (TC) by response rate limiting, so real clients retry over TCP."})
+	m.Registry.MustRegister(m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
 		m.activeChanges, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)

@@ -47,7 +47,7 @@ type Server struct {
 
 // New returns a server that will answer from snap.
 func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
-	s := &Server{log: logger, version: version, updateSem: make(chan struct{}, updateSlots)}
+	s := &Server{log: logger, version: version, updateSem: make(chan struct{}, updateSlots), metrics: NewMetrics()}
 	s.Store(snap)
 	return s
 }

@@ -61,8 +61,22 @@ type ServerConfig struct {
 	// QueryLog is the fraction of queries logged (0 = off, 1 = all); a
 	// sample, so logging can stay on under load.
 	QueryLog float64 `toml:"query_log"`
+	// RRL, when present, rate-limits UDP responses per client prefix.
+	RRL *RRLConfig `toml:"rrl"`
 
 	adminPrefixes []netip.Prefix
+}
+
+// RRLConfig is [server.rrl]: response rate limiting for UDP, per client
+// prefix, so spoofed queries cannot turn the server into an amplifier.
+// admin_nets are exempt.
+type RRLConfig struct {
+	ResponsesPerSecond int `toml:"responses_per_second"`
+	// Slip: every slip-th response over the limit is sent truncated (TC),
+	// so a real client retries over TCP; 0 drops them all.
+	Slip       *int `toml:"slip"`
+	IPv4Prefix int  `toml:"ipv4_prefix"`
+	IPv6Prefix int  `toml:"ipv6_prefix"`
 }
 
 // ZoneConfig is one [[zone]] table.
@@ -210,6 +224,26 @@ func (c *Config) validate(file string, errs *ErrorList) {
 		s.UDPSize = DefaultUDPSize
 	case s.UDPSize < 512 || s.UDPSize > 4096:
 		errs.add(file, c.line("server.udp_size"), "server.udp_size %d: must be between 512 and 4096 (1232 avoids IP fragmentation)", s.UDPSize)
+	}
+	if r := s.RRL; r != nil {
+		if r.ResponsesPerSecond < 1 || r.ResponsesPerSecond > 65000 {
+			errs.add(file, c.line("server.rrl.responses_per_second"), "server.rrl.responses_per_second %d: set 1 to 65000 responses per second per client prefix (or remove [server.rrl])", r.ResponsesPerSecond)
+		}
+		if r.Slip == nil {
+			two := 2
+			r.Slip = &two
+		} else if *r.Slip < 0 || *r.Slip > 10 {
+			errs.add(file, c.line("server.rrl.slip"), "server.rrl.slip %d: 0 (drop all) to 10", *r.Slip)
+		}
+		if r.IPv4Prefix == 0 {
+			r.IPv4Prefix = 24
+		}
+		if r.IPv6Prefix == 0 {
+			r.IPv6Prefix = 56
+		}
+		if r.IPv4Prefix < 8 || r.IPv4Prefix > 32 || r.IPv6Prefix < 16 || r.IPv6Prefix > 128 {
+			errs.add(file, c.line("server.rrl"), "server.rrl: ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
+		}
 	}
 	if s.QueryLog < 0 || s.QueryLog > 1 {
 		errs.add(file, c.line("server.query_log"), "server.query_log %v: the fraction of queries to log, from 0 (off) to 1 (all)", s.QueryLog)
