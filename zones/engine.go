@@ -18,6 +18,7 @@ type Decision struct {
 	Active   string // node answered; "" with Servfail
 	Servfail bool
 	Pinned   bool
+	AllDown  bool // no node of the order is up: when_all_down decided
 	Reason   string
 }
 
@@ -70,11 +71,11 @@ func decide(order []string, cur Decision, h map[string]health.State, now time.Ti
 	}
 	switch {
 	case allDown == AllDownServfail:
-		return Decision{Servfail: true, Reason: "all nodes down: when_all_down = servfail"}, time.Time{}
+		return Decision{Servfail: true, AllDown: true, Reason: "all nodes down: when_all_down = servfail"}, time.Time{}
 	case allDown == AllDownKeep && active != "":
-		return Decision{Active: active, Reason: "all nodes down: keeping the last active node (when_all_down = keep)"}, time.Time{}
+		return Decision{Active: active, AllDown: true, Reason: "all nodes down: keeping the last active node (when_all_down = keep)"}, time.Time{}
 	default:
-		return Decision{Active: order[0], Reason: "all nodes down: answering the first node in order (when_all_down = " + allDown + ")"}, time.Time{}
+		return Decision{Active: order[0], AllDown: true, Reason: "all nodes down: answering the first node in order (when_all_down = " + allDown + ")"}, time.Time{}
 	}
 }
 
@@ -100,6 +101,8 @@ type Engine struct {
 	next    time.Time
 	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
 	store   *PinStore
+
+	allDown, allDownSeen bool // every node down (logged once per episode)
 }
 
 type decisionKey struct {
@@ -342,7 +345,32 @@ func (e *Engine) recomputeLocked() *Snapshot {
 			if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
 				e.logChange(svc, loc, prev, d, had)
 			}
+			if had && prev.AllDown != d.AllDown {
+				if d.AllDown {
+					e.log.Error("all nodes of a service are down", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d), "reason", d.Reason)
+				} else {
+					e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
+				}
+			}
 		}
+	}
+	// One event for the case that usually means the prober itself is cut
+	// off (its network, a firewall), rather than one per service.
+	allDown := len(h) > 0
+	for _, st := range h {
+		if st.Checked && st.Up || !st.Checked {
+			allDown = false
+			break
+		}
+	}
+	if allDown != e.allDown {
+		if allDown {
+			e.log.Error("every node fails its checks: if they cannot all be down at once, the prober may be cut off from them; answers follow each service's when_all_down", "nodes", len(h))
+		} else if e.allDownSeen {
+			e.log.Warn("nodes pass their checks again", "nodes", len(h))
+		}
+		e.allDown = allDown
+		e.allDownSeen = e.allDownSeen || allDown
 	}
 	e.current = decided
 	e.next = next
@@ -352,13 +380,15 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	return snap
 }
 
-func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
-	name := func(x Decision) string {
-		if x.Servfail {
-			return "SERVFAIL"
-		}
-		return x.Active
+func answerName(x Decision) string {
+	if x.Servfail {
+		return "SERVFAIL"
 	}
+	return x.Active
+}
+
+func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
+	name := answerName
 	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
 	if had {
 		attrs = append(attrs, "old", name(old))
