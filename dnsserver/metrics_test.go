@@ -450,9 +450,12 @@ func TestMetricsGaugesNoGap(t *testing.T) {
 	}()
 	defer func() { close(stop); <-done }()
 
+	// Up to 50 scrapes (stopping at the first gap), bounded in time for a
+	// loaded machine.
 	const scrapes = 50
 	var gaps []string
-	for range scrapes {
+	n := 0
+	for end := time.Now().Add(5 * time.Second); n < scrapes && len(gaps) == 0 && time.Now().Before(end); n++ {
 		mfs := opsScrape(t, e.http)
 		up1 := opsMetric(mfs, "failoverdns_node_up", "node", "sems1")
 		up2 := opsMetric(mfs, "failoverdns_node_up", "node", "sems2")
@@ -469,6 +472,9 @@ func TestMetricsGaugesNoGap(t *testing.T) {
 		}
 	}
 	if len(gaps) > 0 {
-		t.Errorf("%d of %d scrapes taken while decisions were published miss series that never changed; first: %s", len(gaps), scrapes, gaps[0])
+		t.Errorf("scrape %d taken while decisions were published misses series that never changed: %s", n, gaps[0])
+	}
+	if n < 10 {
+		t.Logf("only %d scrapes in 5s: a loaded machine", n)
 	}
 }
