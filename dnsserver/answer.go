@@ -218,6 +218,12 @@ func clientSubnet(opt *dns.OPT) (ecs *dns.EDNS0_SUBNET, p netip.Prefix, bad bool
 	if ecs == nil {
 		return nil, netip.Prefix{}, false
 	}
+	// miekg/dns keeps no option's own length, but the OPT's RDLENGTH is the
+	// sum of them: an ECS option with more or fewer ADDRESS octets than
+	// SOURCE calls for repacks to a different total (RFC 7871 6: FORMERR).
+	if dns.Len(opt)-11 != int(opt.Hdr.Rdlength) {
+		return nil, netip.Prefix{}, true
+	}
 	if ecs.SourceScope != 0 {
 		return nil, netip.Prefix{}, true
 	}
