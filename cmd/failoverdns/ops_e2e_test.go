@@ -9,7 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,4 +300,98 @@ func TestOpsSIGHUP(t *testing.T) {
 	if code := s.p.terminate(t); code != 0 {
 		t.Errorf("SIGTERM after the reloads: exit %d, want 0\nstderr:\n%s", code, s.p.stderr.String())
 	}
+}
+
+// TestOpsStartupSIGHUPAndReadyz: while the first probe round runs (here a
+// health check that takes 1.5s to answer), /healthz is 200, /readyz is 503
+// and `healthcheck` (liveness) passes; a SIGHUP sent then (a reload by
+// systemd or config management racing the start) must not kill the server:
+// once started it serves, and /readyz turns 200.
+func TestOpsStartupSIGHUPAndReadyz(t *testing.T) {
+	const slow = 1500 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.10.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(slow):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusOK)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	checkPort := ln.Addr().(*net.TCPAddr).Port
+
+	for range 5 {
+		dir := t.TempDir()
+		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
+		dnsPort, httpPort := freePort(t), freePort(t)
+		s.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
+		s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+		opeCopy(t, "e2e.test.zone", s.zonePath)
+		cfg := opeConfig(dir, dnsPort, httpPort, "") + fmt.Sprintf(`
+[[node]]
+name = "sems1"
+address = "127.0.10.1"
+[node.check]
+type = "http"
+port = %d
+interval = "1s"
+timeout = "5s"
+
+[[service]]
+name = "keys.e2e.test."
+nodes = ["sems1"]
+`, checkPort)
+		opeWrite(t, s.cfgPath, cfg)
+		s.p = startProc(t, "-config", s.cfgPath)
+		// The HTTP endpoints are up before the first probe round.
+		s.waitLog(t, 0, regexp.MustCompile(`msg="http listening"`), "starting")
+		if strings.Contains(s.p.stderr.String(), "msg=listening") {
+			t.Fatalf("the DNS listeners were up before the slow first probe (%s) finished:\n%s", slow, s.p.stderr.String())
+		}
+		code, body := opeHTTPGet(t, s.httpAddr, "/readyz")
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("/readyz during the first probe round: %d %q, want 503", code, body)
+		}
+		if code, body := opeHTTPGet(t, s.httpAddr, "/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz during the first probe round: %d %q, want 200", code, body)
+		}
+		if code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.httpAddr); code != 0 {
+			t.Errorf("healthcheck during the first probe round: exit %d, stdout %q, stderr %q; want 0 (alive, if not ready)", code, stdout, stderr)
+		}
+		if err := s.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP: %v", err)
+		}
+		err := s.p.waitReady(s.dnsAddr, opeZone)
+		if errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
+			continue // someone took a port in between: try others
+		}
+		if err != nil {
+			t.Fatalf("after a SIGHUP during startup the server does not serve: %v (exit: %v)\nstderr:\n%s", err, s.p.waitErr, s.p.stderr.String())
+		}
+		s.wantA(t, "keys."+opeZone, "127.0.10.1", "after startup")
+		if code, body := opeHTTPGet(t, s.httpAddr, "/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz once serving: %d %q, want 200", code, body)
+		}
+		if code := s.p.terminate(t); code != 0 {
+			t.Errorf("SIGTERM: exit %d, want 0\nstderr:\n%s", code, s.p.stderr.String())
+		}
+		return
+	}
+	t.Fatal("server could not bind free ports in 5 tries")
+}
+
+func opeHTTPGet(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
