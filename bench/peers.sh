@@ -268,6 +268,8 @@ done
 
 # --- measuring -------------------------------------------------------------
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# busy ticks of the whole machine (all CPUs): user nice system irq softirq steal
+busy_ticks() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 field() { # file label: the first number after label
 	awk -v l="$2" '(i = index($0, l)) { print substr($0, i + length(l)) + 0; exit }' "$1"
@@ -288,19 +290,27 @@ run_one() { # server port pid mix round
 	# (b) CPU per query at a fixed offered load
 	local t0 t1 done_q cpu_us
 	t0=$(cpu_ticks "$pid")
+	local b0 b1 w0 w1
+	b0=$(busy_ticks)
+	w0=$(date +%s%N)
 	timeout $((FIXED_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$FIXED_SECONDS" -Q "$FIXED_QPS" -c 4 -T 1 >"$f.fix" 2>&1 ||
 		die "dnsperf failed: $(tail -5 "$f.fix")"
 	t1=$(cpu_ticks "$pid")
+	b1=$(busy_ticks)
+	w1=$(date +%s%N)
+	# what the rest of the machine (dnsperf and everything else) used meanwhile, in cores
+	local others
+	others=$(awk -v b=$((b1 - b0 - (t1 - t0))) -v hz="$CLK_TCK" -v w=$((w1 - w0)) 'BEGIN {printf "%.2f", b / hz / (w / 1e9)}')
 	done_q=$(field "$f.fix" "Queries completed:")
 	cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$done_q" 'BEGIN { printf "%.2f", (n > 0 ? d / hz * 1e6 / n : 0) }')
 	# (c) memory
 	local rss hwm
 	rss=$(rss_kb "$pid" VmRSS)
 	hwm=$(rss_kb "$pid" VmHWM)
-	printf '%-12s round %d  %-3s  sat %9.0f q/s  avg %7.3f ms  lost %-5s | fixed %s q/s: %6d done, cpu %.2fs, %6.2f us/query | VmRSS %6.1f MB (HWM %.1f) | load1 %s\n' \
+	printf '%-12s round %d  %-3s  sat %9.0f q/s  avg %7.3f ms  lost %-5s | fixed %s q/s: %6d done, cpu %.2fs, %6.2f us/query | VmRSS %6.1f MB (HWM %.1f) | others %s cores, load1 %s\n' \
 		"$s" "$round" "$mix" "$qps" "$(awk -v l="$lat" 'BEGIN {print l * 1000}')" "$lost" "$FIXED_QPS" "$done_q" \
 		"$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}')" "$cpu_us" \
-		"$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" "$(cut -d' ' -f1 /proc/loadavg)"
+		"$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" "$others" "$(cut -d' ' -f1 /proc/loadavg)"
 	R[$s,$mix,qps]+="$qps "
 	R[$s,$mix,lat]+="$lat "
 	R[$s,$mix,cpu]+="$cpu_us "
