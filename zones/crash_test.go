@@ -1,0 +1,280 @@
+package zones_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// Crash tests of the pin state file with a real SIGKILL: the test binary
+// re-executes itself as a child that saves pins and is killed (by itself,
+// from PinStore.Hook, at one step of the save; or by the parent at a random
+// moment of a save loop). The parent then reads the folder as a restart
+// would. Unlike TestPinStoreCrashAtEachStep (a panic in the same process),
+// nothing of the child runs after the kill: no deferred close, no remove of
+// the temporary file, no buffered write.
+
+const (
+	kcEnvMode = "FAILOVERDNS_CRASH_MODE" // "step" or "loop"
+	kcEnvStep = "FAILOVERDNS_CRASH_STEP" // step: the hook step to die at
+	kcEnvDir  = "FAILOVERDNS_CRASH_DIR"  // the state folder
+	// kcNoHook is the exit code of a child whose save finished without
+	// the hook ever naming its step.
+	kcNoHook = 3
+	// kcLoopReady is printed by the loop child once it is saving.
+	kcLoopReady = "saving\n"
+)
+
+// kcOld and kcNew are the pins before and after the save being crashed:
+// every pin differs, so any mix of the two is visible.
+func kcOld() map[zones.PinKey]zones.Pin {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return map[zones.PinKey]zones.Pin{
+		{Service: "keys.demo.test."}:                   {Node: "sems1", Key: "admin.", From: "127.0.0.1", At: at},
+		{Service: "keys.demo.test.", Location: "emea"}: {Node: "sems2", Key: "admin.", From: "127.0.0.1", At: at},
+	}
+}
+
+func kcNew() map[zones.PinKey]zones.Pin {
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	return map[zones.PinKey]zones.Pin{
+		{Service: "keys.demo.test."}:                   {Node: "sems3", Force: true, Until: at.Add(time.Hour), Key: "other.", From: "::1", At: at},
+		{Service: "keys.demo.test.", Location: "apac"}: {Node: "sems1", Key: "admin.", From: "127.0.0.2", At: at},
+		{Service: "other.demo.test."}:                  {Node: "sems2"},
+	}
+}
+
+func kcSame(a, b map[zones.PinKey]zones.Pin) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, p := range a {
+		q, ok := b[k]
+		if !ok || p.Node != q.Node || p.Force != q.Force || !p.Until.Equal(q.Until) ||
+			p.Key != q.Key || p.From != q.From || !p.At.Equal(q.At) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestHelperCrashDuringSave is not a test: it is the child process of the
+// tests below, and does nothing unless FAILOVERDNS_CRASH_MODE is set.
+func TestHelperCrashDuringSave(t *testing.T) {
+	mode := os.Getenv(kcEnvMode)
+	if mode == "" {
+		t.Skip("helper process for TestPinStoreKilled*; runs only when re-executed with " + kcEnvMode)
+	}
+	dir := os.Getenv(kcEnvDir)
+	st, _, err := zones.OpenPinStore(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: OpenPinStore:", err)
+		os.Exit(2)
+	}
+	switch mode {
+	case "step":
+		want := os.Getenv(kcEnvStep)
+		st.Hook = func(step string) {
+			if step == want {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Minute) // not reached: a signal to oneself is delivered before kill(2) returns
+			}
+		}
+		if err := st.Save(kcNew()); err != nil {
+			fmt.Fprintln(os.Stderr, "child: Save:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "child: Save returned without the hook being called at %q\n", want)
+		os.Exit(kcNoHook)
+	case "loop":
+		// Alternate old and new as fast as saves go, until killed.
+		sets := []map[zones.PinKey]zones.Pin{kcNew(), kcOld()}
+		os.Stdout.WriteString(kcLoopReady)
+		for i := 0; ; i++ {
+			if err := st.Save(sets[i%2]); err != nil {
+				fmt.Fprintln(os.Stderr, "child: Save:", err)
+				os.Exit(2)
+			}
+		}
+	}
+	os.Exit(2)
+}
+
+// kcChild returns the command that re-executes this test binary as the
+// helper, with env added.
+func kcChild(t *testing.T, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashDuringSave$", "-test.count=1", "-test.v=false")
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// kcKilled reports whether the child ended by SIGKILL.
+func kcKilled(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// kcOpen reads dir as a restart does and says which of old and new it holds;
+// anything else (an error, a mix, nothing) fails the test.
+func kcOpen(t *testing.T, dir string) string {
+	t.Helper()
+	raw, _ := os.ReadFile(filepath.Join(dir, "pins.json"))
+	_, pins, err := zones.OpenPinStore(dir)
+	if err != nil {
+		t.Fatalf("OpenPinStore after the kill: %v\npins.json:\n%s", err, raw)
+	}
+	switch {
+	case kcSame(pins, kcOld()):
+		return "old"
+	case kcSame(pins, kcNew()):
+		return "new"
+	}
+	t.Fatalf("after the kill the state is neither exactly the old nor exactly the new pins: %+v\npins.json:\n%s", pins, raw)
+	return ""
+}
+
+// TestPinStoreKilledAtEachStep: SIGKILL at each step of a save (after the
+// temp file is written, after its fsync, after the rename). A restart must
+// read exactly the old pins (before the rename) or exactly the new ones
+// (after it), never an error, never a mix.
+func TestPinStoreKilledAtEachStep(t *testing.T) {
+	for _, tc := range []struct {
+		step string
+		want string // what a restart must read
+	}{
+		{"write", "old"},
+		{"fsync", "old"},
+		{"rename", "new"},
+	} {
+		t.Run(tc.step, func(t *testing.T) {
+			dir := t.TempDir()
+			st, _, err := zones.OpenPinStore(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Save(kcOld()); err != nil {
+				t.Fatal(err)
+			}
+			oldBytes, err := os.ReadFile(filepath.Join(dir, "pins.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			cmd := kcChild(t, kcEnvMode+"=step", kcEnvStep+"="+tc.step, kcEnvDir+"="+dir)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err = cmd.Run()
+			if !kcKilled(err) {
+				t.Fatalf("the child was not killed by SIGKILL at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
+			}
+
+			got := kcOpen(t, dir)
+			if got != tc.want {
+				t.Errorf("killed after %q: a restart reads the %s pins, want the %s ones", tc.step, got, tc.want)
+			}
+			if got == "old" {
+				if b, _ := os.ReadFile(filepath.Join(dir, "pins.json")); !bytes.Equal(b, oldBytes) {
+					t.Errorf("pins.json changed although the old pins read back:\nbefore:\n%s\nafter:\n%s", oldBytes, b)
+				}
+			}
+			var tmps []string
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				switch {
+				case e.Name() == "pins.json":
+				case strings.HasPrefix(e.Name(), "pins.json.tmp-"):
+					tmps = append(tmps, e.Name())
+				default:
+					t.Errorf("unexpected file %s in the state folder", e.Name())
+				}
+			}
+			// Before the rename the killed save leaves its temporary file:
+			// proof that the kill happened mid-save, not before it.
+			if tc.want == "old" && len(tmps) != 1 {
+				t.Errorf("killed after %q: %d temporary files %v, want the one the save was writing", tc.step, len(tmps), tmps)
+			}
+
+			// A fresh process saves over whatever the crash left.
+			st2, _, err := zones.OpenPinStore(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st2.Save(kcOld()); err != nil {
+				t.Fatalf("Save after the kill: %v", err)
+			}
+			if got := kcOpen(t, dir); got != "old" {
+				t.Errorf("after a clean save: %s pins, want old", got)
+			}
+		})
+	}
+}
+
+// TestPinStoreKilledDuringSaveLoop: a child saves old and new pins
+// alternately as fast as it can; SIGKILL at a random moment. Whatever the
+// moment, a restart reads exactly one of the two.
+func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
+	runs := 20
+	if testing.Short() {
+		runs = 3
+	}
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	t.Logf("seed %d", seed)
+	seen := map[string]int{}
+	for i := range runs {
+		dir := t.TempDir()
+		st, _, err := zones.OpenPinStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Save(kcOld()); err != nil {
+			t.Fatal(err)
+		}
+		cmd := kcChild(t, kcEnvMode+"=loop", kcEnvDir+"="+dir)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the child is in its save loop (its first line).
+		buf := make([]byte, len(kcLoopReady))
+		n, rerr := out.Read(buf)
+		if rerr != nil || string(buf[:n]) != kcLoopReady {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("run %d: the child did not start saving: %q %v\nstderr:\n%s", i, buf[:n], rerr, stderr.String())
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(20 * time.Millisecond)))) // the random moment of the kill
+		if err := cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		if !kcKilled(err) {
+			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
+		}
+		seen[kcOpen(t, dir)]++
+	}
+	t.Logf("after %d kills a restart read: %v", runs, seen)
+}
