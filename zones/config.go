@@ -265,19 +265,9 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	for i := range c.Zones {
 		z := &c.Zones[i]
 		at := fmt.Sprintf("zone[%d]", i)
-		if z.Origin == "" {
-			errs.add(file, c.line(at), "zone %d: origin is missing (e.g. origin = \"example.com.\")", i+1)
+		if !c.uniqueName(file, errs, "zone", i, "origin", "example.com.", &z.Origin, seen) {
 			continue
 		}
-		if _, ok := dnsIsDomainName(z.Origin); !ok {
-			errs.add(file, c.line(at+".origin"), "zone origin %q is not a valid domain name", z.Origin)
-			continue
-		}
-		z.Origin = canonical(z.Origin)
-		if prev, ok := seen[z.Origin]; ok {
-			errs.add(file, c.line(at+".origin"), "zone %q is configured twice (first in zone %d)", z.Origin, prev+1)
-		}
-		seen[z.Origin] = i
 		if z.File == "" {
 			errs.add(file, c.line(at), "zone %q: file is missing (the RFC 1035 master file, relative to this config)", z.Origin)
 		}
@@ -286,6 +276,27 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	c.validateServices(file, errs)
 	c.validateLocations(file, errs)
 	c.validateTSIG(file, errs)
+}
+
+// uniqueName checks the domain name in key of [[table]] number i: present,
+// valid and not repeated; it is made canonical in place. false means the
+// rest of that table cannot be checked.
+func (c *Config) uniqueName(file string, errs *ErrorList, table string, i int, key, example string, name *string, seen map[string]int) bool {
+	at := fmt.Sprintf("%s[%d]", table, i)
+	if *name == "" {
+		errs.add(file, c.line(at), "%s %d: %s is missing (e.g. %s = %q)", table, i+1, key, key, example)
+		return false
+	}
+	if _, ok := dnsIsDomainName(*name); !ok {
+		errs.add(file, c.line(at+"."+key), "%s %s %q is not a valid domain name", table, key, *name)
+		return false
+	}
+	*name = canonical(*name)
+	if prev, ok := seen[*name]; ok {
+		errs.add(file, c.line(at+"."+key), "%s %q is defined twice (first as %s %d)", table, *name, table, prev+1)
+	}
+	seen[*name] = i
+	return true
 }
 
 // relPath resolves a path in the config against the config's folder.

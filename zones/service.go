@@ -270,19 +270,9 @@ func (c *Config) validateServices(file string, errs *ErrorList) {
 	for i := range c.Services {
 		s := &c.Services[i]
 		at := fmt.Sprintf("service[%d]", i)
-		if s.Name == "" {
-			errs.add(file, c.line(at), "service %d: name is missing (e.g. name = \"keys.example.com.\")", i+1)
+		if !c.uniqueName(file, errs, "service", i, "name", "keys.example.com.", &s.Name, seen) {
 			continue
 		}
-		if _, ok := dnsIsDomainName(s.Name); !ok {
-			errs.add(file, c.line(at+".name"), "service name %q is not a valid domain name", s.Name)
-			continue
-		}
-		s.Name = canonical(s.Name)
-		if prev, ok := seen[s.Name]; ok {
-			errs.add(file, c.line(at+".name"), "service %q is defined twice (first as service %d)", s.Name, prev+1)
-		}
-		seen[s.Name] = i
 		switch strings.ToLower(s.Policy) {
 		case "", "failover", "ordered", "first-alive":
 			s.Policy = "failover"

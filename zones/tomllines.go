@@ -93,23 +93,14 @@ func (tl tomlLines) record(path string, line int) {
 }
 
 // line returns the line of path, or of its closest enclosing table, or 0.
-func (tl tomlLines) line(path string) int {
-	for p := path; p != ""; {
-		if n, ok := tl.exact[p]; ok {
-			return n
-		}
-		i := strings.LastIndexByte(p, '.')
-		if i < 0 {
-			break
-		}
-		p = p[:i]
-	}
-	return 0
-}
+func (tl tomlLines) line(path string) int { return closest(tl.exact, path) }
 
-func (tl tomlLines) looseLine(path string) int {
+// looseLine is line for a path without array indexes.
+func (tl tomlLines) looseLine(path string) int { return closest(tl.loose, path) }
+
+func closest(lines map[string]int, path string) int {
 	for p := path; p != ""; {
-		if n, ok := tl.loose[p]; ok {
+		if n, ok := lines[p]; ok {
 			return n
 		}
 		i := strings.LastIndexByte(p, '.')

@@ -93,6 +93,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 2
 	}
+	// SIGHUP's default action ends the process: catch it before anything
+	// else, so a reload sent while probing at startup is a reload (done
+	// once serving), not a crash.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	demo := *configPath == ""
 	if demo {
@@ -132,9 +138,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if demo {
 		go nodes.toggleOnSignal(ctx, logger)
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
