@@ -193,6 +193,7 @@ type opsEnv struct {
 	addr     string // DNS, UDP and TCP
 	http     string // "" without http
 	logs     *opsLog
+	closeIn  func() // stops the instance (once)
 }
 
 type opsLog struct {
@@ -314,6 +315,14 @@ func opsStart(t testing.TB, c opsConf, nodes map[string]*opsNode) *opsEnv {
 		logs:     &opsLog{},
 	}
 	e.write(t, c)
+	e.launch(t)
+	return e
+}
+
+// launch starts an instance on e's files (again, after close, for a
+// restart) and closes it when the test ends.
+func (e *opsEnv) launch(t testing.TB) {
+	t.Helper()
 	snap, err := zones.Load(e.cfgPath)
 	if err != nil {
 		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
@@ -327,12 +336,15 @@ func opsStart(t testing.TB, c opsConf, nodes map[string]*opsNode) *opsEnv {
 		t.Fatalf("StartWith: %v", err)
 	}
 	e.in, e.addr, e.http = in, in.Server.Addrs()[0], in.HTTPAddr
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opsTimeout)
-		defer cancel()
-		in.Close(ctx)
-	})
-	return e
+	var once sync.Once
+	e.closeIn = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), opsTimeout)
+			defer cancel()
+			in.Close(ctx)
+		})
+	}
+	t.Cleanup(e.closeIn)
 }
 
 // opsClient is a UDP or TCP client whose source address is from ("" = any).
@@ -1021,4 +1033,36 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 		t.Logf("the reload took %s: it did not wait for sems1's new check (%s)", took, slow)
 	}
 	e.holdActive(t, "sems1", 300*time.Millisecond, "after the reload")
+}
+
+// TestReloadDroppedPinAgreesWithRestart: a reload that removes a pinned node
+// makes the pin void. Whatever the server then does with the pin (forget
+// it for good, or keep it until the node returns), a restart must agree with
+// the running server: after the node is back in the config, the reloaded
+// server and a freshly started one on the same files answer the same and
+// hold the same pins.
+func TestReloadDroppedPinAgreesWithRestart(t *testing.T) {
+	nodes := opsNodes(t, "sems1", "sems2", "sems3")
+	c1 := opsConf{order: []string{"sems1", "sems2", "sems3"}}
+	e := opsStart(t, c1, nodes)
+	opsPin(t, e, "sems2")
+	e.wantActive(t, "sems2", "pinned")
+
+	c2 := c1
+	c2.order = []string{"sems1", "sems3"} // sems2 is gone
+	e.write(t, c2)
+	e.reload(t)
+	e.wantActive(t, "sems1", "sems2 left the config")
+
+	e.write(t, c1) // sems2 is back
+	e.reload(t)
+	running, runningPins := e.active(t), e.in.Engine.Pins()
+
+	e.closeIn()
+	e.launch(t)
+	restarted, restartedPins := e.active(t), e.in.Engine.Pins()
+	if running != restarted || len(runningPins) != len(restartedPins) {
+		t.Errorf("after the pinned node left the config and came back, the running server answers %s with pins %v, but a restart on the same files answers %s with pins %v\nlog:\n%s",
+			running, runningPins, restarted, restartedPins, e.logs)
+	}
 }
