@@ -136,11 +136,18 @@ f = lambda s: d.datetime.fromisoformat(s.replace("Z", "+00:00"))
 print("%.1f" % ((f(sys.argv[2]) - f(sys.argv[1])).total_seconds() * 1000))' "$1" "$2"
 }
 
+cpu_ticks() { sed 's/^.*) //' "/proc/$FO_PID/stat" | awk '{print $12 + $13}'; }
+HZ=$(getconf CLK_TCK)
+cpu_since() { awk -v d=$(($(cpu_ticks) - $1)) -v hz="$HZ" 'BEGIN {printf "%.0f", d / hz * 1000}'; }
+rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$FO_PID/status"; }
+
 TIMES=()
+echo "(cpu: the server's utime+stime during the reload, which includes serving ~$QPS queries/s; on a busy shared machine wall time can exceed it by far)"
 echo
 for i in $(seq "$RELOADS"); do
 	bump
 	lines=$(wc -l <"$WORK/log")
+	c0=$(cpu_ticks)
 	t0=$(date +%s%N)
 	kill -HUP "$FO_PID"
 	seen=""
@@ -160,19 +167,20 @@ for i in $(seq "$RELOADS"); do
 	inside=$(ms_between "$a" "$b")
 	wall=$(awk -v d=$((seen - t0)) 'BEGIN {printf "%.1f", d / 1e6}')
 	check_serial
-	echo "SIGHUP #$i: reloading -> reloaded ${inside} ms in the server's log; kill -> line seen ${wall} ms; serial $serial served"
+	echo "SIGHUP #$i: reloading -> reloaded ${inside} ms in the server's log; kill -> line seen ${wall} ms; cpu $(cpu_since "$c0") ms; serial $serial served; VmRSS $(rss)"
 	TIMES+=("$wall")
 	sleep 2
 done
 for i in $(seq "$RELOADS"); do
 	bump
+	c0=$(cpu_ticks)
 	r=$(timeout 60 curl -s -o "$WORK/post.out" -w '%{http_code} %{time_total}' -X POST "http://127.0.0.1:$HTTP_PORT/reload") || die "POST /reload: curl failed"
 	code=${r% *}
 	secs=${r#* }
 	[ "$code" = 200 ] || die "POST /reload: $code $(cat "$WORK/post.out")"
 	check_serial
 	ms=$(awk -v s="$secs" 'BEGIN {printf "%.1f", s * 1000}')
-	echo "POST /reload #$i: 200 in ${ms} ms; serial $serial served"
+	echo "POST /reload #$i: 200 in ${ms} ms; cpu $(cpu_since "$c0") ms; serial $serial served; VmRSS $(rss)"
 	TIMES+=("$ms")
 	sleep 2
 done
