@@ -504,9 +504,6 @@ func fzCheckQueryReply(t *testing.T, pkt, raw []byte) {
 	t.Helper()
 	r := new(dns.Msg)
 	if err := r.Unpack(raw); err != nil {
-		if bug := fzKnownBug(pkt); bug != "" {
-			t.Skip("BUG: " + bug)
-		}
 		t.Fatalf("the reply does not parse: %v\nquery %x\nreply %x", err, pkt, raw)
 	}
 	id := binary.BigEndian.Uint16(pkt)
@@ -563,31 +560,6 @@ func fzCheckQueryReply(t *testing.T, pkt, raw []byte) {
 	if r.Rcode != dns.RcodeFormatError && r.Rcode != dns.RcodeNotImplemented && (len(r.Question) != 1 || len(q.Question) < 1 || r.Question[0] != q.Question[0]) {
 		t.Fatalf("the question is not echoed as asked: %v, want %v", r.Question, q.Question)
 	}
-}
-
-// fzKnownBugs, when false, lets the fuzz targets skip inputs that trigger a
-// reported, not yet fixed bug (see fzKnownBug), so fuzzing can look for new
-// ones. FAILOVERDNS_KNOWN_BUGS=1 makes them fail again.
-var fzKnownBugs = os.Getenv("FAILOVERDNS_KNOWN_BUGS") == "1"
-
-// fzKnownBug names the reported bug a raw query triggers, "" for none.
-//
-// UPDATE whose TSIG record has no algorithm name (RDLENGTH 0): serveUpdate
-// signs the BADKEY reply with the request's empty algorithm, and miekg/dns
-// packs a TSIG with an empty name one octet longer than its RDLENGTH, so the
-// reply does not parse (regression: TestHostileUpdateTSIGWithoutAlgorithm).
-func fzKnownBug(pkt []byte) string {
-	if fzKnownBugs {
-		return ""
-	}
-	q := new(dns.Msg)
-	if q.Unpack(pkt) != nil || q.Opcode != dns.OpcodeUpdate {
-		return ""
-	}
-	if t := q.IsTsig(); t != nil && t.Algorithm == "" {
-		return "UPDATE with a TSIG record without algorithm gets a malformed reply (update.go serveUpdate SetTsig with an empty algorithm)"
-	}
-	return ""
 }
 
 // fzUpdateRcodes are the RCODEs an UPDATE may get.

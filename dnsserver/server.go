@@ -88,13 +88,13 @@ func (s *Server) Start() error {
 		addrs = append(addrs, r...)
 	}
 	for _, a := range addrs {
-		conns, ln, err := bindPair(a, udpSockets())
+		socks, ln, err := bindPair(a, udpSockets())
 		if err != nil {
 			s.Shutdown(context.Background())
 			return err
 		}
-		bound := conns[0].LocalAddr().String()
-		ul := &udpListener{conns: conns}
+		bound := socks[0].localAddr().String()
+		ul := &udpListener{socks: socks}
 		tcp := s.newDNSServer()
 		tcp.Listener = newCapListener(ln, func() int { return s.Snapshot().Config.Server.TCPMaxConns })
 		tcp.IdleTimeout = func() time.Duration { return s.Snapshot().Config.Server.TCPIdleTimeout.Duration }
@@ -116,7 +116,7 @@ func (s *Server) Start() error {
 			}
 		}()
 		<-started
-		s.log.Info("listening", "addr", bound, "transports", "udp+tcp", "udp_sockets", len(conns))
+		s.log.Info("listening", "addr", bound, "transports", "udp+tcp", "udp_sockets", len(socks))
 	}
 	return nil
 }
@@ -140,19 +140,19 @@ func (s *Server) newDNSServer() *dns.Server {
 // bindPair binds the UDP sockets and TCP on the same address. With port 0
 // the kernel picks the UDP port and TCP must get the same one, which another
 // process may hold: try a few times.
-func bindPair(addr string, udpN int) ([]*net.UDPConn, net.Listener, error) {
+func bindPair(addr string, udpN int) ([]udpSock, net.Listener, error) {
 	var lastErr error
 	for range 20 {
-		conns, err := listenUDP(addr, udpN)
+		socks, err := listenUDP(addr, udpN)
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", conns[0].LocalAddr().String())
+		ln, err := net.Listen("tcp", socks[0].localAddr().String())
 		if err == nil {
-			return conns, ln, nil
+			return socks, ln, nil
 		}
-		for _, c := range conns {
-			c.Close()
+		for _, c := range socks {
+			c.shutdown()
 		}
 		lastErr = err
 		_, port, _ := net.SplitHostPort(addr)

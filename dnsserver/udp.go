@@ -1,77 +1,45 @@
 package dnsserver
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"runtime"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 )
 
+// udpSock is one bound UDP socket; udp_linux.go and udp_other.go provide
+// it and the loop that reads it (readSock).
+type udpSock interface {
+	localAddr() netip.AddrPort
+	send(b []byte, to netip.AddrPort) error
+	shutdown()
+}
+
 // udpListener is one UDP address served by one socket per CPU (SO_REUSEPORT:
-// the kernel spreads clients across them), each read by one goroutine with
-// its own buffers. There is no goroutine per packet: a flood costs CPU, not
+// the kernel spreads clients across them), each read by one loop with its
+// own buffers. There is no goroutine per packet: a flood costs CPU, not
 // memory.
 type udpListener struct {
-	conns []*net.UDPConn
+	socks []udpSock
 	wg    sync.WaitGroup
-}
-
-func reusePort(network, address string, c syscall.RawConn) error {
-	var serr error
-	err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
-// listenUDP binds n sockets on addr (n >= 1). With port 0 the first socket's
-// port is used for the rest.
-func listenUDP(addr string, n int) ([]*net.UDPConn, error) {
-	lc := net.ListenConfig{Control: reusePort}
-	var conns []*net.UDPConn
-	for i := range n {
-		a := addr
-		if i > 0 {
-			a = conns[0].LocalAddr().String()
-		}
-		pc, err := lc.ListenPacket(context.Background(), "udp", a)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return nil, err
-		}
-		conns = append(conns, pc.(*net.UDPConn))
-	}
-	return conns, nil
 }
 
 func udpSockets() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 func (l *udpListener) serve(s *Server) {
-	for _, c := range l.conns {
+	for _, sock := range l.socks {
 		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			s.readUDP(c)
-		}()
+		go s.readSock(sock, &l.wg)
 	}
 }
 
 func (l *udpListener) close() {
-	for _, c := range l.conns {
-		c.Close()
+	for _, sock := range l.socks {
+		sock.shutdown()
 	}
 	l.wg.Wait()
 }
@@ -80,59 +48,25 @@ func (l *udpListener) close() {
 // run beside the reader instead of stalling it, but never unboundedly.
 const updateSlots = 16
 
-// readUDP is one socket's loop: fast path first, general path otherwise.
-func (s *Server) readUDP(c *net.UDPConn) {
-	buf := make([]byte, 65535)
-	out := make([]byte, 0, 4096)
-	var q fastQuery
-	local := c.LocalAddr().(*net.UDPAddr)
-	for {
-		n, from, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
+// slowUDP hands a packet the fast path declined to the general path. An
+// UPDATE runs on its own goroutine (it may wait for an fsync), within
+// updateSlots; everything else is answered inline.
+func (s *Server) slowUDP(pkt []byte, from netip.AddrPort, sock udpSock, local *net.UDPAddr) {
+	w := &udpWriter{local: local, remote: from, sock: sock}
+	if len(pkt) >= 12 && int(binary.BigEndian.Uint16(pkt[2:])>>11)&0xF == dns.OpcodeUpdate {
+		select {
+		case s.updateSem <- struct{}{}:
+			pkt := append([]byte(nil), pkt...)
+			go func() {
+				defer func() { <-s.updateSem }()
+				s.serveRaw(pkt, w)
+			}()
+		default:
+			// Too many UPDATEs at once: drop; nsupdate retries.
 		}
-		pkt := buf[:n]
-		start := time.Now()
-		client := from.Addr().Unmap()
-		p := s.pub.Load()
-		if rl := p.fast.rrl; rl != nil && !p.snap.Config.Server.IsAdmin(client) {
-			switch rl.check(client, start) {
-			case rrlDrop:
-				s.metrics.rrlDropped.Inc()
-				continue
-			case rrlSlip:
-				s.metrics.rrlSlipped.Inc()
-				if tc := truncated(pkt, out[:0]); tc != nil {
-					_, _ = c.WriteToUDPAddrPort(tc, from)
-				}
-				continue
-			}
-		}
-		if parseFast(pkt, &q) {
-			if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, out[:0]); ok {
-				_, _ = c.WriteToUDPAddrPort(resp, from)
-				s.accountFast(p, &q, client, resp, rcode, loc, start)
-				continue
-			}
-		}
-		if len(pkt) >= 12 && int(binary.BigEndian.Uint16(pkt[2:])>>11)&0xF == dns.OpcodeUpdate {
-			select {
-			case s.updateSem <- struct{}{}:
-				pkt := append([]byte(nil), pkt...)
-				go func() {
-					defer func() { <-s.updateSem }()
-					s.serveRaw(pkt, &udpWriter{conn: c, local: local, remote: from})
-				}()
-			default:
-				// Too many UPDATEs at once: drop; nsupdate retries.
-			}
-			continue
-		}
-		s.serveRaw(pkt, &udpWriter{conn: c, local: local, remote: from})
+		return
 	}
+	s.serveRaw(pkt, w)
 }
 
 // accountFast counts a fast-path answer and, when the query log samples it,
@@ -204,7 +138,7 @@ func headerReply(dh dns.Header, action dns.MsgAcceptAction) *dns.Msg {
 
 // udpWriter is the dns.ResponseWriter of the general path on our sockets.
 type udpWriter struct {
-	conn           *net.UDPConn
+	sock           udpSock
 	local          *net.UDPAddr
 	remote         netip.AddrPort
 	provider       dns.TsigProvider
@@ -238,7 +172,7 @@ func (w *udpWriter) Write(b []byte) (int, error) {
 		*w.sink = append((*w.sink)[:0], b...)
 		return len(b), nil
 	}
-	return w.conn.WriteToUDPAddrPort(b, w.remote)
+	return len(b), w.sock.send(b, w.remote)
 }
 func (w *udpWriter) Close() error        { return nil }
 func (w *udpWriter) TsigStatus() error   { return w.tsigStatus }

@@ -107,8 +107,10 @@ func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr
 	}
 	if t != nil {
 		// Sign the answer (RFC 8945): with BADKEY/BADSIG the MAC is
-		// empty, which miekg/dns does from the TSIG error.
-		m.SetTsig(t.Hdr.Name, t.Algorithm, 300, time.Now().Unix())
+		// empty, which miekg/dns does from the TSIG error. Fqdn: a TSIG
+		// with no algorithm name is echoed as the root, since miekg/dns
+		// packs an empty name malformed.
+		m.SetTsig(t.Hdr.Name, dns.Fqdn(t.Algorithm), 300, time.Now().Unix())
 		rt := m.Extra[len(m.Extra)-1].(*dns.TSIG)
 		rt.Error = tsigErr
 		if tsigErr == dns.RcodeBadTime {

@@ -100,6 +100,7 @@ type Engine struct {
 	current map[decisionKey]Decision
 	next    time.Time
 	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
+	active  map[PinKey]Pin // those that apply to the config in force
 	store   *PinStore
 
 	allDown, allDownSeen bool // every node down (logged once per episode)
@@ -120,33 +121,46 @@ func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *En
 		base:    base,
 		current: map[decisionKey]Decision{},
 		pins:    map[PinKey]Pin{},
+		active:  map[PinKey]Pin{},
 	}
 }
 
-// SetPins installs the pin store and the dynamic pins loaded from it. Pins
-// that no longer match the config (service, location or node gone) are
-// dropped with a warning rather than refusing to start.
+// SetPins installs the pin store and the dynamic pins loaded from it.
 func (e *Engine) SetPins(store *PinStore, pins map[PinKey]Pin) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.store = store
-	e.pins = e.validPins(pins)
+	e.pins = maps.Clone(pins)
+	if e.pins == nil {
+		e.pins = map[PinKey]Pin{}
+	}
+	e.refreshActive(true)
 }
 
-func (e *Engine) validPins(pins map[PinKey]Pin) map[PinKey]Pin {
-	out := make(map[PinKey]Pin, len(pins))
-	for k, p := range pins {
-		if _, ok := e.base.PinKeyOf(k.Name()); !ok {
-			e.log.Warn("dropping saved pin: no such service or location in the config", "pin", k.Name(), "node", p.Node)
+// refreshActive recomputes which dynamic pins apply to the config in force.
+// A pin whose service, location or node the config no longer has is kept,
+// dormant, in memory and on disk: restart and reload then agree, and the
+// pin applies again if the config brings its node back. Only an UPDATE
+// deleting it, or its until=, removes it.
+func (e *Engine) refreshActive(logDormant bool) {
+	e.active = make(map[PinKey]Pin, len(e.pins))
+	for k, p := range e.pins {
+		err := e.pinApplies(k, p)
+		if err == nil {
+			e.active[k] = p
 			continue
 		}
-		if err := e.base.CheckPin(k, p); err != nil {
-			e.log.Warn("dropping saved pin", "pin", k.Name(), "err", err)
-			continue
+		if logDormant {
+			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "err", err)
 		}
-		out[k] = p
 	}
-	return out
+}
+
+func (e *Engine) pinApplies(k PinKey, p Pin) error {
+	if _, ok := e.base.PinKeyOf(k.Name()); !ok {
+		return errors.New("no such service or location in the config")
+	}
+	return e.base.CheckPin(k, p)
 }
 
 // Pins returns a copy of the dynamic pins.
@@ -163,7 +177,11 @@ func (e *Engine) Pins() map[PinKey]Pin {
 func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	next, err := change(maps.Clone(e.pins))
+	cur := maps.Clone(e.pins)
+	if cur == nil {
+		cur = map[PinKey]Pin{}
+	}
+	next, err := change(cur)
 	if err != nil {
 		return err
 	}
@@ -175,6 +193,7 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 	}
 	e.logPinChanges(e.pins, next, "update")
 	e.pins = next
+	e.refreshActive(false)
 	e.recomputeLocked()
 	e.Kick() // Run sleeps until the old deadline: make it see a new until=
 	return nil
@@ -213,7 +232,7 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
 	static := e.base.staticPins
 	try := func(k PinKey) (Pin, bool) {
-		if p, ok := e.pins[k]; ok && p.Active(now) {
+		if p, ok := e.active[k]; ok && p.Active(now) {
 			return p, true
 		}
 		if p, ok := static[k]; ok && p.Active(now) {
@@ -254,6 +273,7 @@ func (e *Engine) lapsePins(now time.Time) {
 	}
 	e.logPinChanges(e.pins, next, "until passed")
 	e.pins = next
+	e.refreshActive(false)
 }
 
 // Kick asks for a recompute soon. It never blocks, so the prober can call it
@@ -286,7 +306,7 @@ func (e *Engine) SetBase(base *Snapshot) *Snapshot {
 	}
 	e.base = base
 	e.current = current
-	e.pins = e.validPins(e.pins)
+	e.refreshActive(true)
 	snap := e.recomputeLocked()
 	e.Kick()
 	return snap
@@ -375,7 +395,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	e.current = decided
 	e.next = next
 	snap := e.base.withDecisions(decided, h)
-	snap.dynPins = maps.Clone(e.pins)
+	snap.dynPins = maps.Clone(e.active)
 	e.publish(snap)
 	return snap
 }

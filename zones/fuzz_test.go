@@ -80,20 +80,10 @@ func FuzzConfig(f *testing.F) {
 	})
 }
 
-// fzKnownBugs, when false, lets the targets skip inputs that trigger a
-// reported, not yet fixed bug, so fuzzing can look for new ones.
-// FAILOVERDNS_KNOWN_BUGS=1 makes them fail again.
-var fzKnownBugs = os.Getenv("FAILOVERDNS_KNOWN_BUGS") == "1"
-
-const fzZoneReadBug = "a zone file that cannot be read is reported as \"f.zone: f.zone: cannot read ...\" (snapshot.go Build wraps LoadZone's *Error in another)"
-
 // TestConfigZoneReadErrorNamesFileOnce: a missing zone file is reported as
 // "<file>: cannot read zone file ...", the file named once. Found by
 // FuzzConfig's seed missing-zone-file.
 func TestConfigZoneReadErrorNamesFileOnce(t *testing.T) {
-	if !fzKnownBugs {
-		t.Skip("BUG: " + fzZoneReadBug + "; FAILOVERDNS_KNOWN_BUGS=1 runs it")
-	}
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.toml")
 	src := "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[zone]]\norigin = \"fuzz.test.\"\nfile = \"nope.zone\"\n"
@@ -126,9 +116,6 @@ func fzCheckError(t *testing.T, e error, cfgPath string, lines int) {
 		t.Fatalf("error %q does not start with %q", e.Error(), want)
 	}
 	if strings.HasPrefix(ze.Msg, ze.File+":") {
-		if !fzKnownBugs && strings.Contains(ze.Msg, "cannot read zone file") {
-			t.Skip("BUG: " + fzZoneReadBug)
-		}
 		t.Fatalf("error %q names its file twice", e.Error())
 	}
 	if ze.File == cfgPath && ze.Line > lines {
@@ -210,9 +197,6 @@ func FuzzZone(f *testing.F) {
 // minutes for the 65,536 one $GENERATE line may produce. Found by FuzzZone
 // (its workers stalled on such inputs).
 func TestZoneLargeRRsetLoadTime(t *testing.T) {
-	if !fzKnownBugs {
-		t.Skip("BUG: ParseZone's duplicate check is quadratic in the size of an RRset (zonefile.go); FAILOVERDNS_KNOWN_BUGS=1 runs it")
-	}
 	const n = 40000
 	src := fmt.Sprintf("@ 3600 IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n$GENERATE 1-%d x TXT \"$\"\n", n)
 	start := time.Now()

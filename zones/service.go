@@ -107,6 +107,7 @@ const roundRobinWhy = "failoverdns answers exactly one node at a time on purpose
 
 func (c *Config) validateNodes(file string, errs *ErrorList) {
 	seen := map[string]int{}
+	defer c.checkInterfaceOverlap(file, errs)
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		at := fmt.Sprintf("node[%d]", i)
@@ -138,6 +139,7 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 				continue
 			}
 			ra, err := netip.ParseAddr(r.v.s)
+			ra = ra.Unmap()
 			if err != nil {
 				errs.add(file, c.line(at+"."+r.key), "node %q: %s %q is not an IP address", n.Name, r.key, r.v.s)
 				continue
@@ -147,6 +149,27 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 			}
 		}
 		c.validateCheck(file, errs, at, n)
+	}
+}
+
+// checkInterfaceOverlap refuses a client-facing address that is another
+// node's replication (Interface 1) address: answering it would send clients
+// onto the replication network.
+func (c *Config) checkInterfaceOverlap(file string, errs *ErrorList) {
+	repl := map[netip.Addr]string{}
+	for _, n := range c.Nodes {
+		for _, r := range []singleAddr{n.Replication, n.Replication6} {
+			if a, err := netip.ParseAddr(r.s); err == nil && r.list == 0 {
+				repl[a.Unmap()] = n.Name
+			}
+		}
+	}
+	for i, n := range c.Nodes {
+		for key, a := range map[string]netip.Addr{"address": n.addr, "address6": n.addr6} {
+			if other, ok := repl[a]; ok && a.IsValid() && other != n.Name {
+				errs.add(file, c.line(fmt.Sprintf("node[%d].%s", i, key)), "node %q: %s %s is node %q's replication address (Interface 1): clients must never be sent to a replication interface", n.Name, key, a, other)
+			}
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -79,9 +80,14 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 	for _, zc := range cfg.Zones {
 		z, err := LoadZone(zc.Origin, cfg.ZonePath(zc), zc.File)
 		if err != nil {
-			if l, ok := err.(ErrorList); ok {
+			var l ErrorList
+			var e *Error
+			switch {
+			case errors.As(err, &l):
 				errs = append(errs, l...)
-			} else {
+			case errors.As(err, &e):
+				errs = append(errs, e)
+			default:
 				errs = append(errs, &Error{File: zc.File, Msg: err.Error()})
 			}
 			continue

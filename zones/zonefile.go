@@ -92,6 +92,7 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 
 	z := &Zone{Origin: origin, File: display, nodes: map[string]*Node{}, labels: dns.CountLabel(origin)}
 	rl := rrsetLines{}
+	seen := map[string]struct{}{}
 	nsLines := map[dns.RR]int{} // each NS record's own line, for glue errors
 	for i, rr := range rrs {
 		h := rr.Header()
@@ -116,18 +117,13 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 			z.SOA = rr.(*dns.SOA)
 		}
 		n := z.node(name)
-		set := n.RRsets[h.Rrtype]
-		dup := false
-		for _, old := range set {
-			if dns.IsDuplicate(old, rr) {
-				dup = true
-				break
-			}
-		}
-		if dup {
+		// A map, not pairwise IsDuplicate: one RRset of 65,536 records
+		// ($GENERATE) must not make loading quadratic.
+		if _, dup := seen[dupKey(rr)]; dup {
 			continue
 		}
-		n.RRsets[h.Rrtype] = append(set, rr)
+		seen[dupKey(rr)] = struct{}{}
+		n.RRsets[h.Rrtype] = append(n.RRsets[h.Rrtype], rr)
 		z.RecordsLen++
 		k := rrsetKey{name, h.Rrtype}
 		if _, ok := rl[k]; !ok {
@@ -328,4 +324,13 @@ func txtStrings(rr dns.RR) []string {
 		return t.Txt
 	}
 	return nil
+}
+
+// dupKey identifies a record by owner, class, type and data (not TTL), as
+// dns.IsDuplicate compares them.
+func dupKey(rr dns.RR) string {
+	c := dns.Copy(rr)
+	c.Header().Ttl = 0
+	c.Header().Name = strings.ToLower(c.Header().Name)
+	return c.String()
 }

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/failoverdns/failoverdns/zones"
@@ -64,20 +60,11 @@ func startDemoNodes(snap *zones.Snapshot) (*demoNodes, error) {
 	return d, nil
 }
 
-func (d *demoNodes) toggleOnSignal(ctx context.Context, logger *slog.Logger) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGUSR1)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			failing := !d.first.Load()
-			d.first.Store(failing)
-			logger.Info("demo: first node's health endpoint switched", "failing", failing)
-		}
-	}
+// toggle switches the first node's health endpoint between ok and failing.
+func (d *demoNodes) toggle(logger *slog.Logger) {
+	failing := !d.first.Load()
+	d.first.Store(failing)
+	logger.Info("demo: first node's health endpoint switched", "failing", failing)
 }
 
 func (d *demoNodes) Close() {

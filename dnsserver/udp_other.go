@@ -1,0 +1,95 @@
+//go:build !linux
+
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Elsewhere than Linux, sockets are plain net.UDPConns read through Go's
+// netpoller: correct everywhere, fastest on Linux (udp_linux.go).
+
+type connSock struct{ c *net.UDPConn }
+
+func (c connSock) localAddr() netip.AddrPort { return c.c.LocalAddr().(*net.UDPAddr).AddrPort() }
+func (c connSock) send(b []byte, to netip.AddrPort) error {
+	_, err := c.c.WriteToUDPAddrPort(b, to)
+	return err
+}
+func (c connSock) shutdown() { c.c.Close() }
+
+func listenUDP(addr string, n int) ([]udpSock, error) {
+	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = setReusePort(fd) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	var socks []udpSock
+	for i := range n {
+		a := addr
+		if i > 0 {
+			a = socks[0].localAddr().String()
+		}
+		pc, err := lc.ListenPacket(context.Background(), "udp", a)
+		if err != nil {
+			for _, s := range socks {
+				s.shutdown()
+			}
+			return nil, err
+		}
+		socks = append(socks, connSock{pc.(*net.UDPConn)})
+	}
+	return socks, nil
+}
+
+func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
+	defer wg.Done()
+	c := sock.(connSock).c
+	buf := make([]byte, 65535)
+	out := make([]byte, 0, 4096)
+	var q fastQuery
+	local := c.LocalAddr().(*net.UDPAddr)
+	for {
+		n, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		pkt := buf[:n]
+		start := time.Now()
+		client := from.Addr().Unmap()
+		p := s.pub.Load()
+		if rl := p.fast.rrl; rl != nil && !p.snap.Config.Server.IsAdmin(client) {
+			switch rl.check(client, start) {
+			case rrlDrop:
+				s.metrics.rrlDropped.Inc()
+				continue
+			case rrlSlip:
+				s.metrics.rrlSlipped.Inc()
+				if tc := truncated(pkt, out[:0]); tc != nil {
+					_, _ = c.WriteToUDPAddrPort(tc, from)
+				}
+				continue
+			}
+		}
+		if parseFast(pkt, &q) {
+			if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, out[:0]); ok {
+				_, _ = c.WriteToUDPAddrPort(resp, from)
+				s.accountFast(p, &q, client, resp, rcode, loc, start)
+				continue
+			}
+		}
+		s.slowUDP(pkt, from, sock, local)
+	}
+}
