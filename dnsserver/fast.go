@@ -32,7 +32,7 @@ type fastName struct {
 	types   map[uint16]*tmpl // answers by qtype; nil entry: not fast
 	nodata  *tmpl            // for any other data type; nil: fall back
 	cut     bool             // at a delegation: referrals go the slow way
-	service bool             // A/AAAA come from fastTable.services
+	service int              // > 0: A/AAAA come from fastTable.services[service-1]
 	// wildChild: "*.<this name>" exists, so a missing name right below it
 	// is synthesized (RFC 4592), which the slow path does.
 	wildChild bool
@@ -53,7 +53,7 @@ type fastService struct {
 type fastTable struct {
 	names    map[string]*fastName
 	zones    map[string]*fastZone
-	services map[string]*fastService
+	services []*fastService // in snapshot.Services order, which a config fixes
 	refused  *tmpl
 	rrl      *rrl
 }
@@ -121,6 +121,10 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		}
 		return makeTmpl(m), true
 	}
+	svcIndex := make(map[string]int, len(snap.Services))
+	for i, svc := range snap.Services {
+		svcIndex[svc.Name] = i + 1
+	}
 	for _, z := range snap.Zones {
 		m := &dns.Msg{}
 		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
@@ -141,7 +145,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 				fn.cut = true
 				continue
 			}
-			fn.service = snap.Service(name) != nil
+			fn.service = svcIndex[name]
 			for _, qt := range n.Types {
 				if tp, ok := general(name, qt); ok {
 					fn.types[qt] = tp
@@ -172,18 +176,18 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 
 // build returns the fast table for a snapshot, reusing st's static part.
 func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
-	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make(map[string]*fastService, len(snap.Services))}
+	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	nloc := snap.LocationCount()
-	for _, svc := range snap.Services {
+	for i, svc := range snap.Services {
 		fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
 		for loc := range nloc {
 			ov := snap.Overlay(loc)
 			fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
 			fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
 		}
-		ft.services[svc.Name] = fs
+		ft.services[i] = fs
 	}
 	return ft
 }
@@ -383,11 +387,8 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 		if fn.cut {
 			return nil, 0, 0, false
 		}
-		if fn.service && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
-			fs := ft.services[string(name)]
-			if fs == nil {
-				return nil, 0, 0, false
-			}
+		if fn.service > 0 && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
+			fs := ft.services[fn.service-1]
 			if q.qtype == dns.TypeA {
 				t = fs.a[loc]
 			} else {

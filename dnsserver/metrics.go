@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones"
 )
 
 // Metrics are one instance's Prometheus collectors, in a registry of its own
@@ -35,17 +36,25 @@ type Metrics struct {
 	rrlSlipped     prometheus.Counter
 	configLoadedAt prometheus.Gauge
 
-	// Resolved query counters, read without a lock: a miss (first query of
-	// a label set) copies the map under mu, which happens a bounded number
-	// of times.
-	qcounters atomic.Pointer[map[queryKey]prometheus.Counter]
-	mu        sync.Mutex
+	// Resolved query counters for the config in force, read without a
+	// lock: a miss (first query of a label set) copies the map under mu,
+	// which happens a bounded number of times per config.
+	qcache atomic.Pointer[queryCache]
+	mu     sync.Mutex
+}
+
+// queryCache maps small integer keys to counters for one config: the
+// location is an index into that config's locations, so the key hashes as
+// a few bytes instead of a string.
+type queryCache struct {
+	cfg      *zones.Config
+	counters map[queryKey]prometheus.Counter
 }
 
 type queryKey struct {
 	qtype, rcode uint16
 	transport    Transport
-	location     string
+	loc          uint16
 }
 
 // NewMetrics registers every collector in a fresh registry.
@@ -90,31 +99,39 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)
 	m.configLoadedAt.SetToCurrentTime()
-	empty := map[queryKey]prometheus.Counter{}
-	m.qcounters.Store(&empty)
+	m.qcache.Store(&queryCache{})
 	return m
 }
 
-// countQuery is on the query path: one map read, one atomic add.
-func (m *Metrics) countQuery(k queryKey, start time.Time) {
-	if m == nil {
-		return
-	}
-	k.qtype = qtypeBucket(k.qtype)
-	c, ok := (*m.qcounters.Load())[k]
-	if !ok {
-		c = m.addCounter(k)
+// countQuery is on the query path: one map read, one atomic add. snap
+// names the location index.
+func (m *Metrics) countQuery(snap *zones.Snapshot, qtype, rcode uint16, t Transport, loc int) {
+	k := queryKey{qtype: qtypeBucket(qtype), rcode: rcode, transport: t, loc: uint16(loc)}
+	qc := m.qcache.Load()
+	c, ok := qc.counters[k]
+	if !ok || qc.cfg != snap.Config {
+		c = m.addCounter(snap, k)
 	}
 	c.Inc()
-	m.queryDuration.Observe(time.Since(start).Seconds())
 }
 
-func (m *Metrics) addCounter(k queryKey) prometheus.Counter {
+// observe records how long answers took; the batch reader passes n answers
+// sent together.
+func (m *Metrics) observe(d time.Duration, n int) {
+	sec := d.Seconds()
+	for range n {
+		m.queryDuration.Observe(sec)
+	}
+}
+
+func (m *Metrics) addCounter(snap *zones.Snapshot, k queryKey) prometheus.Counter {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur := *m.qcounters.Load()
-	if c, ok := cur[k]; ok {
-		return c
+	cur := m.qcache.Load()
+	if cur.cfg == snap.Config {
+		if c, ok := cur.counters[k]; ok {
+			return c
+		}
 	}
 	qt := dns.TypeToString[k.qtype]
 	if k.qtype == 0 {
@@ -124,13 +141,15 @@ func (m *Metrics) addCounter(k queryKey) prometheus.Counter {
 	if rc == "" {
 		rc = "other"
 	}
-	c := m.queries.WithLabelValues(qt, rc, k.transport.String(), k.location)
-	next := make(map[queryKey]prometheus.Counter, len(cur)+1)
-	for kk, v := range cur {
-		next[kk] = v
+	c := m.queries.WithLabelValues(qt, rc, k.transport.String(), snap.LocationName(int(k.loc)))
+	next := &queryCache{cfg: snap.Config, counters: map[queryKey]prometheus.Counter{}}
+	if cur.cfg == snap.Config {
+		for kk, v := range cur.counters {
+			next.counters[kk] = v
+		}
 	}
-	next[k] = c
-	m.qcounters.Store(&next)
+	next.counters[k] = c
+	m.qcache.Store(next)
 	return c
 }
 

@@ -227,11 +227,11 @@ func (s *Server) account(snap *zones.Snapshot, req *Request, m *dns.Msg, start t
 	if len(m.Question) > 0 {
 		qtype = m.Question[0].Qtype
 	}
-	loc := snap.LocationName(req.loc)
-	s.metrics.countQuery(queryKey{qtype: qtype, rcode: uint16(m.Rcode), transport: req.Transport, location: loc}, start)
+	s.metrics.countQuery(snap, qtype, uint16(m.Rcode), req.Transport, req.loc)
+	s.metrics.observe(time.Since(start), 1)
 	every := snap.Config.Server.QueryLogEvery()
 	if every > 0 && s.logSeq.Add(1)%every == 0 {
-		s.logQuery(m, req.Client, req.Transport, loc, every)
+		s.logQuery(m, req.Client, req.Transport, snap.LocationName(req.loc), every)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/miekg/dns"
 )
@@ -70,10 +69,10 @@ func (s *Server) slowUDP(pkt []byte, from netip.AddrPort, sock udpSock, local *n
 }
 
 // accountFast counts a fast-path answer and, when the query log samples it,
-// logs it like the general path does (decoding only the sampled ones).
-func (s *Server) accountFast(p *published, q *fastQuery, client netip.Addr, resp []byte, rcode uint16, loc int, start time.Time) {
-	locName := p.snap.LocationName(loc)
-	s.metrics.countQuery(queryKey{qtype: q.qtype, rcode: rcode, transport: UDP, location: locName}, start)
+// logs it like the general path does (decoding only the sampled ones). The
+// answer time is observed by the caller, once per batch.
+func (s *Server) accountFast(p *published, q *fastQuery, client netip.Addr, resp []byte, rcode uint16, loc int) {
+	s.metrics.countQuery(p.snap, q.qtype, rcode, UDP, loc)
 	every := p.snap.Config.Server.QueryLogEvery()
 	if every == 0 || s.logSeq.Add(1)%every != 0 {
 		return
@@ -82,7 +81,7 @@ func (s *Server) accountFast(p *published, q *fastQuery, client netip.Addr, resp
 	if m.Unpack(resp) != nil {
 		return
 	}
-	s.logQuery(m, client, UDP, locName, every)
+	s.logQuery(m, client, UDP, p.snap.LocationName(loc), every)
 }
 
 // serveRaw is the general path for one raw message, as miekg/dns's server

@@ -199,13 +199,16 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 				if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, br.out[nout][:0]); ok {
 					br.queue(nout, resp, i)
 					nout++
-					s.accountFast(p, &q, client, resp, rcode, loc, start)
+					s.accountFast(p, &q, client, resp, rcode, loc)
 					continue
 				}
 			}
 			s.slowUDP(pkt, from, rs, local)
 		}
 		br.flush(nout)
+		if nout > 0 {
+			s.metrics.observe(time.Since(start), nout)
+		}
 	}
 }
 

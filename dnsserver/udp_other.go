@@ -86,7 +86,8 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		if parseFast(pkt, &q) {
 			if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, out[:0]); ok {
 				_, _ = c.WriteToUDPAddrPort(resp, from)
-				s.accountFast(p, &q, client, resp, rcode, loc, start)
+				s.accountFast(p, &q, client, resp, rcode, loc)
+				s.metrics.observe(time.Since(start), 1)
 				continue
 			}
 		}
