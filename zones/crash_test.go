@@ -96,6 +96,30 @@ func TestHelperCrashDuringSave(t *testing.T) {
 		}
 		fmt.Fprintf(os.Stderr, "child: Save returned without the hook being called at %q\n", want)
 		os.Exit(kcNoHook)
+	case "emfile":
+		// Right after the rename, the process runs out of file
+		// descriptors (a connection flood, say): the folder cannot be
+		// opened for its fsync, and Save fails.
+		st.Hook = func(step string) {
+			if step == "rename" {
+				lim := syscall.Rlimit{Cur: 0, Max: 0}
+				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+					fmt.Fprintln(os.Stderr, "child: getrlimit:", err)
+					os.Exit(2)
+				}
+				lim.Cur = 3
+				if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+					fmt.Fprintln(os.Stderr, "child: setrlimit:", err)
+					os.Exit(2)
+				}
+			}
+		}
+		if err := st.Save(kcNew()); err != nil {
+			fmt.Fprintln(os.Stdout, "save failed:", err)
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stdout, "save succeeded")
+		os.Exit(0)
 	case "loop":
 		// Alternate old and new as fast as saves go, until killed.
 		sets := []map[zones.PinKey]zones.Pin{kcNew(), kcOld()}
@@ -277,4 +301,40 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 		seen[kcOpen(t, dir)]++
 	}
 	t.Logf("after %d kills a restart read: %v", runs, seen)
+}
+
+// TestPinStoreSaveFailsAfterRename: Save promises "if it fails, the file on
+// disk still holds the previous pins", and UpdatePins relies on it (a failed
+// save leaves the pins in memory unchanged and the UPDATE is answered
+// SERVFAIL). Here the process runs out of file descriptors between the
+// rename and the fsync of the folder (a child process, so the test binary
+// keeps its own descriptors): Save fails, but pins.json already holds the
+// new pins, so a restart puts in force a pin the operator was told was not
+// set.
+//
+// Fails: zones/pins.go Save returns an error after the rename (os.Open of
+// the folder, d.Sync) with the new file in place.
+func TestPinStoreSaveFailsAfterRename(t *testing.T) {
+	dir := t.TempDir()
+	st, _, err := zones.OpenPinStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(kcOld()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := kcChild(t, kcEnvMode+"=emfile", kcEnvDir+"="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v\nstderr:\n%s", err, stderr.String())
+	}
+	if !strings.HasPrefix(string(out), "save failed:") {
+		t.Skipf("Save did not fail with too few file descriptors after the rename (%q): nothing to check", strings.TrimSpace(string(out)))
+	}
+	t.Logf("child: %s", strings.TrimSpace(string(out)))
+	if got := kcOpen(t, dir); got != "old" {
+		t.Errorf("Save returned an error (%s), yet a restart reads the %s pins: a failed save must leave the previous pins on disk, or report success once the new file is in place", strings.TrimSpace(strings.TrimPrefix(string(out), "save failed:")), got)
+	}
 }
