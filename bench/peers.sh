@@ -16,6 +16,11 @@
 #       $FIXED_SECONDS): the server's utime+stime from /proc/PID/stat before
 #       and after, divided by the queries completed
 #   (c) the server's VmRSS (and VmHWM) after the round
+# Each line also shows the server's CPU during the saturation run in cores
+# (near the core count: the server is the limit; well below it: dnsperf,
+# on the same cores, is) and "others": the CPU the rest of the machine
+# (dnsperf and anything else) used during the fixed-load run, roughly
+# (/proc/stat ticks), since a shared machine skews everything.
 # Mixes: "svc" = 100% keys.example.test A; "mix" = 80% keys A, 10%
 # example.test SOA, 10% nonexistent names (random labels).
 #
@@ -280,11 +285,18 @@ declare -A R # R[server,mix,metric] = space-separated values, one per round
 run_one() { # server port pid mix round
 	local s=$1 port=$2 pid=$3 mix=$4 round=$5 f="$WORK/dp-$1-$4-$5"
 	# (a) saturation
+	local s0 s1 sat_done sat_cores
+	s0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086
 	timeout $((SAT_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$SAT_SECONDS" $SAT_FLAGS >"$f.sat" 2>&1 ||
 		die "dnsperf failed: $(tail -5 "$f.sat")"
 	local qps lat lost
+	s1=$(cpu_ticks "$pid")
 	qps=$(field "$f.sat" "Queries per second:")
+	sat_done=$(field "$f.sat" "Queries completed:")
+	# the server's own CPU meanwhile: near $(nproc) cores means the server
+	# is the limit; well below, the load generator (on the same cores) is
+	sat_cores=$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v l="$SAT_SECONDS" 'BEGIN {printf "%.2f", d / hz / l}')
 	lat=$(field "$f.sat" "Average Latency (s):")
 	lost=$(field "$f.sat" "Queries lost:")
 	# (b) CPU per query at a fixed offered load
@@ -307,14 +319,15 @@ run_one() { # server port pid mix round
 	local rss hwm
 	rss=$(rss_kb "$pid" VmRSS)
 	hwm=$(rss_kb "$pid" VmHWM)
-	printf '%-12s round %d  %-3s  sat %9.0f q/s  avg %7.3f ms  lost %-5s | fixed %s q/s: %6d done, cpu %.2fs, %6.2f us/query | VmRSS %6.1f MB (HWM %.1f) | others %s cores, load1 %s\n' \
-		"$s" "$round" "$mix" "$qps" "$(awk -v l="$lat" 'BEGIN {print l * 1000}')" "$lost" "$FIXED_QPS" "$done_q" \
+	printf '%-12s round %d  %-3s  sat %7.0f q/s  avg %6.3f ms  lost %s  server %s cores | fixed %s q/s: %6d done, cpu %.2fs, %6.2f us/query | VmRSS %6.1f MB (HWM %.1f) | others %s cores, load1 %s\n' \
+		"$s" "$round" "$mix" "$qps" "$(awk -v l="$lat" 'BEGIN {print l * 1000}')" "$lost" "$sat_cores" "$FIXED_QPS" "$done_q" \
 		"$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN {print d / hz}')" "$cpu_us" \
 		"$(awk -v k="$rss" 'BEGIN {print k / 1024}')" "$(awk -v k="$hwm" 'BEGIN {print k / 1024}')" "$others" "$(cut -d' ' -f1 /proc/loadavg)"
 	R[$s,$mix,qps]+="$qps "
 	R[$s,$mix,lat]+="$lat "
 	R[$s,$mix,cpu]+="$cpu_us "
 	R[$s,$mix,rss]+="$rss "
+	R[$s,$mix,satcpu]+="$(awk -v d=$((s1 - s0)) -v hz="$CLK_TCK" -v n="$sat_done" 'BEGIN {printf "%.2f", (n > 0 ? d / hz * 1e6 / n : 0)}') "
 }
 
 median() { printf '%s\n' $1 | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -333,13 +346,13 @@ verify gdnsd "$GD_PORT" >/dev/null || die "gdnsd stopped answering correctly"
 
 echo
 echo "== medians of $ROUNDS rounds"
-printf '%-5s %-12s %12s %12s %14s %10s\n' mix server "sat q/s" "avg lat ms" "cpu us/query" "RSS MB"
+printf '%-5s %-12s %10s %11s %18s %17s %8s\n' mix server "sat q/s" "avg lat ms" "us/query at sat" "us/query at ${FIXED_QPS}" "RSS MB"
 fail=0
 for mix in svc mix; do
 	for s in failoverdns gdnsd; do
-		printf '%-5s %-12s %12.0f %12.3f %14.2f %10.1f\n' "$mix" "$s" \
+		printf '%-5s %-12s %10.0f %11.3f %18.2f %17.2f %8.1f\n' "$mix" "$s" \
 			"$(median "${R[$s,$mix,qps]}")" "$(awk -v l="$(median "${R[$s,$mix,lat]}")" 'BEGIN {print l * 1000}')" \
-			"$(median "${R[$s,$mix,cpu]}")" "$(awk -v k="$(median "${R[$s,$mix,rss]}")" 'BEGIN {print k / 1024}')"
+			"$(median "${R[$s,$mix,satcpu]}")" "$(median "${R[$s,$mix,cpu]}")" "$(awk -v k="$(median "${R[$s,$mix,rss]}")" 'BEGIN {print k / 1024}')"
 	done
 done
 echo
