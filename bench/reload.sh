@@ -139,7 +139,11 @@ print("%.1f" % ((f(sys.argv[2]) - f(sys.argv[1])).total_seconds() * 1000))' "$1"
 cpu_ticks() { sed 's/^.*) //' "/proc/$FO_PID/stat" | awk '{print $12 + $13}'; }
 HZ=$(getconf CLK_TCK)
 cpu_since() { awk -v d=$(($(cpu_ticks) - $1)) -v hz="$HZ" 'BEGIN {printf "%.0f", d / hz * 1000}'; }
-rss() { awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$FO_PID/status"; }
+rss() { # VmRSS, and the Go heap in use from /metrics
+	local heap
+	heap=$(timeout 10 curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1 == "go_memstats_heap_inuse_bytes" {printf "%.0f MB", $2 / 1048576}')
+	echo "$(awk '/VmRSS/ {printf "%.0f MB", $2/1024}' "/proc/$FO_PID/status") (Go heap in use ${heap:-?})"
+}
 
 TIMES=()
 echo "(cpu: the server's utime+stime during the reload, which includes serving ~$QPS queries/s; on a busy shared machine wall time can exceed it by far)"
@@ -184,7 +188,8 @@ for i in $(seq "$RELOADS"); do
 	TIMES+=("$ms")
 	sleep 2
 done
-echo "server after the reloads: VmRSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$FO_PID/status"), VmHWM $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$FO_PID/status")"
+echo "server after the reloads: VmRSS $(rss), VmHWM $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$FO_PID/status")"
+timeout 10 curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1 ~ /^go_memstats_(heap_(alloc|inuse|idle|released|sys)|sys)_bytes$/ {printf "  %s %.1f MB\n", $1, $2 / 1048576}'
 
 # --- queries' verdict -------------------------------------------------------
 for _ in $(seq $((QUERY_SECONDS + 40))); do kill -0 "$DP_PID" 2>/dev/null || break; sleep 1; done
