@@ -269,6 +269,14 @@ func (st *PinStore) Save(pins map[PinKey]Pin) error {
 	if err := os.MkdirAll(st.dir, 0o750); err != nil {
 		return fmt.Errorf("saving pins: %w", err)
 	}
+	// The folder is opened first: after the rename nothing may need a new
+	// descriptor, or a failure there would leave the new file in place
+	// while the caller is told the save failed.
+	d, err := os.Open(st.dir)
+	if err != nil {
+		return fmt.Errorf("saving pins: %w", err)
+	}
+	defer d.Close()
 	tmp, err := os.CreateTemp(st.dir, pinFile+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("saving pins: %w", err)
@@ -290,18 +298,27 @@ func (st *PinStore) Save(pins map[PinKey]Pin) error {
 	if err := tmp.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmpName, filepath.Join(st.dir, pinFile)); err != nil {
+	// Keep the previous file reachable under another name, so a failed
+	// fsync after the rename can put it back (renames need no descriptor).
+	path, prev := filepath.Join(st.dir, pinFile), filepath.Join(st.dir, pinFile+".tmp-prev")
+	os.Remove(prev)
+	hadPrev := os.Link(path, prev) == nil
+	if err := os.Rename(tmpName, path); err != nil {
 		os.Remove(tmpName)
 		return fmt.Errorf("saving pins: %w", err)
 	}
 	st.hook("rename")
-	d, err := os.Open(st.dir)
-	if err != nil {
-		return fmt.Errorf("saving pins: %w", err)
-	}
-	defer d.Close()
 	if err := d.Sync(); err != nil {
+		if hadPrev {
+			_ = os.Rename(prev, path)
+		} else {
+			_ = os.Remove(path)
+		}
+		_ = d.Sync()
 		return fmt.Errorf("saving pins: fsync %s: %w", st.dir, err)
+	}
+	if hadPrev {
+		os.Remove(prev)
 	}
 	return nil
 }

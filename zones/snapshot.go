@@ -75,6 +75,7 @@ func Load(path string) (*Snapshot, error) {
 // Build loads the zones of an already parsed config. display is the config
 // path as the operator wrote it, used in messages.
 func Build(cfg *Config, display string) (*Snapshot, error) {
+	defer func() { cfg.src = nil }() // the last use of line numbers
 	var errs ErrorList
 	s := &Snapshot{Config: cfg, byOrigin: map[string]*Zone{}}
 	for _, zc := range cfg.Zones {
