@@ -181,11 +181,12 @@ now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 T0=$(now_ms)
 HALF=$((PERIOD * 500))
 STOP_CHAOS=$(((DUR - 2) * 1000))
-i=0 phase=down next=0 RSS_10="" RSS_MID=""
+i=0 phase=down next=0 RSS_10="" RSS_MID="" RSS_TREND=()
 while kill -0 "$DNSPERF_PID" 2>/dev/null; do
 	el=$(($(now_ms) - T0))
 	if [ -z "$RSS_10" ] && [ "$el" -ge 10000 ]; then RSS_10=$(rss_kb); log "t=10s RSS ${RSS_10} kB"; fi
 	if [ -z "$RSS_MID" ] && [ "$el" -ge $((DUR * 500)) ]; then RSS_MID=$(rss_kb); log "t=$((DUR / 2))s RSS ${RSS_MID} kB"; fi
+	if [ "$el" -ge $((${#RSS_TREND[@]} * 10000)) ]; then RSS_TREND+=("$(rss_kb)"); fi
 	if [ "$el" -ge "$next" ]; then
 		n=sems$((i % 3 + 1))
 		if [ $((i % 2)) = 0 ]; then pin='_pin.keys.soak.test' node=sems2; else pin='_pin.emea._loc.keys.soak.test' node=sems3; fi
@@ -264,7 +265,7 @@ grep '^soak-checker:' "$WORK/checker.out" | sed 's/^/  /' || true
 echo "checker: queries checked ${CHECKED:-0}, failures ${CHECK_FAILED:-?} (exit $CHECKER_RC)"
 echo "dnsperf: sent ${DP_SENT:-?}, completed ${DP_DONE:-?}, lost ${DP_LOST:-?}, ${DP_QPS:-?} qps; response codes: ${DP_CODES:-?}"
 echo "server: queries answered (metrics) $QUERIES, SERVFAIL $SERVFAIL"
-echo "RSS kB: start $RSS_START, 10s $RSS_10, middle $RSS_MID, end $RSS_END"
+echo "RSS kB: start $RSS_START, 10s $RSS_10, middle $RSS_MID, end $RSS_END (every 10 s: ${RSS_TREND[*]} $RSS_END)"
 echo "goroutines: start $G_START, end $G_END (after load stopped)"
 echo "shutdown: SIGTERM exit status $SERVER_EXIT"
 
