@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -138,32 +139,39 @@ func (in *Instance) initialRound(snap *zones.Snapshot) {
 // the gauges follow the state it was computed from.
 func (in *Instance) publish(snap *zones.Snapshot) {
 	in.Server.Store(snap)
-	// Series are updated in place and only vanished ones deleted: a scrape
-	// between a reset and a refill would see a node or service missing.
+	// Series are updated in place, only when they change, and vanished
+	// ones deleted: a scrape between a reset and a refill would see a
+	// node or service missing, and 40,000 series rewritten per change
+	// would slow every failover of a large config.
 	m := in.Metrics
 	in.gaugeMu.Lock()
 	defer in.gaugeMu.Unlock()
-	nodes := map[string]bool{}
+	nodes := make(map[string]bool, len(snap.HealthState()))
 	for name, st := range snap.HealthState() {
-		v := 0.0
-		if st.Checked && st.Up {
-			v = 1
+		up := st.Checked && st.Up
+		if was, ok := in.gaugeNodes[name]; !ok || was != up {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			m.nodeUp.WithLabelValues(name).Set(v)
 		}
-		m.nodeUp.WithLabelValues(name).Set(v)
-		nodes[name] = true
+		nodes[name] = up
 	}
 	for name := range in.gaugeNodes {
-		if !nodes[name] {
+		if _, ok := nodes[name]; !ok {
 			m.nodeUp.DeleteLabelValues(name)
 		}
 	}
 	in.gaugeNodes = nodes
-	active := map[[3]string]bool{}
+	active := make(map[[3]string]bool, len(in.gaugeActive))
 	for _, svc := range snap.Services {
 		for loc := range svc.Orders {
 			if d, ok := snap.Decision(svc.Name, loc); ok && d.Active != "" {
 				k := [3]string{svc.Name, snap.LocationName(loc), d.Active}
-				m.activeNode.WithLabelValues(k[:]...).Set(1)
+				if !in.gaugeActive[k] {
+					m.activeNode.WithLabelValues(k[:]...).Set(1)
+				}
 				active[k] = true
 			}
 		}
@@ -198,6 +206,10 @@ func (in *Instance) Reload() error {
 	in.Metrics.reloads.WithLabelValues("success").Inc()
 	in.Metrics.lastReloadOK.Set(1)
 	in.Metrics.configLoadedAt.SetToCurrentTime()
+	// Decoding a large config leaves several times its live size in
+	// garbage; hand it back now rather than whenever the scavenger gets
+	// to it, so RSS follows the config, not the last reload.
+	go debug.FreeOSMemory()
 	return nil
 }
 
@@ -205,11 +217,11 @@ func (in *Instance) reload() error {
 	if in.configPath == "" {
 		return errors.New("reload: this instance was started without a config path")
 	}
-	snap, err := zones.Load(in.configPath)
+	old := in.Server.Snapshot().Config
+	snap, err := zones.LoadReusing(in.configPath, old)
 	if err != nil {
 		return err
 	}
-	old := in.Server.Snapshot().Config
 	if !slices.Equal(old.Server.Listen, snap.Config.Server.Listen) || old.Server.HTTPAddr() != snap.Config.Server.HTTPAddr() {
 		in.log.Warn("reload: listen and http addresses change only on restart; keeping the bound ones",
 			"listen", old.Server.Listen, "http", old.Server.HTTPAddr())

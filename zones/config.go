@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -35,6 +36,9 @@ type Config struct {
 	// a fifth of its load time.
 	src   []byte
 	lines *tomlLines
+	// srcHash identifies the bytes the config was decoded from, so a
+	// reload of an unchanged file can skip decoding (LoadReusing).
+	srcHash [sha256.Size]byte
 }
 
 // ServerConfig is the [server] table.
@@ -163,7 +167,7 @@ func ParseConfig(path string) (*Config, error) {
 }
 
 func parseConfigBytes(display, abs string, src []byte) (*Config, error) {
-	cfg := &Config{File: abs, src: src}
+	cfg := &Config{File: abs, src: src, srcHash: sha256.Sum256(src)}
 	md, err := toml.Decode(string(src), cfg)
 	if err != nil {
 		var pe toml.ParseError

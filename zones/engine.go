@@ -93,7 +93,8 @@ type Engine struct {
 
 	log     *slog.Logger
 	publish func(*Snapshot)
-	kick    chan struct{}
+	kick    chan struct{} // health changed: recompute
+	wake    chan struct{} // a deadline changed: only re-arm the timer
 
 	mu      sync.Mutex
 	base    *Snapshot
@@ -118,6 +119,7 @@ func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *En
 		log:     logger,
 		publish: publish,
 		kick:    make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 		base:    base,
 		current: map[decisionKey]Decision{},
 		pins:    map[PinKey]Pin{},
@@ -195,7 +197,7 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 	e.pins = next
 	e.refreshActive(false)
 	e.recomputeLocked()
-	e.Kick() // Run sleeps until the old deadline: make it see a new until=
+	e.rearm() // Run sleeps until the old deadline: make it see a new until=
 	return nil
 }
 
@@ -285,6 +287,14 @@ func (e *Engine) Kick() {
 	}
 }
 
+// rearm tells Run the next deadline may have moved; it recomputes nothing.
+func (e *Engine) rearm() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
 // SetBase replaces the static part (config and zones) after a reload.
 // Decisions for services and locations that still exist carry over.
 func (e *Engine) SetBase(base *Snapshot) *Snapshot {
@@ -308,7 +318,7 @@ func (e *Engine) SetBase(base *Snapshot) *Snapshot {
 	e.current = current
 	e.refreshActive(true)
 	snap := e.recomputeLocked()
-	e.Kick()
+	e.rearm()
 	return snap
 }
 
@@ -454,6 +464,8 @@ func (e *Engine) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-e.wake:
+			continue // the deadline moved: re-arm the timer
 		case <-e.kick:
 		case <-timer.C:
 		}

@@ -1,8 +1,11 @@
 package zones
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -70,6 +73,29 @@ func Load(path string) (*Snapshot, error) {
 		return nil, err
 	}
 	return Build(cfg, path)
+}
+
+// LoadReusing is Load for a reload: when the config file holds exactly the
+// bytes prev was decoded from, decoding and validating it again would give
+// the same result, so only the zone files are read and checked again (the
+// common reload: a zone edited, its serial bumped). The new snapshot gets
+// its own copy of the config, so nothing keyed on the config's identity
+// (precomputed answers) is reused by mistake.
+func LoadReusing(path string, prev *Config) (*Snapshot, error) {
+	if prev == nil {
+		return Load(path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil || abs != prev.File {
+		return Load(path)
+	}
+	src, err := os.ReadFile(abs)
+	if err != nil || sha256.Sum256(src) != prev.srcHash {
+		return Load(path)
+	}
+	cfg := *prev
+	cfg.src, cfg.lines = src, nil
+	return Build(&cfg, path)
 }
 
 // Build loads the zones of an already parsed config. display is the config
