@@ -259,7 +259,7 @@ if [ "$SERVER_ALIVE" = yes ]; then
 fi
 
 echo
-echo "== failoverdns soak, $(date -u +%Y-%m-%dT%H:%M:%SZ), ${DUR}s at ${QPS} qps, chaos every ${PERIOD}s, $(nproc) CPUs"
+echo "== failoverdns soak, $(date -u +%Y-%m-%dT%H:%M:%SZ), ${DUR}s at ${QPS} qps, chaos every ${PERIOD}s, $(nproc) CPUs, $(go version | awk '{ print $3 }'), source $(git rev-parse --short HEAD 2>/dev/null || echo 'not a git tree')"
 echo "chaos: backend kills+restarts $KILLS, pin/unpin UPDATEs ok $UPD_OK failed $UPD_BAD, SIGHUP reloads $RELOADS (server: success $RELOAD_OK, failure $RELOAD_BAD), active node changes $ACTIVE_CHANGES"
 grep '^soak-checker:' "$WORK/checker.out" | sed 's/^/  /' || true
 echo "checker: queries checked ${CHECKED:-0}, failures ${CHECK_FAILED:-?} (exit $CHECKER_RC)"
