@@ -129,6 +129,21 @@ func (c *checker) check(ctx context.Context) Result {
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
+	if c.spec.Type == TypeTCP && rawTCP {
+		err, timedOut := tcpConnect(netip.AddrPortFrom(c.spec.Addr, c.spec.Port), timeout)
+		end := time.Now()
+		r := Result{OK: err == nil, Latency: end.Sub(start), At: end}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			r.Err = "canceled"
+		case timedOut:
+			r.Err = "timeout after " + timeout.String()
+		default:
+			r.Err = "connect: " + err.Error()
+		}
+		return r
+	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
