@@ -27,9 +27,11 @@ type udpListener struct {
 	wg    sync.WaitGroup
 }
 
-func udpSockets() int { return max(1, runtime.GOMAXPROCS(0)) }
+// udpSockets is the number of sockets per address: one per CPU.
+func udpSockets() int { return max(1, runtime.NumCPU()) }
 
 func (l *udpListener) serve(s *Server) {
+	addReaderProcs(len(l.socks))
 	for _, sock := range l.socks {
 		l.wg.Add(1)
 		go s.readSock(sock, &l.wg)
@@ -41,6 +43,7 @@ func (l *udpListener) close() {
 		sock.shutdown()
 	}
 	l.wg.Wait()
+	addReaderProcs(-len(l.socks))
 }
 
 // updateSlots bounds UPDATEs in flight: each may wait for an fsync, so they

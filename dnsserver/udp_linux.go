@@ -23,6 +23,9 @@ import (
 // answers go back in one sendmmsg(2). Go's netpoller would instead park and
 // wake a goroutine per packet, which costs several times the answer itself.
 
+// readTimeout: see readSock.
+var readTimeout = unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
+
 const (
 	batchSize = 32
 	slotSize  = 8192 // a query larger than this is cut (MSG_TRUNC) and refused
@@ -101,8 +104,10 @@ func listenUDP(addr string, n int) ([]udpSock, error) {
 			}
 			_ = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
 		}
-		// A timeout bounds how long a reader can miss the shutdown wake-up.
-		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+		// A timeout bounds how long a reader can miss the shutdown wake-up
+		// or a stop-the-world (see readSock), and it is what makes a
+		// signal interrupt the receive instead of restarting it.
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &readTimeout)
 		var sa unix.Sockaddr
 		if fam == unix.AF_INET {
 			sa = &unix.SockaddrInet4{Port: port, Addr: ip.As4()}
@@ -167,7 +172,15 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			br.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			br.msgs[i].Hdr.Flags = 0
 		}
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(rs.fd), uintptr(unsafe.Pointer(&br.msgs[0])), batchSize, unix.MSG_WAITFORONE, 0, 0)
+		// RawSyscall: the runtime does not see this thread enter a system
+		// call, so sysmon does not retake its P every 20µs and hand it
+		// back on every packet (which cost more than the answer). The P
+		// stays with the reader while it waits in the kernel; Start adds
+		// one P per reader so the rest of the server keeps its share.
+		// Preemption and the GC still reach it: SO_RCVTIMEO makes the
+		// receive return EINTR on the runtime's signal (and at least every
+		// readTimeout), and the loop passes a safe point.
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(rs.fd), uintptr(unsafe.Pointer(&br.msgs[0])), batchSize, unix.MSG_WAITFORONE, 0, 0)
 		if errno != 0 || n == 0 {
 			continue // timeout (EAGAIN), EINTR, or shutdown: check closed
 		}
@@ -227,7 +240,7 @@ func (br *batchReader) queue(j int, resp []byte, i int) {
 // flush sends the queued answers, in as few sendmmsg calls as it takes.
 func (br *batchReader) flush(n int) {
 	for sent := 0; sent < n; {
-		k, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(br.sock.fd), uintptr(unsafe.Pointer(&br.outMsgs[sent])), uintptr(n-sent), 0, 0, 0)
+		k, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(br.sock.fd), uintptr(unsafe.Pointer(&br.outMsgs[sent])), uintptr(n-sent), unix.MSG_DONTWAIT, 0, 0)
 		if errno == unix.EINTR {
 			continue
 		}
@@ -251,4 +264,19 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
 	}
 	return netip.AddrPort{}
+}
+
+// readerProcs counts UDP readers across servers: each holds a P while it
+// waits in the kernel, so GOMAXPROCS is raised by that many for as long as
+// they run, leaving the CPU count of Ps to everything else.
+var (
+	readerMu    sync.Mutex
+	readerProcs int
+)
+
+func addReaderProcs(n int) {
+	readerMu.Lock()
+	defer readerMu.Unlock()
+	readerProcs += n
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
 }

@@ -94,3 +94,6 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		s.slowUDP(pkt, from, sock, local)
 	}
 }
+
+// Readers here wait in the netpoller, holding no P.
+func addReaderProcs(int) {}
