@@ -182,7 +182,13 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		// readTimeout), and the loop passes a safe point.
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(rs.fd), uintptr(unsafe.Pointer(&br.msgs[0])), batchSize, unix.MSG_WAITFORONE, 0, 0)
 		if errno != 0 || n == 0 {
-			continue // timeout (EAGAIN), EINTR, or shutdown: check closed
+			// Timeout (EAGAIN), EINTR or shutdown. The runtime's
+			// preemption signal is what caused an EINTR, and the loop back
+			// to the receive passes no safe point: yield here, or a
+			// stop-the-world (GC) waits for a packet that may never come
+			// (TestUDPReadersLetTheWorldStop).
+			runtime.Gosched()
+			continue
 		}
 		start := time.Now()
 		p := s.pub.Load()
