@@ -106,3 +106,20 @@ func truncated(pkt []byte, out []byte) []byte {
 	out = append(out, 0, 1, 0, 0, 0, 0, 0, 0)
 	return append(out, pkt[12:off+4]...)
 }
+
+// admit applies response rate limiting to one UDP packet from client,
+// counting what it holds back. admin_nets are never limited.
+func (s *Server) admit(p *published, client netip.Addr, now time.Time) rrlVerdict {
+	rl := p.fast.rrl
+	if rl == nil || p.snap.Config.Server.IsAdmin(client) {
+		return rrlAllow
+	}
+	v := rl.check(client, now)
+	switch v {
+	case rrlDrop:
+		s.metrics.rrlDropped.Inc()
+	case rrlSlip:
+		s.metrics.rrlSlipped.Inc()
+	}
+	return v
+}

@@ -200,19 +200,15 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			}
 			pkt := br.bufs[i][:br.msgs[i].Len]
 			client := from.Addr().Unmap()
-			if rl := p.fast.rrl; rl != nil && !p.snap.Config.Server.IsAdmin(client) {
-				switch rl.check(client, start) {
-				case rrlDrop:
-					s.metrics.rrlDropped.Inc()
-					continue
-				case rrlSlip:
-					s.metrics.rrlSlipped.Inc()
-					if tc := truncated(pkt, br.out[nout][:0]); tc != nil {
-						br.queue(nout, tc, i)
-						nout++
-					}
-					continue
+			switch s.admit(p, client, start) {
+			case rrlDrop:
+				continue
+			case rrlSlip:
+				if tc := truncated(pkt, br.out[nout][:0]); tc != nil {
+					br.queue(nout, tc, i)
+					nout++
 				}
+				continue
 			}
 			if parseFast(pkt, &q) {
 				if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, br.out[nout][:0]); ok {

@@ -70,18 +70,14 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		start := time.Now()
 		client := from.Addr().Unmap()
 		p := s.pub.Load()
-		if rl := p.fast.rrl; rl != nil && !p.snap.Config.Server.IsAdmin(client) {
-			switch rl.check(client, start) {
-			case rrlDrop:
-				s.metrics.rrlDropped.Inc()
-				continue
-			case rrlSlip:
-				s.metrics.rrlSlipped.Inc()
-				if tc := truncated(pkt, out[:0]); tc != nil {
-					_, _ = c.WriteToUDPAddrPort(tc, from)
-				}
-				continue
+		switch s.admit(p, client, start) {
+		case rrlDrop:
+			continue
+		case rrlSlip:
+			if tc := truncated(pkt, out[:0]); tc != nil {
+				_, _ = c.WriteToUDPAddrPort(tc, from)
 			}
+			continue
 		}
 		if parseFast(pkt, &q) {
 			if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, out[:0]); ok {

@@ -171,16 +171,7 @@ func (p *Prober) InitialRound(ctx context.Context) {
 			return
 		}
 		wg.Go(func() {
-			// The slot covers apply and OnResult too, so the number of
-			// probe goroutines alive never exceeds maxInFlight.
-			defer func() { <-p.sem }()
-			r := n.chk.check(ctx)
-			if ctx.Err() != nil {
-				// The result says "canceled", not anything about the node.
-				p.requeue([]*node{n})
-				return
-			}
-			if p.apply(n, r, true) {
+			if p.probe(ctx, n, true) {
 				changedMu.Lock()
 				changed = true
 				changedMu.Unlock()
@@ -252,15 +243,7 @@ func (p *Prober) Run(ctx context.Context) {
 			return
 		}
 		wg.Go(func() {
-			// The slot covers apply and OnResult too, so the number of
-			// probe goroutines alive never exceeds maxInFlight.
-			defer func() { <-p.sem }()
-			r := n.chk.check(ctx)
-			if ctx.Err() != nil {
-				p.requeue([]*node{n})
-				return
-			}
-			if p.apply(n, r, false) {
+			if p.probe(ctx, n, false) {
 				p.mu.Lock()
 				p.dirty = true
 				p.mu.Unlock()
@@ -284,6 +267,20 @@ func (p *Prober) acquire(ctx context.Context) bool {
 			p.fireChange()
 		}
 	}
+}
+
+// probe checks n in the slot its caller acquired and applies the result,
+// reporting whether n's state changed. The slot covers apply and OnResult
+// too, so the number of probe goroutines alive never exceeds maxInFlight. A
+// cancelled probe says "canceled", nothing about the node: n is requeued.
+func (p *Prober) probe(ctx context.Context, n *node, direct bool) bool {
+	defer func() { <-p.sem }()
+	r := n.chk.check(ctx)
+	if ctx.Err() != nil {
+		p.requeue([]*node{n})
+		return false
+	}
+	return p.apply(n, r, direct)
 }
 
 func (p *Prober) fireChange() {
