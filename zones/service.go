@@ -165,9 +165,12 @@ func (c *Config) checkInterfaceOverlap(file string, errs *ErrorList) {
 		}
 	}
 	for i, n := range c.Nodes {
-		for key, a := range map[string]netip.Addr{"address": n.addr, "address6": n.addr6} {
-			if other, ok := repl[a]; ok && a.IsValid() && other != n.Name {
-				errs.add(file, c.line(fmt.Sprintf("node[%d].%s", i, key)), "node %q: %s %s is node %q's replication address (Interface 1): clients must never be sent to a replication interface", n.Name, key, a, other)
+		for _, k := range [...]struct {
+			key string
+			a   netip.Addr
+		}{{"address", n.addr}, {"address6", n.addr6}} {
+			if other, ok := repl[k.a]; ok && k.a.IsValid() && other != n.Name {
+				errs.add(file, c.line(fmt.Sprintf("node[%d].%s", i, k.key)), "node %q: %s %s is node %q's replication address (Interface 1): clients must never be sent to a replication interface", n.Name, k.key, k.a, other)
 			}
 		}
 	}
@@ -244,9 +247,12 @@ func (c *Config) validateCheck(file string, errs *ErrorList, at string, n *NodeC
 			}
 		}
 	} else {
-		for key, set := range map[string]bool{"path": ch.Path != "", "expect": len(ch.Expect) > 0, "body": ch.Body != ""} {
-			if set {
-				bad(key, "%s applies to http and https checks only, not %s", key, ch.Type)
+		for _, k := range [...]struct {
+			key string
+			set bool
+		}{{"path", ch.Path != ""}, {"expect", len(ch.Expect) > 0}, {"body", ch.Body != ""}} {
+			if k.set {
+				bad(k.key, "%s applies to http and https checks only, not %s", k.key, ch.Type)
 			}
 		}
 	}
