@@ -49,35 +49,15 @@ var opsSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-ops-test-s
 
 // opsIPs are the nodes' client-facing addresses; each node's TCP health
 // endpoint listens on the same address.
-var opsIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3"}
+var opsIPs = admNodeIPs
 
-// opsNode is a node's TCP health endpoint, stopped and restarted by tests.
-type opsNode struct {
-	name, ip string
-	port     int
-
-	mu   sync.Mutex
-	ln   net.Listener
-	done chan struct{}
-}
+// opsNode is a node's TCP health endpoint, stopped and restarted by tests:
+// the same as admin_test.go's.
+type opsNode = admNode
 
 // opsNewNode listens on the node's address (a port chosen by the kernel).
 // With up false the port is closed again at once: probes are refused.
-func opsNewNode(t testing.TB, name string, up bool) *opsNode {
-	t.Helper()
-	n := &opsNode{name: name, ip: opsIPs[name]}
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, "0"))
-	if err != nil {
-		t.Fatalf("node %s: %v", name, err)
-	}
-	n.port = ln.Addr().(*net.TCPAddr).Port
-	n.serve(ln)
-	if !up {
-		n.stop()
-	}
-	t.Cleanup(n.stop)
-	return n
-}
+func opsNewNode(t testing.TB, name string, up bool) *opsNode { return admNewNode(t, name, up) }
 
 // opsNodes starts the named nodes, all up.
 func opsNodes(t testing.TB, names ...string) map[string]*opsNode {
@@ -87,53 +67,6 @@ func opsNodes(t testing.TB, names ...string) map[string]*opsNode {
 		m[n] = opsNewNode(t, n, true)
 	}
 	return m
-}
-
-func (n *opsNode) serve(ln net.Listener) {
-	n.ln, n.done = ln, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}(n.done)
-}
-
-// stop closes the listener: connects are refused from now on.
-func (n *opsNode) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		n.ln.Close()
-		<-n.done
-		n.ln = nil
-	}
-}
-
-// start listens on the node's port again.
-func (n *opsNode) start(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		return
-	}
-	deadline := time.Now().Add(opsTimeout)
-	for {
-		ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, strconv.Itoa(n.port)))
-		if err == nil {
-			n.serve(ln)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s: listening again on port %d: %v", n.name, n.port, err)
-		}
-		time.Sleep(opsPoll) // poll interval
-	}
 }
 
 // opsConf is what a test varies in the config and zone.
