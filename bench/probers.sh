@@ -21,44 +21,9 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 SECONDS_RUN=${FAILOVERDNS_SCALE_SECONDS:-60}
 
-mkdir -p bench/results
-OUT="bench/results/probers-$(date +%Y-%m-%d).txt"
-exec > >(tee "$OUT") 2>&1
-
-WORK=$(mktemp -d /tmp/failoverdns-probers.XXXXXX)
-PIDS=()
-# descendants PID...: those pids and every process below them
-descendants() {
-	local p
-	for p in "$@"; do
-		echo "$p"
-		# shellcheck disable=SC2046
-		[ -r "/proc/$p/task/$p/children" ] && descendants $(cat "/proc/$p/task/$p/children")
-	done
-}
-cleanup() {
-	local rc=$?
-	set +e
-	# The servers run under timeout(1), which forwards TERM; a server that
-	# is hung may ignore it, so everything below our jobs is collected
-	# first and KILLed after 5s.
-	local all pid
-	# shellcheck disable=SC2207
-	all=($(descendants "${PIDS[@]}"))
-	for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for _ in $(seq 50); do
-		local alive=0
-		for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
+bench_init probers
 
 echo "== prober scale, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"

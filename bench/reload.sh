@@ -33,48 +33,9 @@ DNS_PORT=${DNS_PORT:-25363}
 HTTP_PORT=${HTTP_PORT:-25364}
 LIFETIME=$((RELOADS * 4 * 40 + 300))
 
-mkdir -p bench/results
-OUT="bench/results/reload-$(date +%Y-%m-%d).txt"
-exec > >(tee "$OUT") 2>&1
-
-WORK=$(mktemp -d /tmp/failoverdns-reload.XXXXXX)
-PIDS=()
-# descendants PID...: those pids and every process below them
-descendants() {
-	local p
-	for p in "$@"; do
-		echo "$p"
-		# shellcheck disable=SC2046
-		[ -r "/proc/$p/task/$p/children" ] && descendants $(cat "/proc/$p/task/$p/children")
-	done
-}
-cleanup() {
-	local rc=$?
-	set +e
-	# The servers run under timeout(1), which forwards TERM; a server that
-	# is hung may ignore it, so everything below our jobs is collected
-	# first and KILLed after 5s.
-	local all pid
-	# shellcheck disable=SC2207
-	all=($(descendants "${PIDS[@]}"))
-	for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-	for _ in $(seq 50); do
-		local alive=0
-		for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-die() {
-	echo "reload.sh: $*" >&2
-	exit 2
-}
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
+bench_init reload
 
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
