@@ -9,19 +9,12 @@ package dnsserver_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +32,7 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/health/healthtest"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -373,67 +367,8 @@ func foCerts(t testing.TB) foPKI {
 }
 
 func foMakePKI(dir string) (foPKI, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return foPKI{}, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "failoverdns failover test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return foPKI{}, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return foPKI{}, err
-	}
-	serial := int64(1)
-	leaf := func(name string, notBefore, notAfter time.Time) (tls.Certificate, error) {
-		serial++
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			DNSNames:     []string{name},
-			NotBefore:    notBefore,
-			NotAfter:     notAfter,
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return tls.Certificate{}, err
-		}
-		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-	}
-	var p foPKI
-	year := 365 * 24 * time.Hour
-	if p.good, err = leaf(foHost, now.Add(-time.Hour), now.Add(year)); err != nil {
-		return p, err
-	}
-	if p.wrongName, err = leaf("other.test", now.Add(-time.Hour), now.Add(year)); err != nil {
-		return p, err
-	}
-	if p.expired, err = leaf(foHost, now.Add(-48*time.Hour), now.Add(-24*time.Hour)); err != nil {
-		return p, err
-	}
-	if p.shortLife, err = leaf(foHost, now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
-		return p, err
-	}
-	p.caFile = filepath.Join(dir, "ca.pem")
-	err = os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
-	return p, err
+	p, err := healthtest.NewPKI(dir, foHost)
+	return foPKI{caFile: p.CAFile, good: p.Good, wrongName: p.WrongName, expired: p.Expired, shortLife: p.ShortLife}, err
 }
 
 // ---------------------------------------------------------------------------
