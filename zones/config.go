@@ -119,9 +119,6 @@ const (
 	DefaultTCPMaxConns    = 1024
 )
 
-// AdminPrefixes returns the parsed admin_nets.
-func (s *ServerConfig) AdminPrefixes() []netip.Prefix { return s.adminPrefixes }
-
 // HTTPAddr returns the HTTP listen address, "" when disabled.
 func (s *ServerConfig) HTTPAddr() string {
 	if s.HTTP == nil {

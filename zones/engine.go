@@ -472,19 +472,3 @@ func (e *Engine) Run(ctx context.Context) {
 		e.Recompute()
 	}
 }
-
-// Decisions returns the decisions in force, for status output.
-func (e *Engine) Decisions() map[string][]Decision {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := map[string][]Decision{}
-	for k, d := range e.current {
-		s := out[k.service]
-		for len(s) <= k.location {
-			s = append(s, Decision{})
-		}
-		s[k.location] = d
-		out[k.service] = s
-	}
-	return out
-}

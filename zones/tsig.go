@@ -20,8 +20,8 @@ type TSIGKey struct {
 // SecretBytes returns the decoded secret.
 func (k *TSIGKey) SecretBytes() []byte { return k.secret }
 
-// TSIGAlgorithms maps accepted algorithm names to their wire names.
-var TSIGAlgorithms = map[string]string{
+// tsigAlgorithms maps accepted algorithm names to their wire names.
+var tsigAlgorithms = map[string]string{
 	"hmac-sha256": dns.HmacSHA256,
 	"hmac-sha512": dns.HmacSHA512,
 }
@@ -40,7 +40,7 @@ func (c *Config) validateTSIG(file string, errs *ErrorList) {
 			errs.add(file, c.line(at+".name"), "tsig key %q is defined twice", k.Name)
 		}
 		seen[k.Name] = true
-		alg, ok := TSIGAlgorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
+		alg, ok := tsigAlgorithms[strings.TrimSuffix(strings.ToLower(k.Algorithm), ".")]
 		if !ok {
 			errs.add(file, c.line(at+".algorithm"), "tsig key %s: algorithm %q: want \"hmac-sha256\" or \"hmac-sha512\"", k.Name, k.Algorithm)
 		}
