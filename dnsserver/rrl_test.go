@@ -1,50 +1,18 @@
 package dnsserver
 
 import (
-	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/failoverdns/failoverdns/zones"
 )
 
 // TestRRL: a client prefix over responses_per_second gets at most that many
 // answers per second, with every slip-th excess answer truncated (TC) and
 // the rest dropped; another prefix is unaffected, and admin_nets exempt.
 func TestRRL(t *testing.T) {
-	dir := t.TempDir()
-	zone, _ := filepath.Abs("../testdata/fast/fast.test.zone")
-	cfg := `[server]
-listen = ["127.0.0.1:0"]
-http = ""
-state_dir = "` + dir + `"
-admin_nets = ["127.0.0.1/32"]
-[server.rrl]
-responses_per_second = 5
-slip = 2
-[[zone]]
-origin = "fast.test."
-file = "` + zone + `"
-`
-	path := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	s := startZoneServer(t, "admin_nets = [\"127.0.0.1/32\"]\n[server.rrl]\nresponses_per_second = 5\nslip = 2\n")
 	server, _ := net.ResolveUDPAddr("udp", s.Addrs()[0])
 
 	// burst sends n queries from src within one second and counts replies.

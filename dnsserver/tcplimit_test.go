@@ -3,46 +3,17 @@ package dnsserver
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/failoverdns/failoverdns/zones"
 )
 
 // TestTCPConnectionCapEvictsOldest: with tcp_max_conns = 5, a sixth
 // connection closes the oldest idle one; the newcomer and UDP are served.
 func TestTCPConnectionCapEvictsOldest(t *testing.T) {
-	dir := t.TempDir()
-	zone, _ := filepath.Abs("../testdata/fast/fast.test.zone")
-	cfg := `[server]
-listen = ["127.0.0.1:0"]
-http = ""
-state_dir = "` + dir + `"
-tcp_max_conns = 5
-tcp_idle_timeout = "60s"
-[[zone]]
-origin = "fast.test."
-file = "` + zone + `"
-`
-	path := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	s := startZoneServer(t, "tcp_max_conns = 5\ntcp_idle_timeout = \"60s\"\n")
 	addr := s.Addrs()[0]
 
 	var idle []net.Conn

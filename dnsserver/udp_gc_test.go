@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -16,22 +17,7 @@ import (
 // (udp_linux.go); a reader with no traffic must still let a stop-the-world
 // (GC, GOMAXPROCS) complete, or the whole server hangs at the next GC.
 func TestUDPReadersLetTheWorldStop(t *testing.T) {
-	dir := t.TempDir()
-	zone, _ := filepath.Abs("../testdata/fast/fast.test.zone")
-	cfg := "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = \"" + dir + "\"\n[[zone]]\norigin = \"fast.test.\"\nfile = \"" + zone + "\"\n"
-	path := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	startZoneServer(t, "")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -45,4 +31,28 @@ func TestUDPReadersLetTheWorldStop(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("50 GCs did not complete in 30s with idle UDP readers: the world cannot stop\n%s", buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// startZoneServer serves testdata/fast/fast.test.zone (no services) on
+// 127.0.0.1:0 with extra lines in [server], and stops it with the test.
+func startZoneServer(t *testing.T, extra string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	zone, _ := filepath.Abs("../testdata/fast/fast.test.zone")
+	cfg := "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = \"" + dir + "\"\n" + extra +
+		"[[zone]]\norigin = \"fast.test.\"\nfile = \"" + zone + "\"\n"
+	path := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := zones.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
 }
