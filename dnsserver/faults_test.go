@@ -32,24 +32,9 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// ftLog is a slog destination (a locked buffer) whose JSON records can be
-// counted by message.
-type ftLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *ftLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *ftLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// ftLog is a slog destination (failover_test.go's locked buffer) whose
+// JSON records can be counted by message.
+type ftLog = foLog
 
 func (l *ftLog) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -308,24 +308,7 @@ func opsExchange(network, from, addr, name string, qtype uint16) (*dns.Msg, erro
 
 // opsNodeOf names the node an A answer gives, or describes what else the
 // reply is, so a mismatch reads well.
-func opsNodeOf(r *dns.Msg) string {
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode]
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers %v", len(r.Answer), r.Answer)
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String()
-	}
-	for n, ip := range opsIPs {
-		if a.A.String() == ip {
-			return n
-		}
-	}
-	return a.A.String()
-}
+func opsNodeOf(r *dns.Msg) string { return admNodeOf(r) }
 
 // tryActive is the node the service answers to a client at from over UDP.
 func (e *opsEnv) tryActive(from string) (string, error) {
