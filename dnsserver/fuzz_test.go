@@ -1,22 +1,17 @@
 package dnsserver_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +20,12 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/zones"
+	"github.com/failoverdns/failoverdns/zones/fuzzseed"
 )
 
 // Fuzz targets for the query and UPDATE paths, through real sockets so they
 // stay valid whatever listener serves them. Seed corpora live in the
-// top-level testdata/fuzz/<FuzzName>/ (see fzAddSeeds), not in
+// top-level testdata/fuzz/<FuzzName>/ (see zones/fuzzseed), not in
 // dnsserver/testdata. The fixture (fzStart, fzQuery, ...) is shared with
 // hostile_test.go; its names start with fz.
 
@@ -221,132 +217,6 @@ func fzCheckServiceRRs(t *testing.T, r *dns.Msg) {
 	}
 }
 
-// fzAddSeeds adds every file under ../testdata/fuzz/<name>/ to f's corpus.
-// A file in Go's corpus format ("go test fuzz v1", as go test -fuzz writes
-// crashers) gives all of the target's arguments; any other file is the raw
-// bytes of a single []byte argument.
-func fzAddSeeds(f *testing.F, name string) {
-	f.Helper()
-	dir := filepath.Join("..", "testdata", "fuzz", name)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		f.Fatalf("seed corpus: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			f.Fatal(err)
-		}
-		args, err := fzDecodeCorpus(b)
-		if err != nil {
-			f.Fatalf("seed %s/%s: %v", dir, e.Name(), err)
-		}
-		f.Add(args...)
-		n++
-	}
-	if n == 0 {
-		f.Fatalf("seed corpus %s is empty", dir)
-	}
-}
-
-// fzDecodeCorpus decodes one seed file: Go's "go test fuzz v1" format (one
-// typed literal per line, e.g. []byte("..."), string("..."), bool(true)),
-// else the raw bytes as one []byte.
-func fzDecodeCorpus(b []byte) ([]any, error) {
-	const head = "go test fuzz v1\n"
-	if !bytes.HasPrefix(b, []byte(head)) {
-		return []any{b}, nil
-	}
-	var args []any
-	for _, line := range strings.Split(string(b[len(head):]), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		v, err := fzDecodeValue(line)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", line, err)
-		}
-		args = append(args, v)
-	}
-	return args, nil
-}
-
-func fzDecodeValue(line string) (any, error) {
-	e, err := parser.ParseExpr(line)
-	if err != nil {
-		return nil, err
-	}
-	call, ok := e.(*ast.CallExpr)
-	if !ok || len(call.Args) != 1 {
-		return nil, errors.New("want type(value)")
-	}
-	var typ string
-	switch fn := call.Fun.(type) {
-	case *ast.Ident:
-		typ = fn.Name
-	case *ast.ArrayType:
-		if id, ok := fn.Elt.(*ast.Ident); ok && fn.Len == nil && id.Name == "byte" {
-			typ = "[]byte"
-		}
-	}
-	arg := call.Args[0]
-	if id, ok := arg.(*ast.Ident); ok && typ == "bool" {
-		return strconv.ParseBool(id.Name)
-	}
-	neg := false
-	if u, ok := arg.(*ast.UnaryExpr); ok && u.Op == token.SUB {
-		neg, arg = true, u.X
-	}
-	lit, ok := arg.(*ast.BasicLit)
-	if !ok {
-		return nil, errors.New("want a literal")
-	}
-	text := lit.Value
-	if neg {
-		text = "-" + text
-	}
-	switch typ {
-	case "[]byte", "string":
-		s, err := strconv.Unquote(lit.Value)
-		if err != nil {
-			return nil, err
-		}
-		if typ == "string" {
-			return s, nil
-		}
-		return []byte(s), nil
-	case "int", "int64":
-		v, err := strconv.ParseInt(text, 0, 64)
-		if typ == "int" {
-			return int(v), err
-		}
-		return v, err
-	case "uint8", "byte", "uint16", "uint32", "uint64", "uint":
-		if lit.Kind == token.CHAR {
-			r, _, _, err := strconv.UnquoteChar(strings.Trim(text, "'"), '\'')
-			return byte(r), err
-		}
-		v, err := strconv.ParseUint(text, 0, 64)
-		switch typ {
-		case "uint8", "byte":
-			return uint8(v), err
-		case "uint16":
-			return uint16(v), err
-		case "uint32":
-			return uint32(v), err
-		case "uint":
-			return uint(v), err
-		}
-		return v, err
-	}
-	return nil, fmt.Errorf("type %q is not supported", typ)
-}
-
 // fzHeader builds a 12-byte DNS header.
 func fzHeader(id, flags, qd, an, ns, ar uint16) []byte {
 	b := make([]byte, 12)
@@ -463,7 +333,7 @@ func fzSendUDP(tb testing.TB, addr string, pkt []byte, expectReply bool, quiet t
 // FuzzQuery sends each input as one UDP datagram to a running server and
 // checks the reply, then that an ordinary query is still answered.
 func FuzzQuery(f *testing.F) {
-	fzAddSeeds(f, "FuzzQuery")
+	fuzzseed.Add(f, "FuzzQuery")
 	for _, q := range []*dns.Msg{
 		new(dns.Msg).SetQuestion(fzService, dns.TypeA),
 		new(dns.Msg).SetQuestion("alias.fuzz.test.", dns.TypeAAAA),
@@ -669,7 +539,7 @@ func fzCheckPins(t *testing.T, addr string) {
 // that the reply verifies, that pins only ever name the service's nodes,
 // and that the server keeps answering.
 func FuzzUpdate(f *testing.F) {
-	fzAddSeeds(f, "FuzzUpdate")
+	fuzzseed.Add(f, "FuzzUpdate")
 	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n2"`, false)
 	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 0 ANY TXT`, true)
 	e := fzStart(f, "")

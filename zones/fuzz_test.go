@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +13,12 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/zones"
+	"github.com/failoverdns/failoverdns/zones/fuzzseed"
 )
 
 // Fuzz targets for what an operator writes: the TOML config and the zone
 // files. Seed corpora live in the top-level testdata/fuzz/<FuzzName>/ (see
-// fzAddSeeds), not in zones/testdata.
+// zones/fuzzseed), not in zones/testdata.
 
 // fzZoneText is the valid zone file next to every fuzzed config, as
 // "fuzz.zone", for origin fuzz.test.
@@ -41,7 +38,7 @@ ns.sub   IN A     192.0.2.53
 // a line that exists), and a config that loads answers every service with at
 // most one address per type.
 func FuzzConfig(f *testing.F) {
-	fzAddSeeds(f, "FuzzConfig")
+	fuzzseed.Add(f, "FuzzConfig")
 	f.Add([]byte("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[[zone]]\norigin = \"fuzz.test.\"\nfile = \"fuzz.zone\"\n"))
 	dir := f.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "fuzz.zone"), []byte(fzZoneText), 0o644); err != nil {
@@ -153,7 +150,7 @@ func fzCheckSnapshot(t *testing.T, snap *zones.Snapshot) {
 // returns has its SOA, every error names the file, and lookups in a parsed
 // zone never panic either.
 func FuzzZone(f *testing.F) {
-	fzAddSeeds(f, "FuzzZone")
+	fuzzseed.Add(f, "FuzzZone")
 	f.Add([]byte(fzZoneText))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		// Each $GENERATE line may expand to 65,536 records; loading is
@@ -218,81 +215,4 @@ func TestZoneLargeRRsetLoadTime(t *testing.T) {
 		t.Fatalf("a zone with one RRset of %d records took %v to load", n, took)
 	}
 	t.Logf("%d records in one RRset loaded in %v", n, took)
-}
-
-// fzAddSeeds adds every file under ../testdata/fuzz/<name>/ to f's corpus.
-// A file in Go's corpus format ("go test fuzz v1", as go test -fuzz writes
-// crashers) gives all of the target's arguments; any other file is the raw
-// bytes of a single []byte argument.
-func fzAddSeeds(f *testing.F, name string) {
-	f.Helper()
-	dir := filepath.Join("..", "testdata", "fuzz", name)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		f.Fatalf("seed corpus: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			f.Fatal(err)
-		}
-		args, err := fzDecodeCorpus(b)
-		if err != nil {
-			f.Fatalf("seed %s/%s: %v", dir, e.Name(), err)
-		}
-		f.Add(args...)
-		n++
-	}
-	if n == 0 {
-		f.Fatalf("seed corpus %s is empty", dir)
-	}
-}
-
-// fzDecodeCorpus decodes one seed file: Go's "go test fuzz v1" format,
-// else the raw bytes as one []byte. Only []byte and string values occur in
-// this package's targets.
-func fzDecodeCorpus(b []byte) ([]any, error) {
-	const head = "go test fuzz v1\n"
-	if !bytes.HasPrefix(b, []byte(head)) {
-		return []any{b}, nil
-	}
-	var args []any
-	for _, line := range strings.Split(string(b[len(head):]), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		e, err := parser.ParseExpr(line)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", line, err)
-		}
-		call, ok := e.(*ast.CallExpr)
-		if !ok || len(call.Args) != 1 {
-			return nil, fmt.Errorf("%q: want type(value)", line)
-		}
-		lit, ok := call.Args[0].(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return nil, fmt.Errorf("%q: want a string literal", line)
-		}
-		s, err := strconv.Unquote(lit.Value)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %v", line, err)
-		}
-		switch fn := call.Fun.(type) {
-		case *ast.Ident:
-			if fn.Name != "string" {
-				return nil, fmt.Errorf("%q: type %s is not supported", line, fn.Name)
-			}
-			args = append(args, s)
-		case *ast.ArrayType:
-			args = append(args, []byte(s))
-		default:
-			return nil, fmt.Errorf("%q: want []byte(...) or string(...)", line)
-		}
-	}
-	return args, nil
 }
