@@ -202,18 +202,22 @@ func startServerProc(t *testing.T) (*proc, int) {
 	return nil, 0
 }
 
-// digBinary returns the path of dig, or skips (fails in CI) without it.
-func digBinary(t *testing.T) string {
+// toolBinary returns the path of an outside tool the end-to-end tests drive,
+// or skips without it, except under CI=true, where CI must have installed it.
+func toolBinary(t *testing.T, name, pkg string) string {
 	t.Helper()
-	p, err := exec.LookPath("dig")
+	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("dig is not on PATH, and CI=true: CI must install it (Debian: bind9-dnsutils)")
+			t.Fatalf("%s is not on PATH, and CI=true: CI must install it (Debian: %s)", name, pkg)
 		}
-		t.Skip("dig is not on PATH: install bind9-dnsutils (Debian/Ubuntu) or bind-utils (Fedora) to run the end-to-end tests")
+		t.Skipf("%s is not on PATH: install %s (Debian/Ubuntu) or bind-utils (Fedora) to run the end-to-end tests", name, pkg)
 	}
 	return p
 }
+
+// digBinary returns the path of dig, or skips (fails in CI) without it.
+func digBinary(t *testing.T) string { return toolBinary(t, "dig", "bind9-dnsutils") }
 
 // runDig runs dig against 127.0.0.1:port with args. HOME points at an empty
 // folder so that no ~/.digrc changes the output.

@@ -44,17 +44,7 @@ func peNodeOf(ip string) string {
 }
 
 // nsupdateBinary returns the path of nsupdate, or skips (fails in CI).
-func nsupdateBinary(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("nsupdate")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("nsupdate is not on PATH, and CI=true: CI must install it (Debian: bind9-dnsutils)")
-		}
-		t.Skip("nsupdate is not on PATH: install bind9-dnsutils (Debian/Ubuntu) or bind-utils (Fedora) to run the pin end-to-end tests")
-	}
-	return p
-}
+func nsupdateBinary(t *testing.T) string { return toolBinary(t, "nsupdate", "bind9-dnsutils") }
 
 // peTCPNode is a node's TCP health endpoint on its loopback address.
 type peTCPNode struct {
