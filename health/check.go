@@ -121,28 +121,76 @@ func dialer() *net.Dialer {
 }
 
 func (c *checker) check(ctx context.Context) Result {
+	r, p, ok := c.begin()
+	if ok {
+		return r
+	}
+	return c.finish(ctx, p)
+}
+
+// quick reports whether begin usually settles this check without waiting,
+// so that the prober can run it inline instead of on a worker.
+func (c *checker) quick() bool {
+	return c.spec.Type == TypeNone || (c.spec.Type == TypeTCP && rawTCP)
+}
+
+// pending is a probe that begin started but could not settle.
+type pending struct {
+	start time.Time
+	fd    int // a tcp connect in progress, or -1: the whole check is still to run
+	sa    rawSockaddr
+}
+
+// begin does the part of a probe that never waits: all of a none check, and
+// a raw tcp connect up to the point where the peer would have to answer. ok
+// reports that r is the result; otherwise finish(ctx, p) completes the probe
+// and may wait up to the timeout.
+func (c *checker) begin() (r Result, p pending, ok bool) {
 	start := time.Now()
 	if c.spec.Type == TypeNone {
-		return Result{OK: true, At: start}
+		return Result{OK: true, At: start}, pending{}, true
 	}
-	timeout := c.spec.Timeout
-	if timeout <= 0 {
-		timeout = defaultTimeout
+	p = pending{start: start, fd: -1}
+	if c.spec.Type != TypeTCP || !rawTCP {
+		return Result{}, p, false
 	}
-	if c.spec.Type == TypeTCP && rawTCP {
-		err, timedOut := tcpConnect(netip.AddrPortFrom(c.spec.Addr, c.spec.Port), timeout)
-		end := time.Now()
-		r := Result{OK: err == nil, Latency: end.Sub(start), At: end}
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			r.Err = "canceled"
-		case timedOut:
-			r.Err = "timeout after " + timeout.String()
-		default:
-			r.Err = "connect: " + err.Error()
-		}
-		return r
+	fd, sa, done, err := tcpStart(netip.AddrPortFrom(c.spec.Addr, c.spec.Port))
+	if !done {
+		p.fd, p.sa = fd, sa
+		return Result{}, p, false
+	}
+	return c.tcpResult(context.Background(), start, err, false), pending{}, true
+}
+
+func (c *checker) timeout() time.Duration {
+	if c.spec.Timeout <= 0 {
+		return defaultTimeout
+	}
+	return c.spec.Timeout
+}
+
+func (c *checker) tcpResult(ctx context.Context, start time.Time, err error, timedOut bool) Result {
+	end := time.Now()
+	r := Result{OK: err == nil, Latency: end.Sub(start), At: end}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		r.Err = "canceled"
+	case timedOut:
+		r.Err = "timeout after " + c.timeout().String()
+	default:
+		r.Err = "connect: " + err.Error()
+	}
+	return r
+}
+
+// finish completes a probe that begin left pending, bounded by the timeout
+// counted from begin.
+func (c *checker) finish(ctx context.Context, p pending) Result {
+	start, timeout := p.start, c.timeout()
+	if p.fd >= 0 {
+		err, timedOut := tcpWait(ctx, p.fd, p.sa, start.Add(timeout))
+		return c.tcpResult(ctx, start, err, timedOut)
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

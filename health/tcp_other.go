@@ -3,10 +3,17 @@
 package health
 
 import (
+	"context"
 	"net/netip"
 	"time"
 )
 
 const rawTCP = false
 
-func tcpConnect(netip.AddrPort, time.Duration) (error, bool) { panic("tcpConnect is Linux only") }
+type rawSockaddr = any
+
+func tcpStart(netip.AddrPort) (int, rawSockaddr, bool, error) { panic("tcpStart is Linux only") }
+
+func tcpWait(context.Context, int, rawSockaddr, time.Time) (error, bool) {
+	panic("tcpWait is Linux only")
+}
