@@ -141,6 +141,13 @@ type pending struct {
 	sa    rawSockaddr
 }
 
+// close gives up a probe that will not be finished.
+func (p pending) close() {
+	if p.fd >= 0 {
+		tcpAbort(p.fd)
+	}
+}
+
 // begin does the part of a probe that never waits: all of a none check, and
 // a raw tcp connect up to the point where the peer would have to answer. ok
 // reports that r is the result; otherwise finish(ctx, p) completes the probe

@@ -1,12 +1,12 @@
 package health
 
 import (
-	"container/heap"
 	"context"
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,21 +18,41 @@ type State struct {
 	Checked bool // false until the first probe result is known
 }
 
-// maxInFlight caps concurrent probes. Ten thousand nodes at 1s intervals
-// with millisecond probes need only a handful; the cap matters when many
-// nodes hang until their timeout, where unbounded concurrency would turn an
-// outage into a goroutine and socket blow-up.
+// maxInFlight caps the probes that wait on a worker: checks that block by
+// nature (http, https, tls) and tcp connects the peer did not settle at
+// once. Ten thousand nodes at 1s intervals with millisecond probes need
+// only a handful; the cap matters when many nodes hang until their timeout,
+// where unbounded concurrency would turn an outage into a goroutine and
+// socket blow-up.
 const maxInFlight = 512
+
+// batchSlack is how early a node may be probed so that it shares a wake-up
+// with nodes due just after it. Waking the scheduler once per node (10,000
+// times a second at scale) cost more CPU than the probes' own system calls;
+// a few milliseconds are nothing next to an interval's ±10% jitter. A node
+// never moves by more than a twentieth of its interval.
+const batchSlack = 5 * time.Millisecond
+
+// maxBatch bounds how many due nodes one wake-up takes, so that the
+// scheduler still delivers onChange and notices cancellation promptly when
+// thousands are due at once (after a Set, or a stalled clock).
+const maxBatch = 256
 
 // Prober runs every node's check on its own schedule and keeps its state.
 //
-// One scheduler goroutine owns a min-heap of next-due times and starts probes
-// under a semaphore; a node is rescheduled only after its probe finished, so
-// no node ever has two probes in flight and a slow node cannot pile up work.
+// One scheduler goroutine owns a min-heap of due times. Each wake-up takes
+// every node due within batchSlack and runs the quick part of their probes
+// itself, back to back: a none check, and a tcp connect that the peer
+// settles within the system call (loopback always, a refusal at once).
+// Only probes that must wait go to a worker goroutine, under a cap of
+// maxInFlight, so a hung or black-holed node holds a worker, never the
+// scheduler. A node is rescheduled only after its probe finished, so no node
+// ever has two probes in flight and a slow node cannot pile up work.
 type Prober struct {
 	// OnResult, if set before Run, is called after every probe (for
-	// metrics) and must be cheap: it runs on a probe worker. Calls for one
-	// node never overlap, and Snapshot called from it already reflects r.
+	// metrics) and must be cheap: it runs on the scheduler or a probe
+	// worker. Calls for one node never overlap, and Snapshot called from
+	// it already reflects r.
 	OnResult func(node string, r Result)
 
 	logger   *slog.Logger
@@ -42,22 +62,26 @@ type Prober struct {
 	// planned, or a state changed and onChange should fire. Buffered by one
 	// so bursts coalesce into a single wake-up.
 	wake chan struct{}
+	// epoch anchors due times, kept as monotonic nanoseconds so the heap
+	// compares integers stored in place rather than following pointers.
+	epoch time.Time
 
 	mu    sync.Mutex
 	nodes map[string]*node
-	queue nodeHeap
+	queue dueHeap
 	dirty bool // an Up/Checked changed since onChange last fired
 }
 
 type node struct {
-	name  string
-	spec  Spec
-	chk   *checker
-	state State
-	succ  int // consecutive successes
-	fail  int // consecutive failures
-	next  time.Time
-	index int // position in the heap; -1 while a probe runs or once removed
+	name    string
+	spec    Spec
+	chk     *checker
+	slack   int64 // ns a probe may run early; see batchSlack
+	state   State
+	succ    int  // consecutive successes
+	fail    int  // consecutive failures
+	index   int  // position in the heap; -1 while a probe runs or once removed
+	removed bool // dropped by Set: a probe in flight is discarded
 }
 
 // NewProber returns a prober with no nodes. onChange (may be nil) is called
@@ -71,9 +95,13 @@ func NewProber(logger *slog.Logger, onChange func()) *Prober {
 		onChange: onChange,
 		sem:      make(chan struct{}, maxInFlight),
 		wake:     make(chan struct{}, 1),
+		epoch:    time.Now(),
 		nodes:    make(map[string]*node),
 	}
 }
+
+// now is the current time on the heap's clock.
+func (p *Prober) now() int64 { return int64(time.Since(p.epoch)) }
 
 // Set replaces the set of probed nodes (key = node name). Nodes whose Spec is
 // unchanged keep their state and schedule, so a config reload does not reset
@@ -82,8 +110,8 @@ func NewProber(logger *slog.Logger, onChange func()) *Prober {
 // their first probe); removed ones stop being probed. Safe to call while Run
 // is active.
 func (p *Prober) Set(specs map[string]Spec) {
-	now := time.Now()
 	p.mu.Lock()
+	now := p.now()
 	// A node whose check changed keeps its state: the new check is judged
 	// by rise/fall from there, so editing a check (a new path, a longer
 	// timeout) on reload cannot by itself move traffic.
@@ -108,26 +136,25 @@ func (p *Prober) Set(specs map[string]Spec) {
 			name:  name,
 			spec:  spec,
 			chk:   newChecker(spec),
-			next:  now.Add(firstJitter(spec.Interval)),
+			slack: int64(min(batchSlack, interval(spec.Interval)/20)),
 			index: -1,
 			state: carried[name],
 		}
 		p.nodes[name] = n
-		heap.Push(&p.queue, n)
+		p.queue.push(n, now+int64(firstJitter(spec.Interval)))
 	}
 	p.mu.Unlock()
 	p.nudge()
 }
 
 // drop forgets a node; a probe still in flight for it is discarded when it
-// finishes because p.nodes no longer points at it.
+// finishes.
 func (p *Prober) drop(n *node) {
 	if n.index >= 0 {
-		heap.Remove(&p.queue, n.index)
+		p.queue.remove(n.index)
 	}
-	if p.nodes[n.name] == n {
-		delete(p.nodes, n.name)
-	}
+	n.removed = true
+	delete(p.nodes, n.name)
 }
 
 // Snapshot returns a copy of every node's state.
@@ -141,49 +168,48 @@ func (p *Prober) Snapshot() map[string]State {
 	return out
 }
 
-// InitialRound probes every node that is not yet Checked once, concurrently,
-// and sets its state directly from that one result (ignoring rise/fall), so
-// that at startup a dead node is never handed out and a live one is not held
-// back for Rise intervals. It returns when all are done or ctx ends; each
-// probe is bounded by its Timeout (with more than 512 nodes, probes queue for
-// a worker). onChange is called once at the end if anything changed.
+// round is one caller's way of probing batches: Run's, under rise/fall with
+// changes delivered by the scheduler, or InitialRound's, direct, with one
+// onChange at its end.
+type round struct {
+	direct  bool
+	changed atomic.Bool // InitialRound only
+	wg      sync.WaitGroup
+	done    []outcome // probes settled inline, not yet applied; reused
+}
+
+// outcome is one probe's result on its way into the node's state.
+type outcome struct {
+	n       *node
+	r       Result
+	live    bool // n was not removed while probing
+	changed bool
+	old     State // before r, and
+	now     State // after, if changed
+}
+
+// InitialRound probes every node that is not yet Checked once and sets its
+// state directly from that one result (ignoring rise/fall), so that at
+// startup a dead node is never handed out and a live one is not held back
+// for Rise intervals. It returns when all are done or ctx ends; each probe is
+// bounded by its Timeout (with more than 512 nodes whose probes must wait,
+// they queue for a worker). onChange is called once at the end if anything
+// changed.
 func (p *Prober) InitialRound(ctx context.Context) {
 	p.mu.Lock()
 	var todo []*node
 	for _, n := range p.nodes {
 		if !n.state.Checked && n.index >= 0 {
-			heap.Remove(&p.queue, n.index)
+			p.queue.remove(n.index)
 			todo = append(todo, n)
 		}
 	}
 	p.mu.Unlock()
 
-	var wg sync.WaitGroup
-	var changedMu sync.Mutex
-	changed := false
-	for i, n := range todo {
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-			p.requeue(todo[i:])
-			wg.Wait()
-			p.finishRound(changed)
-			return
-		}
-		wg.Go(func() {
-			if p.probe(ctx, n, true) {
-				changedMu.Lock()
-				changed = true
-				changedMu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	p.finishRound(changed)
-}
-
-func (p *Prober) finishRound(changed bool) {
-	if changed && p.onChange != nil {
+	rd := &round{direct: true}
+	p.runBatch(ctx, rd, todo)
+	rd.wg.Wait()
+	if rd.changed.Load() && p.onChange != nil {
 		p.onChange()
 	}
 }
@@ -192,11 +218,10 @@ func (p *Prober) finishRound(changed bool) {
 // due at once.
 func (p *Prober) requeue(ns []*node) {
 	p.mu.Lock()
-	now := time.Now()
+	now := p.now()
 	for _, n := range ns {
-		if p.nodes[n.name] == n && n.index < 0 {
-			n.next = now
-			heap.Push(&p.queue, n)
+		if !n.removed && n.index < 0 {
+			p.queue.push(n, now)
 		}
 	}
 	p.mu.Unlock()
@@ -206,28 +231,24 @@ func (p *Prober) requeue(ns []*node) {
 // Run schedules probes until ctx is cancelled and returns after all in-flight
 // probes finished. Only one Run may be active at a time.
 func (p *Prober) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	rd := &round{}
+	defer rd.wg.Wait()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
+	var batch []*node
 	for {
 		p.fireChange()
+		if ctx.Err() != nil {
+			return
+		}
 
 		p.mu.Lock()
-		now := time.Now()
-		var n *node
-		wait := time.Hour
-		if len(p.queue) > 0 {
-			if d := p.queue[0].next.Sub(now); d <= 0 {
-				n = heap.Pop(&p.queue).(*node)
-			} else {
-				wait = d
-			}
-		}
+		var wait time.Duration
+		batch, wait = p.queue.popDue(p.now(), batch[:0], maxBatch)
 		p.mu.Unlock()
 
-		if n == nil {
+		if len(batch) == 0 {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
@@ -237,20 +258,53 @@ func (p *Prober) Run(ctx context.Context) {
 			}
 			continue
 		}
-
-		if !p.acquire(ctx) {
-			p.requeue([]*node{n})
+		if !p.runBatch(ctx, rd, batch) {
 			return
 		}
-		wg.Go(func() {
-			if p.probe(ctx, n, false) {
-				p.mu.Lock()
-				p.dirty = true
-				p.mu.Unlock()
-				p.nudge()
-			}
-		})
+		clear(batch) // let removed nodes go
 	}
+}
+
+// runBatch probes batch: the quick part inline, the rest on workers of rd.
+// It reports false if ctx ended first; the nodes not started are requeued.
+func (p *Prober) runBatch(ctx context.Context, rd *round, batch []*node) bool {
+	for i, n := range batch {
+		if ctx.Err() != nil {
+			p.flush(rd)
+			p.requeue(batch[i:])
+			return false
+		}
+		pend := pending{fd: -1}
+		if n.chk.quick() {
+			r, pd, ok := n.chk.begin()
+			if ok {
+				rd.done = append(rd.done, outcome{n: n, r: r})
+				continue
+			}
+			pend = pd
+		}
+		// Waiting for a worker slot can take up to a timeout: what is
+		// already known must not wait with it.
+		select {
+		case p.sem <- struct{}{}:
+		default:
+			p.flush(rd)
+			if !p.acquire(ctx) {
+				pend.close()
+				p.requeue(batch[i:])
+				return false
+			}
+		}
+		rd.wg.Go(func() { p.probe(ctx, rd, n, pend) })
+	}
+	p.flush(rd)
+	return true
+}
+
+// flush settles the probes runBatch finished inline.
+func (p *Prober) flush(rd *round) {
+	p.settle(rd, rd.done)
+	rd.done = rd.done[:0]
 }
 
 // acquire waits for a worker slot. While all slots are busy (many nodes
@@ -269,49 +323,94 @@ func (p *Prober) acquire(ctx context.Context) bool {
 	}
 }
 
-// probe checks n in the slot its caller acquired and applies the result,
-// reporting whether n's state changed. The slot covers apply and OnResult
-// too, so the number of probe goroutines alive never exceeds maxInFlight. A
-// cancelled probe says "canceled", nothing about the node: n is requeued.
-func (p *Prober) probe(ctx context.Context, n *node, direct bool) bool {
+// probe finishes n's probe on a worker, in the slot its caller acquired, and
+// applies the result. pend is what begin left, or fd -1 for a check that
+// runs here whole. The slot covers settle and OnResult too, so the number of
+// probe goroutines alive never exceeds maxInFlight. A cancelled probe says
+// "canceled", nothing about the node: n is requeued.
+func (p *Prober) probe(ctx context.Context, rd *round, n *node, pend pending) {
 	defer func() { <-p.sem }()
-	r := n.chk.check(ctx)
+	var r Result
+	if pend.fd >= 0 {
+		r = n.chk.finish(ctx, pend)
+	} else {
+		r = n.chk.check(ctx)
+	}
 	if ctx.Err() != nil {
 		p.requeue([]*node{n})
-		return false
+		return
 	}
-	return p.apply(n, r, direct)
+	one := [1]outcome{{n: n, r: r}}
+	p.settle(rd, one[:])
 }
 
-func (p *Prober) fireChange() {
+// settle applies finished probes: state under one lock, then logs and
+// OnResult without it, then rescheduling under one more. Rescheduling comes
+// last so that calls for one node never overlap and a Snapshot taken inside
+// OnResult sees exactly its result applied.
+func (p *Prober) settle(rd *round, outs []outcome) {
+	if len(outs) == 0 {
+		return
+	}
+	changed := false
 	p.mu.Lock()
-	dirty := p.dirty
-	p.dirty = false
+	for i := range outs {
+		o := &outs[i]
+		if o.live = !o.n.removed; o.live {
+			o.old = o.n.state
+			if o.changed = p.record(o.n, o.r, rd.direct); o.changed {
+				o.now = o.n.state
+				changed = true
+			}
+		}
+	}
+	if changed && !rd.direct {
+		p.dirty = true
+	}
 	p.mu.Unlock()
-	if dirty && p.onChange != nil {
-		p.onChange()
+	if changed {
+		if rd.direct {
+			rd.changed.Store(true)
+		} else {
+			p.nudge()
+		}
 	}
-}
 
-func (p *Prober) nudge() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
+	for i := range outs {
+		if o := &outs[i]; o.changed {
+			p.logChange(o.n, o.old, o.now, o.r)
+		}
 	}
-}
+	if p.OnResult != nil {
+		for i := range outs {
+			if o := &outs[i]; o.live {
+				p.OnResult(o.n.name, o.r)
+			}
+		}
+	}
 
-// apply records r for n, calls OnResult, and schedules n's next probe. It
-// reports whether Up or Checked changed. direct bypasses rise/fall (used by
-// InitialRound).
-func (p *Prober) apply(n *node, r Result, direct bool) bool {
+	top := false
 	p.mu.Lock()
-	if p.nodes[n.name] != n {
-		// Removed or replaced by Set while the probe ran.
-		p.mu.Unlock()
-		return false
+	now := p.now()
+	for i := range outs {
+		n := outs[i].n
+		if !n.removed && n.index < 0 {
+			p.queue.push(n, now+int64(jitter(n.spec.Interval)))
+			top = top || n.index == 0
+		}
+		outs[i] = outcome{}
 	}
-	old := n.state
+	p.mu.Unlock()
+	if top {
+		p.nudge()
+	}
+}
+
+// record applies r to n's state (p.mu held) and reports whether Up or
+// Checked changed. direct bypasses rise/fall (InitialRound).
+func (p *Prober) record(n *node, r Result, direct bool) bool {
 	st := &n.state
+	old := *st
 	st.Last = r
 	if r.OK {
 		n.succ++
@@ -335,30 +434,24 @@ func (p *Prober) apply(n *node, r Result, direct bool) bool {
 	if changed {
 		st.Since = r.At
 	}
-	now := *st
-	p.mu.Unlock()
-
-	if changed {
-		p.logChange(n, old, now, r)
-	}
-	// Called before rescheduling so that calls for one node never overlap
-	// and a Snapshot taken inside sees exactly this result applied.
-	if p.OnResult != nil {
-		p.OnResult(n.name, r)
-	}
-
-	p.mu.Lock()
-	if p.nodes[n.name] == n && n.index < 0 {
-		n.next = time.Now().Add(jitter(n.spec.Interval))
-		heap.Push(&p.queue, n)
-		if n.index == 0 {
-			p.mu.Unlock()
-			p.nudge()
-			return changed
-		}
-	}
-	p.mu.Unlock()
 	return changed
+}
+
+func (p *Prober) fireChange() {
+	p.mu.Lock()
+	dirty := p.dirty
+	p.dirty = false
+	p.mu.Unlock()
+	if dirty && p.onChange != nil {
+		p.onChange()
+	}
+}
+
+func (p *Prober) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (p *Prober) logChange(n *node, old, now State, r Result) {
@@ -366,17 +459,17 @@ func (p *Prober) logChange(n *node, old, now State, r Result) {
 	if old.Checked {
 		from = upDown(old.Up)
 	}
-	to := upDown(now.Up)
+	up := now.Up
 	reason := r.Err
 	if r.OK {
 		reason = "ok"
 	}
 	level := slog.LevelInfo
-	if !now.Up {
+	if !up {
 		level = slog.LevelWarn
 	}
 	p.logger.Log(context.Background(), level, "health state changed",
-		"node", n.name, "old", from, "new", to, "reason", reason,
+		"node", n.name, "old", from, "new", upDown(up), "reason", reason,
 		"check", n.spec.Type, "latency", r.Latency)
 }
 
@@ -387,17 +480,22 @@ func upDown(up bool) string {
 	return "down"
 }
 
+func interval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Second
+	}
+	return d
+}
+
 // jitter spreads probes by ±10% so nodes added together do not stay in
 // lockstep and hit shared backends in bursts.
-func jitter(interval time.Duration) time.Duration {
-	if interval <= 0 {
-		interval = time.Second
-	}
-	spread := int64(interval) / 5
+func jitter(d time.Duration) time.Duration {
+	d = interval(d)
+	spread := int64(d) / 5
 	if spread <= 0 {
-		return interval
+		return d
 	}
-	return interval - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
+	return d - time.Duration(spread/2) + time.Duration(rand.Int64N(spread+1))
 }
 
 // firstJitter delays a new node's first probe by at most 10% of its interval
@@ -411,28 +509,84 @@ func firstJitter(interval time.Duration) time.Duration {
 	return time.Duration(rand.Int64N(int64(limit)))
 }
 
-// nodeHeap orders nodes by next-due time.
-type nodeHeap []*node
+// dueHeap is a binary min-heap of nodes by the earliest time each may be
+// probed (its due time less its slack), on the Prober's clock.
+type dueHeap []dueEntry
 
-func (h nodeHeap) Len() int           { return len(h) }
-func (h nodeHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
-func (h nodeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+type dueEntry struct {
+	at int64
+	n  *node
 }
 
-func (h *nodeHeap) Push(x any) {
-	n := x.(*node)
-	n.index = len(*h)
-	*h = append(*h, n)
+func (h *dueHeap) push(n *node, due int64) {
+	*h = append(*h, dueEntry{at: due - n.slack, n: n})
+	h.up(len(*h) - 1)
 }
 
-func (h *nodeHeap) Pop() any {
-	old := *h
-	n := old[len(old)-1]
-	old[len(old)-1] = nil
-	n.index = -1
-	*h = old[:len(old)-1]
-	return n
+// popDue appends to out the nodes that may be probed at now, up to limit
+// in all, and says how long until the next one may (0 if limit was hit).
+func (h *dueHeap) popDue(now int64, out []*node, limit int) ([]*node, time.Duration) {
+	for len(*h) > 0 {
+		if len(out) >= limit {
+			return out, 0
+		}
+		if wait := (*h)[0].at - now; wait > 0 {
+			return out, time.Duration(wait)
+		}
+		out = append(out, (*h)[0].n)
+		h.remove(0)
+	}
+	return out, time.Hour
+}
+
+func (h *dueHeap) remove(i int) {
+	s := *h
+	last := len(s) - 1
+	s[i].n.index = -1
+	if i != last {
+		s[i] = s[last]
+		s[i].n.index = i
+	}
+	s[last] = dueEntry{}
+	*h = s[:last]
+	if i != last {
+		h.down(i)
+		h.up(i)
+	}
+}
+
+func (h dueHeap) up(i int) {
+	e := h[i]
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].at <= e.at {
+			break
+		}
+		h[i] = h[parent]
+		h[i].n.index = i
+		i = parent
+	}
+	h[i] = e
+	e.n.index = i
+}
+
+func (h dueHeap) down(i int) {
+	e := h[i]
+	for {
+		child := 2*i + 1
+		if child >= len(h) {
+			break
+		}
+		if r := child + 1; r < len(h) && h[r].at < h[child].at {
+			child = r
+		}
+		if e.at <= h[child].at {
+			break
+		}
+		h[i] = h[child]
+		h[i].n.index = i
+		i = child
+	}
+	h[i] = e
+	e.n.index = i
 }

@@ -104,3 +104,6 @@ func tcpWait(ctx context.Context, fd int, sa rawSockaddr, deadline time.Time) (e
 	}
 	return werr, false
 }
+
+// tcpAbort closes a socket that tcpStart left connecting.
+func tcpAbort(fd int) { unix.Close(fd) }

@@ -17,3 +17,5 @@ func tcpStart(netip.AddrPort) (int, rawSockaddr, bool, error) { panic("tcpStart 
 func tcpWait(context.Context, int, rawSockaddr, time.Time) (error, bool) {
 	panic("tcpWait is Linux only")
 }
+
+func tcpAbort(int) { panic("tcpAbort is Linux only") }
