@@ -121,7 +121,7 @@ func dialer() *net.Dialer {
 }
 
 func (c *checker) check(ctx context.Context) Result {
-	r, p, ok := c.begin()
+	r, p, ok := c.begin(nil)
 	if ok {
 		return r
 	}
@@ -151,8 +151,9 @@ func (p pending) close() {
 // begin does the part of a probe that never waits: all of a none check, and
 // a raw tcp connect up to the point where the peer would have to answer. ok
 // reports that r is the result; otherwise finish(ctx, p) completes the probe
-// and may wait up to the timeout.
-func (c *checker) begin() (r Result, p pending, ok bool) {
+// and may wait up to the timeout. spare (may be nil) is the caller's idle
+// sockets, for a caller that probes back to back.
+func (c *checker) begin(spare *sockets) (r Result, p pending, ok bool) {
 	start := time.Now()
 	if c.spec.Type == TypeNone {
 		return Result{OK: true, At: start}, pending{}, true
@@ -161,7 +162,7 @@ func (c *checker) begin() (r Result, p pending, ok bool) {
 	if c.spec.Type != TypeTCP || !rawTCP {
 		return Result{}, p, false
 	}
-	fd, sa, done, err := tcpStart(netip.AddrPortFrom(c.spec.Addr, c.spec.Port))
+	fd, sa, done, err := tcpStart(netip.AddrPortFrom(c.spec.Addr, c.spec.Port), spare)
 	if !done {
 		p.fd, p.sa = fd, sa
 		return Result{}, p, false

@@ -176,6 +176,7 @@ type round struct {
 	changed atomic.Bool // InitialRound only
 	wg      sync.WaitGroup
 	done    []outcome // probes settled inline, not yet applied; reused
+	spare   sockets   // for the inline tcp connects
 }
 
 // outcome is one probe's result on its way into the node's state.
@@ -208,6 +209,7 @@ func (p *Prober) InitialRound(ctx context.Context) {
 
 	rd := &round{direct: true}
 	p.runBatch(ctx, rd, todo)
+	rd.spare.close()
 	rd.wg.Wait()
 	if rd.changed.Load() && p.onChange != nil {
 		p.onChange()
@@ -233,6 +235,7 @@ func (p *Prober) requeue(ns []*node) {
 func (p *Prober) Run(ctx context.Context) {
 	rd := &round{}
 	defer rd.wg.Wait()
+	defer rd.spare.close()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 
@@ -276,7 +279,7 @@ func (p *Prober) runBatch(ctx context.Context, rd *round, batch []*node) bool {
 		}
 		pend := pending{fd: -1}
 		if n.chk.quick() {
-			r, pd, ok := n.chk.begin()
+			r, pd, ok := n.chk.begin(&rd.spare)
 			if ok {
 				rd.done = append(rd.done, outcome{n: n, r: r})
 				continue

@@ -12,7 +12,13 @@ const rawTCP = false
 
 type rawSockaddr = any
 
-func tcpStart(netip.AddrPort) (int, rawSockaddr, bool, error) { panic("tcpStart is Linux only") }
+type sockets struct{}
+
+func (*sockets) close() {}
+
+func tcpStart(netip.AddrPort, *sockets) (int, rawSockaddr, bool, error) {
+	panic("tcpStart is Linux only")
+}
 
 func tcpWait(context.Context, int, rawSockaddr, time.Time) (error, bool) {
 	panic("tcpWait is Linux only")

@@ -1,0 +1,87 @@
+//go:build linux
+
+package health
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSpareSockets: a socket lent back by a probe is reset like one closed
+// with linger 0 (the peer reads a reset), connects again to any address of
+// its family, and a refused connect is reported and its socket not kept.
+func TestSpareSockets(t *testing.T) {
+	reads := make(chan error, 1)
+	serve := func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		reads <- err
+	}
+	targets := []net.Addr{
+		listen(t, "127.0.10.8:0", serve).Addr(),
+		listen(t, "127.0.10.9:0", serve).Addr(),
+	}
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		ln.Close()
+		targets = append(targets, listen(t, "[::1]:0", serve).Addr())
+	} else {
+		t.Logf("no IPv6 loopback, IPv4 only: %v", err)
+	}
+	// A port that was just free: nothing listens there any more.
+	closedLn, err := net.Listen("tcp", "127.0.10.8:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := closedLn.Addr()
+	closedLn.Close()
+
+	var spare sockets
+	defer spare.close()
+	lent := 0
+	probe := func(a net.Addr) error {
+		t.Helper()
+		ap := netip.MustParseAddrPort(a.String())
+		fam := 0
+		if !ap.Addr().Is4() {
+			fam = 1
+		}
+		if spare.has[fam] {
+			lent++
+		}
+		fd, sa, done, err := tcpStart(ap, &spare)
+		if !done {
+			// Rare on loopback (the listener held its socket's lock),
+			// but allowed.
+			err, _ = tcpWait(t.Context(), fd, sa, time.Now().Add(10*time.Second))
+		}
+		return err
+	}
+	for range 3 {
+		for _, a := range targets {
+			if err := probe(a); err != nil {
+				t.Fatalf("probe %s: %v", a, err)
+			}
+			if err := <-reads; !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("%s: the peer read %v, want a reset", a, err)
+			}
+		}
+	}
+	if lent == 0 {
+		t.Error("no probe reused a spare socket")
+	}
+	if err := probe(closed); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("probe of a closed port: %v, want connection refused", err)
+	}
+	if spare.has[0] {
+		t.Error("the socket of a refused connect was kept")
+	}
+	if err := probe(targets[0]); err != nil {
+		t.Fatalf("probe after a refusal: %v", err)
+	}
+	<-reads
+}
