@@ -21,7 +21,7 @@ type Metrics struct {
 	Registry *prometheus.Registry
 
 	queries        *prometheus.CounterVec
-	queryDuration  prometheus.Histogram
+	queryDuration  *latencyHist
 	nodeUp         *prometheus.GaugeVec
 	probeDuration  *prometheus.HistogramVec
 	probeFailures  *prometheus.CounterVec
@@ -64,9 +64,8 @@ func NewMetrics() *Metrics {
 	m.queries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "queries_total",
 		Help: "DNS queries answered, by query type, response code, transport and client location."},
 		[]string{"qtype", "rcode", "transport", "location"})
-	m.queryDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "query_duration_seconds",
-		Help:    "Time from a parsed query to its answer being written.",
-		Buckets: []float64{5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3}})
+	m.queryDuration = newLatencyHist(prometheus.BuildFQName(ns, "", "query_duration_seconds"),
+		"Time from a parsed query to its answer being written.")
 	m.nodeUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_up",
 		Help: "1 when the node passes its health check (after rise/fall), else 0."}, []string{"node"})
 	m.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "probe_duration_seconds",
@@ -103,25 +102,138 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// countQuery is on the query path: one map read, one atomic add. snap
+// countQuery is on the general path: one map read, one atomic add. snap
 // names the location index.
 func (m *Metrics) countQuery(snap *zones.Snapshot, qtype, rcode uint16, t Transport, loc int) {
-	k := queryKey{qtype: qtypeBucket(qtype), rcode: rcode, transport: t, loc: uint16(loc)}
+	m.counter(snap, queryKey{qtype: qtypeBucket(qtype), rcode: rcode, transport: t, loc: uint16(loc)}).Inc()
+}
+
+func (m *Metrics) counter(snap *zones.Snapshot, k queryKey) prometheus.Counter {
 	qc := m.qcache.Load()
 	c, ok := qc.counters[k]
 	if !ok || qc.cfg != snap.Config {
 		c = m.addCounter(snap, k)
 	}
-	c.Inc()
+	return c
 }
 
-// observe records how long answers took; the batch reader passes n answers
-// sent together.
-func (m *Metrics) observe(d time.Duration, n int) {
-	sec := d.Seconds()
-	for range n {
-		m.queryDuration.Observe(sec)
+// observe records how long one answer of the general path took.
+func (m *Metrics) observe(d time.Duration) {
+	m.queryDuration.observe(m.queryDuration.shared, d, 1)
+}
+
+// readerStats is one UDP reader's share of the query metrics, so the fast
+// path neither hashes a map key nor writes a cache line another reader
+// writes too.
+type readerStats struct {
+	m       *Metrics
+	latency *latencyShard
+	// The last few counters this reader incremented: consecutive queries
+	// nearly always share their labels.
+	qc   *queryCache
+	keys [4]queryKey
+	ctrs [4]prometheus.Counter
+	n    int
+	next int
+}
+
+func (m *Metrics) newReaderStats() *readerStats {
+	return &readerStats{m: m, latency: m.queryDuration.newShard()}
+}
+
+// count is countQuery for one reader.
+func (rs *readerStats) count(snap *zones.Snapshot, qtype, rcode uint16, loc int) {
+	k := queryKey{qtype: qtypeBucket(qtype), rcode: rcode, transport: UDP, loc: uint16(loc)}
+	if qc := rs.m.qcache.Load(); rs.qc != qc || qc.cfg != snap.Config {
+		rs.qc, rs.n, rs.next = qc, 0, 0
 	}
+	for i := range rs.n {
+		if rs.keys[i] == k {
+			rs.ctrs[i].Inc()
+			return
+		}
+	}
+	c := rs.m.counter(snap, k)
+	c.Inc()
+	if rs.qc != rs.m.qcache.Load() {
+		return // the counter was new: the next query starts a fresh memo
+	}
+	i := rs.next
+	rs.keys[i], rs.ctrs[i] = k, c
+	rs.next = (i + 1) % len(rs.keys)
+	rs.n = max(rs.n, i+1)
+}
+
+// observe records that n answers sent together took d.
+func (rs *readerStats) observe(d time.Duration, n int) {
+	rs.m.queryDuration.observe(rs.latency, d, n)
+}
+
+// latencyHist is query_duration_seconds: a Prometheus histogram kept in
+// shards of plain atomic counters, one per UDP reader (plus one shared by
+// the general path), summed when scraped. client_golang's Histogram takes
+// one observation at a time into words every reader shares; a batch of n
+// answers here is one bucket search and two uncontended adds.
+type latencyHist struct {
+	desc   *prometheus.Desc
+	shared *latencyShard
+	mu     sync.Mutex
+	shards []*latencyShard
+}
+
+// latencyBuckets are the upper bounds, in nanoseconds.
+var latencyBuckets = [...]time.Duration{5e3, 10e3, 25e3, 50e3, 100e3, 250e3, 500e3, 1e6, 5e6, 25e6}
+
+type latencyShard struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64 // the last: above every bound
+	sumNs  atomic.Uint64
+	_      [64]byte // shards are allocated apart; this keeps them off one cache line
+}
+
+func newLatencyHist(name, help string) *latencyHist {
+	h := &latencyHist{desc: prometheus.NewDesc(name, help, nil, nil)}
+	h.shared = h.newShard()
+	return h
+}
+
+func (h *latencyHist) newShard() *latencyShard {
+	s := new(latencyShard)
+	h.mu.Lock()
+	h.shards = append(h.shards, s)
+	h.mu.Unlock()
+	return s
+}
+
+func (h *latencyHist) observe(s *latencyShard, d time.Duration, n int) {
+	i := 0
+	for i < len(latencyBuckets) && d > latencyBuckets[i] {
+		i++
+	}
+	s.counts[i].Add(uint64(n))
+	s.sumNs.Add(uint64(max(d, 0)) * uint64(n))
+}
+
+func (h *latencyHist) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *latencyHist) Collect(ch chan<- prometheus.Metric) {
+	var counts [len(latencyBuckets) + 1]uint64
+	var sumNs uint64
+	h.mu.Lock()
+	for _, s := range h.shards {
+		for i := range counts {
+			counts[i] += s.counts[i].Load()
+		}
+		sumNs += s.sumNs.Load()
+	}
+	h.mu.Unlock()
+	buckets := make(map[float64]uint64, len(latencyBuckets))
+	var total uint64
+	for i, le := range latencyBuckets {
+		total += counts[i]
+		buckets[le.Seconds()] = total
+	}
+	total += counts[len(latencyBuckets)]
+	ch <- prometheus.MustNewConstHistogram(h.desc, total, float64(sumNs)/1e9, buckets)
 }
 
 func (m *Metrics) addCounter(snap *zones.Snapshot, k queryKey) prometheus.Counter {

@@ -43,7 +43,7 @@ const (
 	rrlSlip
 )
 
-func (r *rrl) check(addr netip.Addr, now time.Time) rrlVerdict {
+func (r *rrl) check(addr netip.Addr, sec uint32) rrlVerdict {
 	var key [17]byte
 	if addr.Is4() {
 		p, _ := addr.Prefix(r.cfg.IPv4Prefix)
@@ -57,17 +57,16 @@ func (r *rrl) check(addr netip.Addr, now time.Time) rrlVerdict {
 	h := maphash.Bytes(r.seed, key[:])
 	slot := &r.slots[h&(1<<16-1)]
 	tag := uint64(h>>48) & 0xFFFF
-	sec := uint64(uint32(now.Unix()))
 	for {
 		old := slot.Load()
 		var count uint64
-		if old>>32 == sec && (old>>16)&0xFFFF == tag {
+		if old>>32 == uint64(sec) && (old>>16)&0xFFFF == tag {
 			count = old & 0xFFFF
 		}
 		if count < 0xFFFF {
 			count++
 		}
-		if slot.CompareAndSwap(old, sec<<32|tag<<16|count) {
+		if slot.CompareAndSwap(old, uint64(sec)<<32|tag<<16|count) {
 			if count <= uint64(r.cfg.ResponsesPerSecond) {
 				return rrlAllow
 			}
@@ -108,13 +107,14 @@ func truncated(pkt []byte, out []byte) []byte {
 }
 
 // admit applies response rate limiting to one UDP packet from client,
-// counting what it holds back. admin_nets are never limited.
-func (s *Server) admit(p *published, client netip.Addr, now time.Time) rrlVerdict {
+// counting what it holds back. admin_nets are never limited. now is
+// monoNow(): only which second it falls in matters.
+func (s *Server) admit(p *published, client netip.Addr, now time.Duration) rrlVerdict {
 	rl := p.fast.rrl
 	if rl == nil || p.snap.Config.Server.IsAdmin(client) {
 		return rrlAllow
 	}
-	v := rl.check(client, now)
+	v := rl.check(client, uint32(now/time.Second))
 	switch v {
 	case rrlDrop:
 		s.metrics.rrlDropped.Inc()

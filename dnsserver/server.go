@@ -228,7 +228,7 @@ func (s *Server) account(snap *zones.Snapshot, req *Request, m *dns.Msg, start t
 		qtype = m.Question[0].Qtype
 	}
 	s.metrics.countQuery(snap, qtype, uint16(m.Rcode), req.Transport, req.loc)
-	s.metrics.observe(time.Since(start), 1)
+	s.metrics.observe(time.Since(start))
 	every := snap.Config.Server.QueryLogEvery()
 	if every > 0 && s.logSeq.Add(1)%every == 0 {
 		s.logQuery(m, req.Client, req.Transport, snap.LocationName(req.loc), every)

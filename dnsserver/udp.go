@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -71,21 +72,39 @@ func (s *Server) slowUDP(pkt []byte, from netip.AddrPort, sock udpSock, local *n
 	s.serveRaw(pkt, w)
 }
 
-// accountFast counts a fast-path answer and, when the query log samples it,
-// logs it like the general path does (decoding only the sampled ones). The
-// answer time is observed by the caller, once per batch.
-func (s *Server) accountFast(p *published, q *fastQuery, client netip.Addr, resp []byte, rcode uint16, loc int) {
-	s.metrics.countQuery(p.snap, q.qtype, rcode, UDP, loc)
-	every := p.snap.Config.Server.QueryLogEvery()
-	if every == 0 || s.logSeq.Add(1)%every != 0 {
-		return
+// serveFast answers pkt on the fast path into out and counts it; false
+// means the general path must answer it.
+func (s *Server) serveFast(p *published, pkt []byte, client netip.Addr, q *fastQuery, out []byte, rs *readerStats) ([]byte, bool) {
+	if !parseFast(pkt, q) {
+		return nil, false
 	}
+	resp, rcode, loc, ok := s.fastAnswer(p, q, client, out)
+	if !ok {
+		return nil, false
+	}
+	rs.count(p.snap, q.qtype, rcode, loc)
+	every := p.snap.Config.Server.QueryLogEvery()
+	if every > 0 && s.logSeq.Add(1)%every == 0 {
+		s.logFast(p, resp, client, loc, every)
+	}
+	return resp, true
+}
+
+// logFast logs a sampled fast-path answer like the general path does,
+// decoding only the sampled ones.
+func (s *Server) logFast(p *published, resp []byte, client netip.Addr, loc int, every uint64) {
 	m := new(dns.Msg)
 	if m.Unpack(resp) != nil {
 		return
 	}
 	s.logQuery(m, client, UDP, p.snap.LocationName(loc), every)
 }
+
+// epoch anchors monoNow: the fast path reads only the monotonic clock, one
+// clock call where time.Now makes two.
+var epoch = time.Now()
+
+func monoNow() time.Duration { return time.Since(epoch) }
 
 // serveRaw is the general path for one raw message, as miekg/dns's server
 // would run it: header checks, the accept function, unpacking (FORMERR when

@@ -165,6 +165,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		br.out[i] = make([]byte, 0, 4096)
 	}
 	var q fastQuery
+	stats := s.metrics.newReaderStats()
 	local := &net.UDPAddr{IP: rs.local.Addr().AsSlice(), Port: int(rs.local.Port())}
 	for !rs.closed.Load() {
 		for i := range batchSize {
@@ -190,7 +191,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			runtime.Gosched()
 			continue
 		}
-		start := time.Now()
+		start := monoNow()
 		p := s.pub.Load()
 		nout := 0
 		for i := range int(n) {
@@ -210,19 +211,16 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 				}
 				continue
 			}
-			if parseFast(pkt, &q) {
-				if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, br.out[nout][:0]); ok {
-					br.queue(nout, resp, i)
-					nout++
-					s.accountFast(p, &q, client, resp, rcode, loc)
-					continue
-				}
+			if resp, ok := s.serveFast(p, pkt, client, &q, br.out[nout][:0], stats); ok {
+				br.queue(nout, resp, i)
+				nout++
+				continue
 			}
 			s.slowUDP(pkt, from, rs, local)
 		}
 		br.flush(nout)
 		if nout > 0 {
-			s.metrics.observe(time.Since(start), nout)
+			stats.observe(monoNow()-start, nout)
 		}
 	}
 }

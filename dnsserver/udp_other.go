@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // Elsewhere than Linux, sockets are plain net.UDPConns read through Go's
@@ -57,6 +56,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 4096)
 	var q fastQuery
+	stats := s.metrics.newReaderStats()
 	local := c.LocalAddr().(*net.UDPAddr)
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
@@ -67,7 +67,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			continue
 		}
 		pkt := buf[:n]
-		start := time.Now()
+		start := monoNow()
 		client := from.Addr().Unmap()
 		p := s.pub.Load()
 		switch s.admit(p, client, start) {
@@ -79,13 +79,10 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			}
 			continue
 		}
-		if parseFast(pkt, &q) {
-			if resp, rcode, loc, ok := s.fastAnswer(p, &q, client, out[:0]); ok {
-				_, _ = c.WriteToUDPAddrPort(resp, from)
-				s.accountFast(p, &q, client, resp, rcode, loc)
-				s.metrics.observe(time.Since(start), 1)
-				continue
-			}
+		if resp, ok := s.serveFast(p, pkt, client, &q, out[:0], stats); ok {
+			_, _ = c.WriteToUDPAddrPort(resp, from)
+			stats.observe(monoNow()-start, 1)
+			continue
 		}
 		s.slowUDP(pkt, from, sock, local)
 	}
