@@ -527,14 +527,17 @@ func (h *dueHeap) push(n *node, due int64) {
 }
 
 // popDue appends to out the nodes that may be probed at now, up to limit
-// in all, and says how long until the next one may (0 if limit was hit).
+// in all, and says how long to sleep before the next batch (0 if limit was
+// hit). The sleep lasts until the next node is due, not merely allowed:
+// waking as soon as it is allowed would take the nodes one or two at a time,
+// right behind the batch just taken.
 func (h *dueHeap) popDue(now int64, out []*node, limit int) ([]*node, time.Duration) {
 	for len(*h) > 0 {
 		if len(out) >= limit {
 			return out, 0
 		}
-		if wait := (*h)[0].at - now; wait > 0 {
-			return out, time.Duration(wait)
+		if top := (*h)[0]; top.at > now {
+			return out, time.Duration(top.at + top.n.slack - now)
 		}
 		out = append(out, (*h)[0].n)
 		h.remove(0)
