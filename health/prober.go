@@ -27,11 +27,12 @@ type State struct {
 const maxInFlight = 512
 
 // batchSlack is how early a node may be probed so that it shares a wake-up
-// with nodes due just after it. Waking the scheduler once per node (10,000
-// times a second at scale) cost more CPU than the probes' own system calls;
-// a few milliseconds are nothing next to an interval's ±10% jitter. A node
-// never moves by more than a twentieth of its interval.
-const batchSlack = 5 * time.Millisecond
+// with the nodes due just after it. Every wake-up costs thread hand-offs in
+// the runtime and the kernel: at 10,000 probes a second, 20ms windows cost
+// about a seventh less CPU than 5ms ones, and 20ms is little next to an
+// interval's ±10% jitter. A node never runs more than a twentieth of its
+// interval early.
+const batchSlack = 20 * time.Millisecond
 
 // maxBatch bounds how many due nodes one wake-up takes, so that the
 // scheduler still delivers onChange and notices cancellation promptly when
