@@ -282,7 +282,11 @@ func (p *Prober) runBatch(ctx context.Context, rd *round, batch []*node) bool {
 		if n.chk.quick() {
 			r, pd, ok := n.chk.begin(&rd.spare)
 			if ok {
-				rd.done = append(rd.done, outcome{n: n, r: r})
+				// InitialRound hands over every node at once; its
+				// results still reach the state a batch at a time.
+				if rd.done = append(rd.done, outcome{n: n, r: r}); len(rd.done) >= maxBatch {
+					p.flush(rd)
+				}
 				continue
 			}
 			pend = pd
