@@ -17,7 +17,40 @@ import (
 // checks.
 const rawTCP = true
 
-type rawSockaddr = unix.Sockaddr
+// rawSockaddr is a socket address in the kernel's layout. Built in place,
+// it spares every probe the allocation of a unix.Sockaddr.
+type rawSockaddr struct {
+	v4  unix.RawSockaddrInet4
+	v6  unix.RawSockaddrInet6
+	is6 bool
+}
+
+func makeSockaddr(ap netip.AddrPort) (sa rawSockaddr) {
+	var port *uint16
+	if a := ap.Addr().Unmap(); a.Is4() {
+		sa.v4.Family, sa.v4.Addr, port = unix.AF_INET, a.As4(), &sa.v4.Port
+	} else {
+		sa.is6 = true
+		sa.v6.Family, sa.v6.Addr, port = unix.AF_INET6, a.As16(), &sa.v6.Port
+	}
+	b := (*[2]byte)(unsafe.Pointer(port)) // network byte order
+	b[0], b[1] = byte(ap.Port()>>8), byte(ap.Port())
+	return sa
+}
+
+// connect is connect(2) to sa.
+func (sa *rawSockaddr) connect(fd int) error {
+	var e unix.Errno
+	if sa.is6 {
+		_, _, e = unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.v6)), unsafe.Sizeof(sa.v6))
+	} else {
+		_, _, e = unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.v4)), unsafe.Sizeof(sa.v4))
+	}
+	if e != 0 {
+		return e
+	}
+	return nil
+}
 
 // linger0 makes close send a reset: thousands of probes a second would
 // otherwise leave as many sockets in TIME_WAIT on our side. The kernel only
@@ -28,30 +61,28 @@ var linger0 = unix.Linger{Onoff: 1, Linger: 0}
 // then a second connect(2) to read the outcome. When the peer answers within
 // the first call, as loopback always does (the kernel runs both ends of the
 // handshake before connect returns), or when the connect fails at once, the
-// result is known with no wait and no allocation beyond the address: done
-// is true and err is the outcome. Otherwise fd is still connecting and
+// result is known with no wait and no allocation: done is true and err is the outcome. Otherwise fd is still connecting and
 // tcpWait finishes the check. That keeps the common case as cheap as a
 // blocking connect while never blocking a thread on a slow or silent peer;
 // net.Dialer would add a netpoller registration, a context, a timer and
 // garbage to every probe. spare (may be nil) lends and takes back the
 // socket.
 func tcpStart(addr netip.AddrPort, spare *sockets) (fd int, sa rawSockaddr, done bool, err error) {
-	fam := 1
-	if a := addr.Addr().Unmap(); a.Is4() {
-		fam, sa = 0, &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
-	} else {
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	sa = makeSockaddr(addr)
+	fam := 0
+	if sa.is6 {
+		fam = 1
 	}
 	if fd, err = spare.get(fam); err != nil {
-		return -1, nil, true, err
+		return -1, sa, true, err
 	}
-	err = unix.Connect(fd, sa)
+	err = sa.connect(fd)
 	switch err {
 	case nil:
 	case unix.EINPROGRESS, unix.EINTR:
 		// EINTR: the connect goes on in the background, as for
 		// EINPROGRESS.
-		if done, err = connected(fd, sa); !done {
+		if done, err = connected(fd, &sa); !done {
 			return fd, sa, false, nil
 		}
 	}
@@ -60,7 +91,7 @@ func tcpStart(addr netip.AddrPort, spare *sockets) (fd int, sa rawSockaddr, done
 	} else {
 		unix.Close(fd)
 	}
-	return -1, nil, true, err
+	return -1, sa, true, err
 }
 
 // sockets keeps an idle socket per address family for a goroutine that
@@ -122,8 +153,8 @@ func (s *sockets) close() {
 // connected asks a connecting socket how it went: connect(2) again returns
 // 0 once the handshake is done, the error that ended it, or EALREADY while
 // it is still going.
-func connected(fd int, sa rawSockaddr) (done bool, err error) {
-	switch err = unix.Connect(fd, sa); err {
+func connected(fd int, sa *rawSockaddr) (done bool, err error) {
+	switch err = sa.connect(fd); err {
 	case unix.EALREADY, unix.EINPROGRESS, unix.EINTR:
 		return false, nil
 	case unix.EISCONN:
@@ -150,7 +181,7 @@ func tcpWait(ctx context.Context, fd int, sa rawSockaddr, deadline time.Time) (e
 	var cerr error
 	werr := rc.Write(func(uintptr) bool {
 		var done bool
-		done, cerr = connected(fd, sa)
+		done, cerr = connected(fd, &sa)
 		return done
 	})
 	switch {

@@ -10,7 +10,7 @@ import (
 
 const rawTCP = false
 
-type rawSockaddr = any
+type rawSockaddr struct{}
 
 type sockets struct{}
 
