@@ -1,6 +1,7 @@
 package health
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"syscall"
@@ -66,5 +67,46 @@ func TestCheckBlackHole(t *testing.T) {
 			r := checkWithin(t, spec, 5*time.Second)
 			wantResult(t, r, false, "timeout after 200ms")
 		})
+	}
+}
+
+// TestProberBlackHoleTCP: a tcp probe that gets no answer waits on a worker,
+// not in the scheduler, so live nodes keep being probed meanwhile; and Run's
+// return does not wait out its timeout, nor is the canceled probe reported.
+func TestProberBlackHoleTCP(t *testing.T) {
+	hole := blackHole(t)
+	live := listen(t, "127.0.10.6:0", nil)
+	specs := map[string]Spec{}
+	for i := range 4 {
+		s := specFor(t, TypeTCP, hole.Addr())
+		s.Interval, s.Timeout = 20*time.Millisecond, time.Minute
+		specs[fmt.Sprintf("hole%d", i)] = s
+		s = specFor(t, TypeTCP, live.Addr())
+		s.Interval = 20 * time.Millisecond
+		specs[fmt.Sprintf("live%d", i)] = s
+	}
+	p := NewProber(nil, nil)
+	c := &counter{n: map[string]int{}}
+	p.OnResult = c.inc
+	p.Set(specs)
+	stop := startRun(t, p)
+	waitFor(t, "every live node probed 5 times", func() bool {
+		for i := range 4 {
+			if c.get(fmt.Sprintf("live%d", i)) < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	snap := p.Snapshot()
+	for i := range 4 {
+		name := fmt.Sprintf("hole%d", i)
+		if n := c.get(name); n != 0 {
+			t.Errorf("%s: OnResult fired %d times before its timeout", name, n)
+		}
+		if st := snap[name]; st.Checked {
+			t.Errorf("%s: state changed by a canceled probe: %+v", name, st)
+		}
 	}
 }
