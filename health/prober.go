@@ -297,7 +297,7 @@ func (p *Prober) runBatch(ctx context.Context, rd *round, batch []*node) bool {
 		case p.sem <- struct{}{}:
 		default:
 			p.flush(rd)
-			if !p.acquire(ctx) {
+			if !p.acquire(ctx, rd) {
 				pend.close()
 				p.requeue(batch[i:])
 				return false
@@ -316,9 +316,18 @@ func (p *Prober) flush(rd *round) {
 }
 
 // acquire waits for a worker slot. While all slots are busy (many nodes
-// hanging until their timeout) it keeps delivering onChange, so state
-// changes are not held back by an overloaded schedule.
-func (p *Prober) acquire(ctx context.Context) bool {
+// hanging until their timeout) the scheduler keeps delivering onChange, so
+// state changes are not held back by an overloaded schedule. InitialRound
+// leaves the scheduler's wake-ups alone.
+func (p *Prober) acquire(ctx context.Context, rd *round) bool {
+	if rd.direct {
+		select {
+		case p.sem <- struct{}{}:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
 		select {
 		case p.sem <- struct{}{}:
