@@ -29,12 +29,21 @@
 # and saves everything to bench/results/peers-<date>.txt. Exit status 1 when
 # a ratio fails, 2 when the setup fails.
 #
+# CPU placement (PIN=1, the default, with 2 or more CPUs): dnsperf runs on
+# the last CPU and both servers on the others (taskset), the same for both.
+# Left to the scheduler, the load generator and the server threads migrate
+# onto each other's CPU and wake each other across CPUs, which adds CPU per
+# query and ±15% run-to-run noise that has nothing to do with the server.
+# Each server sees the CPUs it is given (on 2 CPUs: one) and sizes itself
+# to them: failoverdns one UDP socket per CPU, gdnsd its default threads.
+# PIN=0 leaves placement to the scheduler.
+#
 # Everything runs on 127.0.0.0/8. Every process started here is stopped on
 # exit and has its lifetime bounded with timeout(1) besides.
 #
 # Usage: bench/peers.sh       (as root: installs dnsperf and gdnsd if missing)
 # Tunables (environment): ROUNDS=3 SAT_SECONDS=10 SAT_FLAGS="-c 4 -q 100 -T 1"
-#   FIXED_QPS=20000 FIXED_SECONDS=20 FO_PORT=25353 GD_PORT=25354 BACKEND_PORT=25380 (below the ephemeral range)
+#   FIXED_QPS=20000 FIXED_SECONDS=20 PIN=1 FO_PORT=25353 GD_PORT=25354 BACKEND_PORT=25380 (below the ephemeral range)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -47,6 +56,7 @@ FIXED_SECONDS=${FIXED_SECONDS:-20}
 FO_PORT=${FO_PORT:-25353}
 GD_PORT=${GD_PORT:-25354}
 BACKEND_PORT=${BACKEND_PORT:-25380}
+PIN=${PIN:-1}
 # Upper bound on the lifetime of every process started here.
 LIFETIME=$((ROUNDS * 2 * 2 * (SAT_SECONDS + FIXED_SECONDS + 20) + 300))
 
@@ -72,6 +82,15 @@ echo "== failoverdns vs gdnsd, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); shared: the load generator runs on the same cores"
 echo "failoverdns: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' +uncommitted changes in the work tree'), $(go version | cut -d' ' -f3)"
 echo "gdnsd: $("$GDNSD" -h 2>&1 | awk '/^gdnsd version/ {print $3; exit}'), dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ {print $2; exit}')"
+NCPU=$(nproc)
+SERVER_PIN=() LOAD_PIN=()
+if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+	SERVER_PIN=(taskset -c "0-$((NCPU - 2))")
+	LOAD_PIN=(taskset -c "$((NCPU - 1))")
+	echo "placement: servers on CPUs 0-$((NCPU - 2)), dnsperf on CPU $((NCPU - 1)) (PIN=0 to let the scheduler place them)"
+else
+	echo "placement: left to the scheduler"
+fi
 echo "saturation: dnsperf $SAT_FLAGS -l $SAT_SECONDS; fixed load: dnsperf -Q $FIXED_QPS -l $FIXED_SECONDS -c 4 -T 1; rounds: $ROUNDS"
 
 echo "building failoverdns"
@@ -212,10 +231,10 @@ child_of() {
 	echo "$c"
 }
 
-(cd "$WORK/fo" && exec timeout "$LIFETIME" "$WORK/failoverdns" -config fo.toml) >"$WORK/fo/log" 2>&1 &
+(cd "$WORK/fo" && exec timeout "$LIFETIME" "${SERVER_PIN[@]}" "$WORK/failoverdns" -config fo.toml) >"$WORK/fo/log" 2>&1 &
 PIDS+=($!)
 FO_PID=$(child_of $!)
-timeout "$LIFETIME" "$GDNSD" -c "$WORK/gd" start >"$WORK/gd/log" 2>&1 &
+timeout "$LIFETIME" "${SERVER_PIN[@]}" "$GDNSD" -c "$WORK/gd" start >"$WORK/gd/log" 2>&1 &
 PIDS+=($!)
 GD_PID=$(child_of $!)
 [ -n "$FO_PID" ] && [ -n "$GD_PID" ] || die "a server did not start"
@@ -263,7 +282,7 @@ run_one() { # server port pid mix round
 	local s0 s1 sat_done sat_cores
 	s0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086
-	timeout $((SAT_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$SAT_SECONDS" $SAT_FLAGS >"$f.sat" 2>&1 ||
+	timeout $((SAT_SECONDS + 30)) "${LOAD_PIN[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$SAT_SECONDS" $SAT_FLAGS >"$f.sat" 2>&1 ||
 		die "dnsperf failed: $(tail -5 "$f.sat")"
 	local qps lat lost
 	s1=$(cpu_ticks "$pid")
@@ -280,7 +299,7 @@ run_one() { # server port pid mix round
 	local b0 b1 w0 w1
 	b0=$(busy_ticks)
 	w0=$(date +%s%N)
-	timeout $((FIXED_SECONDS + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$FIXED_SECONDS" -Q "$FIXED_QPS" -c 4 -T 1 >"$f.fix" 2>&1 ||
+	timeout $((FIXED_SECONDS + 30)) "${LOAD_PIN[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/q-$mix" -l "$FIXED_SECONDS" -Q "$FIXED_QPS" -c 4 -T 1 >"$f.fix" 2>&1 ||
 		die "dnsperf failed: $(tail -5 "$f.fix")"
 	t1=$(cpu_ticks "$pid")
 	b1=$(busy_ticks)
