@@ -73,6 +73,9 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		logger.Warn("ignoring saved pins (-ignore-state)", "err", err)
 		store, pins = zones.NewPinStore(snap.Config.Server.StateDir), nil
 	}
+	if len(store.Swept) > 0 {
+		logger.Info("removed the temporary files of pin saves a crash interrupted", "state_dir", snap.Config.Server.StateDir, "files", store.Swept)
+	}
 	if err := store.Writable(); err != nil {
 		logger.Warn("state_dir is not writable: pin UPDATEs will be answered SERVFAIL until it is", "state_dir", snap.Config.Server.StateDir, "err", err)
 	}

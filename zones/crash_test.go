@@ -207,15 +207,6 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				t.Fatalf("the child was not killed by SIGKILL at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
 			}
 
-			got := kcOpen(t, dir)
-			if got != tc.want {
-				t.Errorf("killed after %q: a restart reads the %s pins, want the %s ones", tc.step, got, tc.want)
-			}
-			if got == "old" {
-				if b, _ := os.ReadFile(filepath.Join(dir, "pins.json")); !bytes.Equal(b, oldBytes) {
-					t.Errorf("pins.json changed although the old pins read back:\nbefore:\n%s\nafter:\n%s", oldBytes, b)
-				}
-			}
 			var tmps []string
 			ents, err := os.ReadDir(dir)
 			if err != nil {
@@ -234,6 +225,22 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 			// proof that the kill happened mid-save, not before it.
 			if tc.want == "old" && len(tmps) != 1 {
 				t.Errorf("killed after %q: %d temporary files %v, want the one the save was writing", tc.step, len(tmps), tmps)
+			}
+
+			got := kcOpen(t, dir)
+			if got != tc.want {
+				t.Errorf("killed after %q: a restart reads the %s pins, want the %s ones", tc.step, got, tc.want)
+			}
+			if got == "old" {
+				if b, _ := os.ReadFile(filepath.Join(dir, "pins.json")); !bytes.Equal(b, oldBytes) {
+					t.Errorf("pins.json changed although the old pins read back:\nbefore:\n%s\nafter:\n%s", oldBytes, b)
+				}
+			}
+			// The restart removed what the killed save left.
+			for _, name := range dirNames(t, dir) {
+				if name != "pins.json" {
+					t.Errorf("killed after %q: %s is still in the state folder after a restart opened it", tc.step, name)
+				}
 			}
 
 			// A fresh process saves over whatever the crash left.

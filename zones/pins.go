@@ -194,6 +194,9 @@ type PinStore struct {
 	// Hook, when set (tests only), runs between the steps of a save
 	// ("write", "fsync", "rename") so a crash at each point can be tested.
 	Hook func(step string)
+	// Swept names the temporary files of saves a crash interrupted, which
+	// OpenPinStore removed (for the caller to log).
+	Swept []string
 }
 
 const pinFile = "pins.json"
@@ -225,6 +228,7 @@ func OpenPinStore(dir string) (*PinStore, map[PinKey]Pin, error) {
 		// Nothing was ever saved here (ENOTDIR: a path component is a
 		// file, so no pin can have been saved either). Whether saving
 		// works is the Writable check's concern.
+		st.sweep()
 		return st, map[PinKey]Pin{}, nil
 	}
 	if err != nil {
@@ -246,7 +250,21 @@ func OpenPinStore(dir string) (*PinStore, map[PinKey]Pin, error) {
 		}
 		pins[r.PinKey] = r.Pin
 	}
+	st.sweep()
 	return st, pins, nil
+}
+
+// sweep removes what saves interrupted by a crash left: their temporary
+// files and the link to the previous pins. pins.json is always whole (it is
+// only ever replaced by a rename), so none of them holds anything it lacks.
+// Only OpenPinStore calls it, before any save of this process can run.
+func (st *PinStore) sweep() {
+	left, _ := filepath.Glob(filepath.Join(st.dir, pinFile+".tmp-*"))
+	for _, name := range left {
+		if os.Remove(name) == nil {
+			st.Swept = append(st.Swept, filepath.Base(name))
+		}
+	}
 }
 
 // Save writes pins durably: temp file, fsync, rename, fsync of the folder.
