@@ -46,7 +46,6 @@
 #   FIXED_QPS=20000 FIXED_SECONDS=20 PIN=1 FO_PORT=25353 GD_PORT=25354 BACKEND_PORT=25380 (below the ephemeral range)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 
 ROUNDS=${ROUNDS:-3}
 SAT_SECONDS=${SAT_SECONDS:-10}
@@ -80,7 +79,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 echo "== failoverdns vs gdnsd, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); shared: the load generator runs on the same cores"
-echo "failoverdns: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' +uncommitted changes in the work tree'), $(go version | cut -d' ' -f3)"
+bench_revision
 echo "gdnsd: $("$GDNSD" -h 2>&1 | awk '/^gdnsd version/ {print $3; exit}'), dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ {print $2; exit}')"
 NCPU=$(nproc)
 SERVER_PIN=() LOAD_PIN=()

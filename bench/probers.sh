@@ -18,7 +18,6 @@
 #   FAILOVERDNS_SCALE_INTERVAL=1s
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 SECONDS_RUN=${FAILOVERDNS_SCALE_SECONDS:-60}
 
 # shellcheck source=bench/lib/common.sh
@@ -27,7 +26,7 @@ bench_init probers
 
 echo "== prober scale, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
-echo "failoverdns: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' +uncommitted changes in the work tree'), $(go version | cut -d' ' -f3)"
+bench_revision
 echo "sysctl: tcp_tw_reuse=$(cat /proc/sys/net/ipv4/tcp_tw_reuse) ip_local_port_range=$(tr '\t' - </proc/sys/net/ipv4/ip_local_port_range) tcp_max_tw_buckets=$(cat /proc/sys/net/ipv4/tcp_max_tw_buckets) somaxconn=$(cat /proc/sys/net/core/somaxconn); ulimit -n $(ulimit -n)"
 
 # Build the test binary first, so compiling is not measured as "others".

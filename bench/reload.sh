@@ -25,7 +25,6 @@
 # Tunables (environment): RELOADS=5 QPS=2000 DNS_PORT=25363 HTTP_PORT=25364
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 
 RELOADS=${RELOADS:-5}
 QPS=${QPS:-2000}
@@ -49,7 +48,7 @@ fi
 
 echo "== reload at scale, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
-echo "failoverdns: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' +uncommitted changes in the work tree'), $(go version | cut -d' ' -f3)"
+bench_revision
 
 go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"
 mkdir -p "$WORK/cfg"

@@ -51,3 +51,12 @@ die() {
 	echo "$BENCH_NAME.sh: $*" >&2
 	exit 2
 }
+
+# bench_revision prints the failoverdns line of a results header: the commit
+# and whether the work tree differs from it. bench/results is left out: the
+# results file being written is in it.
+bench_revision() {
+	local dirty=""
+	git diff --quiet HEAD -- . ':(exclude)bench/results' 2>/dev/null || dirty=" +uncommitted changes in the work tree"
+	echo "failoverdns: $(git rev-parse --short HEAD 2>/dev/null)$dirty, $(go version | cut -d' ' -f3)"
+}
