@@ -31,24 +31,11 @@ func fastServer(t testing.TB, extra string) *Server {
 // services, and a line to keys.fast.test's [service.locations].
 func fastServerWith(t testing.TB, extra, locations, keysLocation string) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	src, err := os.ReadFile("../testdata/fast/fast.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs("../testdata/fast")
-	cfg := strings.ReplaceAll(string(src), `file = "`, `file = "`+abs+`/`)
-	cfg = strings.Replace(cfg, "[server]\n", "[server]\nstate_dir = \""+dir+"/state\"\n"+extra, 1)
-	cfg = strings.Replace(cfg, "[[service]]\n", locations+"\n[[service]]\n", 1)
-	cfg = strings.Replace(cfg, "lab = [\"sems3\", \"sems1\"]\n", "lab = [\"sems3\", \"sems1\"]\n"+keysLocation, 1)
-	path := filepath.Join(dir, "fast.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	snap := fastSnapshot(t, func(cfg string) string {
+		cfg = strings.Replace(cfg, "[server]\n", "[server]\n"+extra, 1)
+		cfg = strings.Replace(cfg, "[[service]]\n", locations+"\n[[service]]\n", 1)
+		return strings.Replace(cfg, "lab = [\"sems3\", \"sems1\"]\n", "lab = [\"sems3\", \"sems1\"]\n"+keysLocation, 1)
+	})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := New(snap, logger, "test")
 	s.metrics = NewMetrics()
@@ -63,6 +50,29 @@ func fastServerWith(t testing.TB, extra, locations, keysLocation string) *Server
 	}
 	e.Recompute()
 	return s
+}
+
+// fastSnapshot loads testdata/fast/fast.toml, with its zone files found
+// where they are and a state_dir of the test's own, after edit.
+func fastSnapshot(t testing.TB, edit func(cfg string) string) *zones.Snapshot {
+	t.Helper()
+	dir := t.TempDir()
+	src, err := os.ReadFile("../testdata/fast/fast.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("../testdata/fast")
+	cfg := strings.ReplaceAll(string(src), `file = "`, `file = "`+abs+`/`)
+	cfg = strings.Replace(cfg, "[server]\n", "[server]\nstate_dir = \""+dir+"/state\"\n", 1)
+	path := filepath.Join(dir, "fast.toml")
+	if err := os.WriteFile(path, []byte(edit(cfg)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := zones.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 // general runs the general path on raw bytes, as the UDP reader does when

@@ -1,8 +1,6 @@
 package dnsserver
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,22 +102,5 @@ func TestReaderStatsFollowConfig(t *testing.T) {
 // names swapped, so each index names the other location.
 func swappedLocations(t *testing.T) *zones.Snapshot {
 	t.Helper()
-	src, err := os.ReadFile("../testdata/fast/fast.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	abs, _ := filepath.Abs("../testdata/fast")
-	cfg := strings.ReplaceAll(string(src), `file = "`, `file = "`+abs+`/`)
-	cfg = strings.Replace(cfg, "[server]\n", "[server]\nstate_dir = \""+dir+"/state\"\n", 1)
-	cfg = strings.NewReplacer(`"emea"`, `"lab"`, "emea =", "lab =", `"lab"`, `"emea"`, "lab =", "emea =").Replace(cfg)
-	path := filepath.Join(dir, "fast.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
+	return fastSnapshot(t, strings.NewReplacer(`"emea"`, `"lab"`, "emea =", "lab =", `"lab"`, `"emea"`, "lab =", "emea =").Replace)
 }
