@@ -65,6 +65,20 @@ func (l *ftLog) count(t testing.TB, msg, service string) int {
 	return n
 }
 
+// waitCount is count once it reaches want or within has passed: the engine
+// logs a change on its own goroutine, after the state the test polls.
+func (l *ftLog) waitCount(t testing.TB, msg, service string, want int, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		n := l.count(t, msg, service)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
+}
+
 // ---------------------------------------------------------------------------
 // 1. The prober is cut off from every node at once.
 
@@ -193,10 +207,10 @@ func TestFaultProberIsolated(t *testing.T) {
 	}
 	foWait(t, addr, addrOf["n1"], foDeadline, addrOf["n1"], addrOf["n2"], addrOf["n3"])
 	foWaitHealth(t, in, "n3", true, foDeadline)
-	if n := logs.count(t, ftEveryUp, ""); n != 1 {
+	if n := logs.waitCount(t, ftEveryUp, "", 1, foDeadline); n != 1 {
 		t.Errorf("%d %q events after the nodes returned, want 1", n, ftEveryUp)
 	}
-	if n := logs.count(t, ftSvcUp, foService); n != 1 {
+	if n := logs.waitCount(t, ftSvcUp, foService, 1, foDeadline); n != 1 {
 		t.Errorf("%d %q events after the nodes returned, want 1", n, ftSvcUp)
 	}
 	if got := [2]int{logs.count(t, ftEveryDown, ""), logs.count(t, ftSvcDown, foService)}; got != [2]int{1, 1} {
