@@ -139,22 +139,8 @@ type admEnv struct {
 	logs     *admLog
 }
 
-type admLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *admLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *admLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// admLog is failover_test.go's locked log buffer.
+type admLog = foLog
 
 const admZoneHead = `$ORIGIN demo.test.
 $TTL 300

@@ -129,22 +129,8 @@ type opsEnv struct {
 	closeIn  func() // stops the instance (once)
 }
 
-type opsLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *opsLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *opsLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// opsLog is failover_test.go's locked log buffer.
+type opsLog = foLog
 
 // opsWriteFile replaces path atomically, so a reload never reads half a
 // file.
