@@ -245,16 +245,7 @@ func (e *admEnv) close() {
 // admClient returns a UDP or TCP client whose source address is from
 // ("" = any).
 func admClient(network, from string) *dns.Client {
-	d := &net.Dialer{Timeout: admTimeout}
-	if from != "" {
-		ip := net.ParseIP(from)
-		if network == "tcp" {
-			d.LocalAddr = &net.TCPAddr{IP: ip}
-		} else {
-			d.LocalAddr = &net.UDPAddr{IP: ip}
-		}
-	}
-	return &dns.Client{Net: network, Timeout: admTimeout, Dialer: d}
+	return opsClient(network, from, admTimeout)
 }
 
 // admQuery asks name/qtype from the source address from over UDP.
