@@ -27,6 +27,7 @@ type Config struct {
 	Nodes     []NodeConfig     `toml:"node"`
 	Locations []LocationConfig `toml:"location"`
 	Services  []ServiceConfig  `toml:"service"`
+	Cluster   *ClusterConfig   `toml:"cluster"`
 
 	// File is the absolute path the config was read from; relative paths in
 	// it (zone files) are resolved against its folder.
@@ -306,6 +307,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	c.validateServices(file, errs)
 	c.validateLocations(file, errs)
 	c.validateTSIG(file, errs)
+	c.validateCluster(file, errs)
 }
 
 // uniqueName checks the domain name in key of [[table]] number i: present,
