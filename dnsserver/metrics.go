@@ -37,6 +37,10 @@ type Metrics struct {
 	configLoadedAt prometheus.Gauge
 	buildInfo      *prometheus.GaugeVec
 
+	// Cluster mode only (registerCluster).
+	clusterLocal     prometheus.Counter
+	clusterObservers *prometheus.GaugeVec
+
 	// Resolved query counters for the config in force, read without a
 	// lock: a miss (first query of a label set) copies the map under mu,
 	// which happens a bounded number of times per config.

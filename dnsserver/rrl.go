@@ -81,8 +81,9 @@ func (r *rrl) check(addr netip.Addr, sec uint32) rrlVerdict {
 // truncated is the slip answer: the query's header and question with QR and
 // TC set and nothing else, which tells a real client to retry over TCP.
 func truncated(pkt []byte, out []byte) []byte {
-	// Find the end of the question; without one, say nothing.
-	if len(pkt) < 12 || binary.BigEndian.Uint16(pkt[4:]) != 1 {
+	// Never to a response; find the end of the question; without one, say
+	// nothing.
+	if !mayAnswer(pkt) || binary.BigEndian.Uint16(pkt[4:]) != 1 {
 		return nil
 	}
 	off := 12

@@ -51,6 +51,13 @@ func (l *udpListener) close() {
 // run beside the reader instead of stalling it, but never unboundedly.
 const updateSlots = 16
 
+// mayAnswer reports whether pkt may get any reply at all: it has a header
+// and is not a response. A reply to a response is how two servers are made
+// to bounce packets at each other (and how a spoofed source gets traffic),
+// so responses are dropped before rate limiting: they get no slip and do
+// not spend the sender's budget.
+func mayAnswer(pkt []byte) bool { return len(pkt) >= 12 && pkt[2]&0x80 == 0 }
+
 // slowUDP hands a packet the fast path declined to the general path. An
 // UPDATE runs on its own goroutine (it may wait for an fsync), within
 // updateSlots; everything else is answered inline.

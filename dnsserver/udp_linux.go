@@ -210,6 +210,9 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			}
 			pkt := br.bufs[i][:br.msgs[i].Len]
 			client := from.Addr().Unmap()
+			if !mayAnswer(pkt) {
+				continue
+			}
 			switch s.admit(p, client, start) {
 			case rrlDrop:
 				continue

@@ -79,6 +79,9 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			start = monoNow()
 		}
 		client := from.Addr().Unmap()
+		if !mayAnswer(pkt) {
+			continue
+		}
 		switch s.admit(p, client, start) {
 		case rrlDrop:
 			continue

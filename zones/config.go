@@ -27,6 +27,7 @@ type Config struct {
 	Nodes     []NodeConfig     `toml:"node"`
 	Locations []LocationConfig `toml:"location"`
 	Services  []ServiceConfig  `toml:"service"`
+	Cluster   *ClusterConfig   `toml:"cluster"`
 
 	// File is the absolute path the config was read from; relative paths in
 	// it (zone files) are resolved against its folder.
@@ -74,8 +75,13 @@ type ServerConfig struct {
 	QueryLog float64 `toml:"query_log"`
 	// RRL, when present, rate-limits UDP responses per client prefix.
 	RRL *RRLConfig `toml:"rrl"`
+	// ProbeSource is the local address health checks leave from ("" = the
+	// kernel's choice). Several instances on one host are told apart by
+	// it, and a multi-homed host probes from the interface it names.
+	ProbeSource string `toml:"probe_source"`
 
 	adminPrefixes []netip.Prefix
+	probeSource   netip.Addr
 }
 
 // RRLConfig is [server.rrl]: response rate limiting for UDP, per client
@@ -287,6 +293,17 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	if s.TCPIdleTimeout.Duration == 0 {
 		s.TCPIdleTimeout.Duration = DefaultTCPIdleTimeout
 	}
+	if s.ProbeSource != "" {
+		a, err := netip.ParseAddr(s.ProbeSource)
+		switch {
+		case err != nil || a.Zone() != "":
+			errs.add(file, c.line("server.probe_source"), "server.probe_source %q is not an IP address: set the local address health checks are sent from, like probe_source = \"10.0.0.5\", or remove it to let the kernel choose", s.ProbeSource)
+		case a.IsUnspecified() || a.IsMulticast():
+			errs.add(file, c.line("server.probe_source"), "server.probe_source %s is not a unicast address: set one of this host's addresses, or remove probe_source to let the kernel choose", a)
+		default:
+			s.probeSource = a.Unmap()
+		}
+	}
 
 	if len(c.Zones) == 0 {
 		errs.add(file, 0, "no [[zone]]: add at least one with origin and file")
@@ -303,9 +320,11 @@ func (c *Config) validate(file string, errs *ErrorList) {
 		}
 	}
 	c.validateNodes(file, errs)
+	c.validateProbeSource(file, errs)
 	c.validateServices(file, errs)
 	c.validateLocations(file, errs)
 	c.validateTSIG(file, errs)
+	c.validateCluster(file, errs)
 }
 
 // uniqueName checks the domain name in key of [[table]] number i: present,

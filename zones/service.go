@@ -396,13 +396,7 @@ func (c *Config) HealthSpecs() map[string]health.Spec {
 	out := make(map[string]health.Spec, len(c.Nodes))
 	for _, n := range c.Nodes {
 		ch := n.Check
-		target := n.addr
-		if !target.IsValid() {
-			target = n.addr6
-		}
-		if ch.Target != "" {
-			target, _ = netip.ParseAddr(ch.Target)
-		}
+		target := n.probeTarget()
 		host := ch.Host
 		if host == "" {
 			host = hostOf[n.Name]
@@ -422,7 +416,48 @@ func (c *Config) HealthSpecs() map[string]health.Spec {
 			Timeout:     ch.Timeout.Duration,
 			Rise:        ch.Rise,
 			Fall:        ch.Fall,
+			Source:      c.Server.probeSource,
 		}
 	}
 	return out
+}
+
+// probeTarget is the address n's check connects to: check.target, else the
+// IPv4 address, else the IPv6 one.
+func (n *NodeConfig) probeTarget() netip.Addr {
+	if n.Check.Target != "" {
+		a, _ := netip.ParseAddr(n.Check.Target)
+		return a.Unmap()
+	}
+	if n.addr.IsValid() {
+		return n.addr
+	}
+	return n.addr6
+}
+
+// validateProbeSource refuses a probe_source that some node's check could
+// not leave from: a socket of one address family cannot reach the other,
+// and every probe of that node would fail.
+func (c *Config) validateProbeSource(file string, errs *ErrorList) {
+	src := c.Server.probeSource
+	if !src.IsValid() {
+		return
+	}
+	var across []string
+	for _, n := range c.Nodes {
+		t := n.probeTarget()
+		if n.Check.Type == "none" || n.Check.Type == "" || !t.IsValid() || t.Is4() == src.Is4() {
+			continue
+		}
+		across = append(across, fmt.Sprintf("%s at %s", n.Name, t))
+	}
+	if len(across) == 0 {
+		return
+	}
+	fam, other := "IPv4", "IPv6"
+	if src.Is6() {
+		fam, other = other, fam
+	}
+	errs.add(file, c.line("server.probe_source"), "server.probe_source %s is %s, but nodes are checked at %s addresses (%s): a probe cannot cross address families; set probe_source to an %s address, or give those nodes a check.target of %s, or remove probe_source",
+		src, fam, other, strings.Join(across, ", "), other, fam)
 }

@@ -22,7 +22,11 @@ func Summary(s *Snapshot) string {
 	for _, z := range s.Zones {
 		fmt.Fprintf(&b, "  %s  %s  serial %d, %d records, %d names\n", z.Origin, z.File, z.SOA.Serial, z.RecordsLen, len(z.nodes))
 	}
-	fmt.Fprintf(&b, "nodes: %d\n", len(c.Nodes))
+	if src := c.Server.probeSource; src.IsValid() {
+		fmt.Fprintf(&b, "nodes: %d, probed from %s\n", len(c.Nodes), src)
+	} else {
+		fmt.Fprintf(&b, "nodes: %d\n", len(c.Nodes))
+	}
 	for _, n := range c.Nodes {
 		addrs := []string{}
 		for _, a := range []singleAddr{n.Address, n.Address6} {
