@@ -36,6 +36,10 @@ type Metrics struct {
 	rrlSlipped     prometheus.Counter
 	configLoadedAt prometheus.Gauge
 
+	// Cluster mode only (registerCluster).
+	clusterLocal     prometheus.Counter
+	clusterObservers *prometheus.GaugeVec
+
 	// Resolved query counters for the config in force, read without a
 	// lock: a miss (first query of a label set) copies the map under mu,
 	// which happens a bounded number of times per config.

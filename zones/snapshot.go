@@ -42,6 +42,7 @@ type Snapshot struct {
 	overlays []*overlay
 	health   map[string]health.State
 	decided  map[decisionKey]Decision
+	cluster  *Agreed
 }
 
 // Service is a configured service bound to its zone, with its node orders
