@@ -17,7 +17,7 @@ import (
 func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs dns.Question) bool {
 	var txt []string
 	if k, ok := snap.PinKeyOf(qs.Name); ok {
-		p, ok := effectivePin(snap, k)
+		p, ok := effectivePin(snap, snap.DynamicPins(), k)
 		if !ok {
 			m.Authoritative = true
 			m.Rcode = dns.RcodeNameError
@@ -43,9 +43,11 @@ func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs
 	return true
 }
 
-func effectivePin(snap *zones.Snapshot, k zones.PinKey) (zones.Pin, bool) {
+// effectivePin is the pin in force at k: dynamic (dyn: the snapshot's, or,
+// inside an UPDATE's transaction, the pins it reads) before the zone file's.
+func effectivePin(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, k zones.PinKey) (zones.Pin, bool) {
 	now := time.Now()
-	if p, ok := snap.DynamicPins()[k]; ok && p.Active(now) {
+	if p, ok := dyn[k]; ok && p.Active(now) {
 		return p, true
 	}
 	if p, ok := snap.StaticPins()[k]; ok && p.Active(now) {
@@ -81,18 +83,19 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		// and the last error the prober's own view is fresher.
 		states = s.liveHealth()
 	}
-	var out []string
+	agreed := snap.Cluster()
+	out := clusterStatus(agreed, time.Now())
 	for _, n := range order {
-		out = append(out, nodeStatus(n, states[n], d.Active == n))
+		out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n))
 	}
 	for _, n := range svc.Config.Nodes {
 		if !contains(order, n) {
-			out = append(out, nodeStatus(n, states[n], d.Active == n)+" not-in-order")
+			out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n)+" not-in-order")
 		}
 	}
-	if p, ok := effectivePin(snap, k); ok {
+	if p, ok := effectivePin(snap, snap.DynamicPins(), k); ok {
 		out = append(out, clip("pin "+pinStatus(p)))
-	} else if p, ok := effectivePin(snap, zones.PinKey{Service: k.Service}); ok && k.Location != "" {
+	} else if p, ok := effectivePin(snap, snap.DynamicPins(), zones.PinKey{Service: k.Service}); ok && k.Location != "" {
 		out = append(out, clip("pin (service-wide) "+pinStatus(p)))
 	} else {
 		out = append(out, "pin none")
@@ -101,7 +104,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
-	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s", snap.LocationName(loc), answer, d.Reason)))
+	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, k.Service, snap.LocationName(loc)))))
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -109,7 +112,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
-				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s", snap.LocationName(i), a, od.Reason)))
+				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, svc.Name, snap.LocationName(i)))))
 			}
 		}
 	}
@@ -165,4 +168,36 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// clusterVotes is a node's agreed state in cluster mode: " cluster=up 3/3"
+// beside this instance's own view of it.
+func clusterVotes(a *zones.Agreed, node string) string {
+	if a == nil {
+		return ""
+	}
+	h, ok := a.Health[node]
+	if !ok {
+		return " cluster=unknown"
+	}
+	state := "down"
+	if h.Up {
+		state = "up"
+	}
+	return " cluster=" + state + " " + h.Votes
+}
+
+// generation names the etcd revision that wrote a view's decision.
+func generation(a *zones.Agreed, service, location string) string {
+	if a == nil {
+		return ""
+	}
+	k := zones.PinKey{Service: service}
+	if location != "default" {
+		k.Location = location
+	}
+	if d, ok := a.Decisions[k]; ok {
+		return fmt.Sprintf(" (generation %d by %s)", d.Generation, d.By)
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
+	"github.com/failoverdns/failoverdns/zones/cluster"
 )
 
 // Instance is a running failoverdns: listeners, the prober, the engine that
@@ -39,12 +41,19 @@ type Instance struct {
 	gaugeMu     sync.Mutex
 	gaugeNodes  map[string]bool
 	gaugeActive map[[3]string]bool
+	gaugeLocal  map[zones.PinKey]bool
+
+	// member is this instance's part in a cluster ([cluster]); nil alone.
+	member atomic.Pointer[cluster.Member]
 }
 
 // Options tune Start.
 type Options struct {
 	Logger  *slog.Logger
 	Version string
+	// Revision is the VCS commit the binary was built from, for
+	// failoverdns_build_info.
+	Revision string
 	// ConfigPath is what Reload reads again; without it reloads fail.
 	ConfigPath string
 	// IgnoreState starts without the pins saved in state_dir when that
@@ -81,6 +90,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Instance{log: logger, cancel: cancel, ctx: ctx, configPath: o.ConfigPath, Metrics: NewMetrics()}
+	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 	in.Server = New(snap, logger, o.Version)
 	in.Server.metrics = in.Metrics
 	in.Engine = zones.NewEngine(snap, logger, in.publish)
@@ -88,8 +98,15 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
 	}
 	in.Engine.OnPinChange = func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() }
-	in.Engine.SetPins(store, pins)
-	in.Prober = health.NewProber(logger, in.Engine.Kick)
+	if snap.Config.Cluster == nil {
+		in.Engine.SetPins(store, pins)
+	}
+	in.Prober = health.NewProber(logger, func() {
+		in.Engine.Kick()
+		if m := in.member.Load(); m != nil {
+			m.Observe()
+		}
+	})
 	in.Prober.OnResult = func(node string, r health.Result) {
 		in.Metrics.observeProbe(node, in.checkType(node), r)
 	}
@@ -105,6 +122,13 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		return nil, err
 	}
 	in.initialRound(specs)
+	if snap.Config.Cluster != nil {
+		if err := in.startCluster(snap, o.Version, pins); err != nil {
+			in.stopHTTP(context.Background())
+			cancel()
+			return nil, err
+		}
+	}
 	in.Engine.Recompute()
 
 	if err := in.Server.Start(); err != nil {
@@ -186,6 +210,7 @@ func (in *Instance) publish(snap *zones.Snapshot) {
 		}
 	}
 	in.gaugeActive = active
+	in.publishCluster(snap)
 	m.pins.WithLabelValues("dynamic").Set(float64(len(snap.DynamicPins())))
 	m.pins.WithLabelValues("static").Set(float64(len(snap.StaticPins())))
 }
@@ -235,6 +260,9 @@ func (in *Instance) reload() error {
 		in.log.Warn("reload: listen and http addresses change only on restart; keeping the bound ones",
 			"listen", old.Server.Listen, "http", old.Server.HTTPAddr())
 	}
+	if err := clusterChanged(old.Cluster, snap.Config.Cluster); err != nil {
+		return err
+	}
 	if old.Server.StateDir != snap.Config.Server.StateDir {
 		return fmt.Errorf("reload: state_dir changed from %s to %s; restart to move the pin state", old.Server.StateDir, snap.Config.Server.StateDir)
 	}
@@ -242,6 +270,9 @@ func (in *Instance) reload() error {
 	in.Prober.Set(specs)
 	in.initialRound(specs)
 	in.Engine.SetBase(snap)
+	if m := in.member.Load(); m != nil {
+		m.SetBase(snap)
+	}
 	in.log.Info("reloaded", "config", snap.Config.File, "zones", len(snap.Zones), "services", len(snap.Services), "nodes", len(snap.Config.Nodes))
 	return nil
 }
@@ -251,6 +282,9 @@ func (in *Instance) Close(ctx context.Context) {
 	in.ready.Store(false)
 	in.Server.Shutdown(ctx)
 	in.stopHTTP(ctx)
+	if m := in.member.Load(); m != nil {
+		m.Close()
+	}
 	in.cancel()
 	in.wg.Wait()
 }

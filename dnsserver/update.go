@@ -207,7 +207,7 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 	if s.engine == nil {
 		return refuse(dns.RcodeRefused, "dynamic pins are not enabled on this server")
 	}
-	if e := s.checkPrereqs(snap, z, r.Answer); e != nil {
+	if e := s.checkPrereqs(snap, snap.DynamicPins(), z, r.Answer); e != nil {
 		return e
 	}
 
@@ -272,6 +272,12 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 		return nil // prerequisites only: answered NOERROR, nothing to change
 	}
 	err := s.engine.UpdatePins(func(pins map[zones.PinKey]zones.Pin) (map[zones.PinKey]zones.Pin, error) {
+		// Again, against the pins this change applies to: in cluster mode
+		// they are read in the same etcd transaction that commits the
+		// change, so the prerequisites hold at the commit (RFC 2136 3.2).
+		if e := s.checkPrereqs(snap, pins, z, r.Answer); e != nil {
+			return nil, e
+		}
 		for _, o := range ops {
 			switch {
 			case o.add != nil:
@@ -287,7 +293,11 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 		}
 		return pins, nil
 	})
-	if err != nil {
+	var prereq *updateError
+	switch {
+	case errors.As(err, &prereq):
+		return prereq
+	case err != nil:
 		s.log.Error("UPDATE not applied: the pin could not be saved", "err", err)
 		return refuse(dns.RcodeServerFailure, "saving the pin: %v", err)
 	}
@@ -296,7 +306,7 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 
 // checkPrereqs evaluates the prerequisite section (RFC 2136 section 3.2)
 // against what the server answers now: zone data, plus pins at _pin names.
-func (s *Server) checkPrereqs(snap *zones.Snapshot, z *zones.Zone, prereqs []dns.RR) *updateError {
+func (s *Server) checkPrereqs(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones.Zone, prereqs []dns.RR) *updateError {
 	type rrsetKey struct {
 		name string
 		t    uint16
@@ -317,10 +327,10 @@ func (s *Server) checkPrereqs(snap *zones.Snapshot, z *zones.Zone, prereqs []dns
 				return refuse(dns.RcodeFormatError, "prerequisite %s: class ANY with data", h.Name)
 			}
 			if h.Rrtype == dns.TypeANY {
-				if !nameInUse(snap, z, name) {
+				if !nameInUse(snap, dyn, z, name) {
 					return refuse(dns.RcodeNameError, "prerequisite: %s is not in use", h.Name)
 				}
-			} else if len(currentRRset(snap, z, name, h.Rrtype)) == 0 {
+			} else if len(currentRRset(snap, dyn, z, name, h.Rrtype)) == 0 {
 				return refuse(dns.RcodeNXRrset, "prerequisite: no %s RRset at %s", dns.TypeToString[h.Rrtype], h.Name)
 			}
 		case dns.ClassNONE:
@@ -328,10 +338,10 @@ func (s *Server) checkPrereqs(snap *zones.Snapshot, z *zones.Zone, prereqs []dns
 				return refuse(dns.RcodeFormatError, "prerequisite %s: class NONE with data", h.Name)
 			}
 			if h.Rrtype == dns.TypeANY {
-				if nameInUse(snap, z, name) {
+				if nameInUse(snap, dyn, z, name) {
 					return refuse(dns.RcodeYXDomain, "prerequisite: %s is in use", h.Name)
 				}
-			} else if len(currentRRset(snap, z, name, h.Rrtype)) > 0 {
+			} else if len(currentRRset(snap, dyn, z, name, h.Rrtype)) > 0 {
 				return refuse(dns.RcodeYXRrset, "prerequisite: a %s RRset exists at %s", dns.TypeToString[h.Rrtype], h.Name)
 			}
 		case dns.ClassINET:
@@ -342,7 +352,7 @@ func (s *Server) checkPrereqs(snap *zones.Snapshot, z *zones.Zone, prereqs []dns
 		}
 	}
 	for k, rrs := range want {
-		have := currentRRset(snap, z, k.name, k.t)
+		have := currentRRset(snap, dyn, z, k.name, k.t)
 		if !sameRRset(have, rrs) {
 			return refuse(dns.RcodeNXRrset, "prerequisite: the %s RRset at %s differs", dns.TypeToString[k.t], k.name)
 		}
@@ -351,12 +361,12 @@ func (s *Server) checkPrereqs(snap *zones.Snapshot, z *zones.Zone, prereqs []dns
 }
 
 // currentRRset is the RRset the server holds now for name and type.
-func currentRRset(snap *zones.Snapshot, z *zones.Zone, name string, t uint16) []dns.RR {
+func currentRRset(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones.Zone, name string, t uint16) []dns.RR {
 	if k, ok := snap.PinKeyOf(name); ok {
 		if t != dns.TypeTXT {
 			return nil
 		}
-		p, ok := effectivePin(snap, k)
+		p, ok := effectivePin(snap, dyn, k)
 		if !ok {
 			return nil
 		}
@@ -369,9 +379,9 @@ func currentRRset(snap *zones.Snapshot, z *zones.Zone, name string, t uint16) []
 	return z.RRset(name, t)
 }
 
-func nameInUse(snap *zones.Snapshot, z *zones.Zone, name string) bool {
+func nameInUse(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones.Zone, name string) bool {
 	if k, ok := snap.PinKeyOf(name); ok {
-		_, ok := effectivePin(snap, k)
+		_, ok := effectivePin(snap, dyn, k)
 		return ok
 	}
 	return snap.Service(name) != nil || z.HasData(name)

@@ -41,6 +41,11 @@ type Spec struct {
 	Interval    time.Duration
 	Timeout     time.Duration // whole check (dial + handshake + request + body) bounded by this
 	Rise, Fall  int           // consecutive successes to go up / failures to go down
+	// Source is the local address probes leave from; the zero Addr lets
+	// the kernel choose. It lets one instance's probes be told apart (and
+	// filtered, as the cluster fault tests do) from another's on the same
+	// host, and pins probes to one interface on a multi-homed host.
+	Source netip.Addr
 }
 
 // Result is the outcome of one probe.
@@ -79,6 +84,7 @@ func Check(ctx context.Context, spec Spec) Result {
 type checker struct {
 	spec   Spec
 	client *http.Client // http/https only
+	local  *net.TCPAddr // Source for net.Dialer; nil: the kernel's choice
 
 	mu   sync.Mutex
 	pool *x509.CertPool // loaded CAFile; nil until loaded or when CAFile == ""
@@ -86,13 +92,16 @@ type checker struct {
 
 func newChecker(spec Spec) *checker {
 	c := &checker{spec: spec}
+	if spec.Source.IsValid() {
+		c.local = &net.TCPAddr{IP: spec.Source.Unmap().AsSlice()}
+	}
 	if spec.Type == TypeHTTP || spec.Type == TypeHTTPS {
 		tr := &http.Transport{
 			// A health check must reach the node itself, never a proxy
 			// named by the environment.
 			Proxy: nil,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				return dialer().DialContext(probeContext(ctx), network, addr)
+				return c.dialer().DialContext(probeContext(ctx), network, addr)
 			},
 			// A reused connection could hide a node that stopped
 			// accepting new ones.
@@ -115,9 +124,13 @@ func newChecker(spec Spec) *checker {
 	return c
 }
 
-func dialer() *net.Dialer {
+func (c *checker) dialer() *net.Dialer {
 	// Probes are short-lived; TCP keep-alive probes would only add noise.
-	return &net.Dialer{KeepAlive: -1}
+	d := &net.Dialer{KeepAlive: -1}
+	if c.local != nil {
+		d.LocalAddr = c.local
+	}
+	return d
 }
 
 func (c *checker) check(ctx context.Context) Result {
@@ -162,7 +175,7 @@ func (c *checker) begin(spare *sockets) (r Result, p pending, ok bool) {
 	if c.spec.Type != TypeTCP || !rawTCP {
 		return Result{}, p, false
 	}
-	fd, sa, done, err := tcpStart(netip.AddrPortFrom(c.spec.Addr, c.spec.Port), spare)
+	fd, sa, done, err := tcpStart(netip.AddrPortFrom(c.spec.Addr, c.spec.Port), c.spec.Source, spare)
 	if !done {
 		p.fd, p.sa = fd, sa
 		return Result{}, p, false
@@ -186,10 +199,19 @@ func (c *checker) tcpResult(ctx context.Context, start time.Time, err error, tim
 		r.Err = "canceled"
 	case timedOut:
 		r.Err = "timeout after " + c.timeout().String()
+	case isBindError(err):
+		// Not the target's fault: the source address cannot be used.
+		// Worded as net.Dialer words it on the portable path.
+		r.Err = err.Error()
 	default:
 		r.Err = "connect: " + err.Error()
 	}
 	return r
+}
+
+func isBindError(err error) bool {
+	var se *os.SyscallError
+	return errors.As(err, &se) && se.Syscall == "bind"
 }
 
 // finish completes a probe that begin left pending, bounded by the timeout
@@ -227,7 +249,7 @@ func (c *checker) target() string {
 }
 
 func (c *checker) checkTCP(ctx context.Context) error {
-	conn, err := dialer().DialContext(ctx, "tcp", c.target())
+	conn, err := c.dialer().DialContext(ctx, "tcp", c.target())
 	if err != nil {
 		return err
 	}
@@ -293,7 +315,7 @@ func (c *checker) dialTLS(ctx context.Context, network, addr string) (net.Conn, 
 	if err != nil {
 		return nil, err
 	}
-	d := &tls.Dialer{NetDialer: dialer(), Config: cfg}
+	d := &tls.Dialer{NetDialer: c.dialer(), Config: cfg}
 	return d.DialContext(probeContext(ctx), network, addr)
 }
 
@@ -317,7 +339,7 @@ func (c *checker) checkTLS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d := &tls.Dialer{NetDialer: dialer(), Config: cfg}
+	d := &tls.Dialer{NetDialer: c.dialer(), Config: cfg}
 	conn, err := d.DialContext(ctx, "tcp", c.target())
 	if err != nil {
 		return err

@@ -38,6 +38,20 @@ func makeSockaddr(ap netip.AddrPort) (sa rawSockaddr) {
 	return sa
 }
 
+// bind is bind(2) to sa.
+func (sa *rawSockaddr) bind(fd int) error {
+	var e unix.Errno
+	if sa.is6 {
+		_, _, e = unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa.v6)), unsafe.Sizeof(sa.v6))
+	} else {
+		_, _, e = unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa.v4)), unsafe.Sizeof(sa.v4))
+	}
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
 // connect is connect(2) to sa.
 func (sa *rawSockaddr) connect(fd int) error {
 	var e unix.Errno
@@ -65,15 +79,16 @@ var linger0 = unix.Linger{Onoff: 1, Linger: 0}
 // tcpWait finishes the check. That keeps the common case as cheap as a
 // blocking connect while never blocking a thread on a slow or silent peer;
 // net.Dialer would add a netpoller registration, a context, a timer and
-// garbage to every probe. spare (may be nil) lends and takes back the
-// socket.
-func tcpStart(addr netip.AddrPort, spare *sockets) (fd int, sa rawSockaddr, done bool, err error) {
+// garbage to every probe. src, when valid, is the local address the probe
+// leaves from (bound before the connect); its family must be addr's. spare
+// (may be nil) lends and takes back the socket.
+func tcpStart(addr netip.AddrPort, src netip.Addr, spare *sockets) (fd int, sa rawSockaddr, done bool, err error) {
 	sa = makeSockaddr(addr)
 	fam := 0
 	if sa.is6 {
 		fam = 1
 	}
-	if fd, err = spare.get(fam); err != nil {
+	if fd, err = spare.get(fam, src); err != nil {
 		return -1, sa, true, err
 	}
 	err = sa.connect(fd)
@@ -87,7 +102,7 @@ func tcpStart(addr netip.AddrPort, spare *sockets) (fd int, sa rawSockaddr, done
 		}
 	}
 	if err == nil && spare != nil {
-		spare.put(fam, fd)
+		spare.put(fam, src, fd)
 	} else {
 		unix.Close(fd)
 	}
@@ -101,18 +116,24 @@ func tcpStart(addr netip.AddrPort, spare *sockets) (fd int, sa rawSockaddr, done
 // socket(2), a setsockopt(2) and a close(2) per probe, about a fifth of a
 // loopback probe's CPU. Only sockets whose connect succeeded come back: a
 // failed one is in a state not worth reasoning about, and failures are rare.
+//
+// A socket bound to a source address keeps that address across the
+// dissolve (the kernel resets the local address only when bind did not
+// lock it) while its port goes back to the pool, so a kept socket also
+// remembers its source, and only a probe from the same source reuses it.
 // The zero value is empty; the owner must call close.
 type sockets struct {
-	fd  [2]int // AF_INET, AF_INET6
+	fd  [2]int        // AF_INET, AF_INET6
+	src [2]netip.Addr // the address fd is bound to; zero: unbound
 	has [2]bool
 }
 
 var unspec = unix.RawSockaddr{Family: unix.AF_UNSPEC}
 
-// get returns the idle socket of family fam (0 = IPv4, 1 = IPv6), or a new
-// one. s may be nil.
-func (s *sockets) get(fam int) (int, error) {
-	if s != nil && s.has[fam] {
+// get returns the idle socket of family fam (0 = IPv4, 1 = IPv6) bound to
+// src (zero: unbound), or a new one. s may be nil.
+func (s *sockets) get(fam int, src netip.Addr) (int, error) {
+	if s != nil && s.has[fam] && s.src[fam] == src {
 		s.has[fam] = false
 		return s.fd[fam], nil
 	}
@@ -128,17 +149,47 @@ func (s *sockets) get(fam int) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
+	if src.IsValid() {
+		if err := bindSource(fd, fam, src); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
 	return fd, nil
 }
 
-// put resets fd's connection and keeps fd for the next probe.
-func (s *sockets) put(fam, fd int) {
+// bindSource binds fd to src with no port. IP_BIND_ADDRESS_NO_PORT defers
+// the port to connect(2), which picks one unique for the 4-tuple only;
+// a plain bind(2) to port 0 would reserve a port for the address alone and
+// run the ephemeral range dry at a fraction of the probes in flight.
+func bindSource(fd, fam int, src netip.Addr) error {
+	src = src.Unmap()
+	if src.Is4() != (fam == 0) {
+		return os.NewSyscallError("bind", errors.New("source "+src.String()+" is not of the target's address family"))
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1); err != nil {
+		return err
+	}
+	sa := makeSockaddr(netip.AddrPortFrom(src, 0))
+	if err := sa.bind(fd); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	return nil
+}
+
+// put resets fd's connection and keeps fd, bound to src, for the next
+// probe. The newest socket wins the slot, so when the sources of a
+// goroutine's probes change, reuse follows the new source.
+func (s *sockets) put(fam int, src netip.Addr, fd int) {
 	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&unspec)), unsafe.Sizeof(unspec))
-	if e != 0 || s.has[fam] {
+	if e != 0 {
 		unix.Close(fd)
 		return
 	}
-	s.fd[fam], s.has[fam] = fd, true
+	if s.has[fam] {
+		unix.Close(s.fd[fam])
+	}
+	s.fd[fam], s.src[fam], s.has[fam] = fd, src, true
 }
 
 func (s *sockets) close() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestSpareSockets(t *testing.T) {
 		if spare.has[fam] {
 			lent++
 		}
-		fd, sa, done, err := tcpStart(ap, &spare)
+		fd, sa, done, err := tcpStart(ap, netip.Addr{}, &spare)
 		if !done {
 			// Rare on loopback (the listener held its socket's lock),
 			// but allowed.
@@ -104,5 +105,85 @@ func TestQuickTCPProbeAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%.1f allocations per probe, want 0", allocs)
+	}
+}
+
+// TestSourceRaw: the inline tcp probe leaves from Spec.Source; the spare
+// socket it returns keeps that source across the connect(AF_UNSPEC) that
+// dissolves its connection, so a reused socket leaves from it too; a probe
+// from another source (here the kernel's choice) does not take it, and
+// the source of a socket in the slot follows the probes.
+func TestSourceRaw(t *testing.T) {
+	addr, seen := recordingListener(t)
+	bound := specFor(t, TypeTCP, addr)
+	bound.Source = probeSource
+	unbound := specFor(t, TypeTCP, addr)
+	var spare sockets
+	defer spare.close()
+	probe := func(spec Spec, want netip.Addr) {
+		t.Helper()
+		r, p, ok := newChecker(spec).begin(&spare)
+		if !ok {
+			// The listener held its socket's lock: rare, allowed.
+			r = newChecker(spec).finish(t.Context(), p)
+		}
+		if !r.OK {
+			t.Fatalf("probe from %v: %s", spec.Source, r.Err)
+		}
+		wantPeer(t, seen, want)
+	}
+	kernel := netip.MustParseAddr("127.0.0.1")
+	reused := 0
+	for _, step := range []struct {
+		spec Spec
+		want netip.Addr
+	}{
+		{bound, probeSource}, {bound, probeSource}, {bound, probeSource},
+		{unbound, kernel}, {unbound, kernel}, {bound, probeSource}, {bound, probeSource},
+	} {
+		if spare.has[0] && spare.src[0] == step.spec.Source {
+			reused++
+		}
+		probe(step.spec, step.want)
+		if !spare.has[0] || spare.src[0] != step.spec.Source {
+			t.Fatalf("after a probe from %v the spare socket is %v from %v", step.spec.Source, spare.has[0], spare.src[0])
+		}
+	}
+	if reused != 4 {
+		t.Errorf("%d probes reused the spare socket, want 4", reused)
+	}
+
+	// A source of the other family cannot reach the target.
+	six := bound
+	six.Source = netip.MustParseAddr("::1")
+	r := Check(t.Context(), six)
+	if r.OK || !strings.HasPrefix(r.Err, "bind: ") {
+		t.Errorf("IPv4 target from ::1: OK %v, Err %q; want a bind error", r.OK, r.Err)
+	}
+}
+
+// TestQuickTCPProbeAllocsSource: binding a source costs no allocation
+// either, for a new socket or a reused one.
+func TestQuickTCPProbeAllocsSource(t *testing.T) {
+	spec := specFor(t, TypeTCP, listen(t, "127.0.10.8:0", nil).Addr())
+	spec.Source = probeSource
+	c := newChecker(spec)
+	for _, spare := range []*sockets{nil, {}} {
+		allocs := testing.AllocsPerRun(200, func() {
+			r, p, ok := c.begin(spare)
+			if !ok {
+				p.close()
+				return
+			}
+			if !r.OK {
+				t.Fatalf("probe failed: %s", r.Err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("spare %v: %.1f allocations per probe, want 0", spare != nil, allocs)
+		}
+		if spare != nil {
+			spare.close()
+		}
 	}
 }

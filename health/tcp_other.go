@@ -16,7 +16,7 @@ type sockets struct{}
 
 func (*sockets) close() {}
 
-func tcpStart(netip.AddrPort, *sockets) (int, rawSockaddr, bool, error) {
+func tcpStart(netip.AddrPort, netip.Addr, *sockets) (int, rawSockaddr, bool, error) {
 	panic("tcpStart is Linux only")
 }
 

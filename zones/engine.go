@@ -19,7 +19,10 @@ type Decision struct {
 	Servfail bool
 	Pinned   bool
 	AllDown  bool // no node of the order is up: when_all_down decided
-	Reason   string
+	// Local marks, in cluster mode, a decision this instance made alone
+	// (cut off from etcd, or before the cluster decided the view).
+	Local  bool
+	Reason string
 }
 
 // decide picks the active node for one ordered list. It is a pure function
@@ -102,7 +105,12 @@ type Engine struct {
 	next    time.Time
 	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
 	active  map[PinKey]Pin // those that apply to the config in force
-	store   *PinStore
+	store   PinSaver
+	// agreed is, in cluster mode, what the cluster decided (nil: this
+	// engine decides alone). writePins then commits pin changes to the
+	// cluster instead of store.
+	agreed    *Agreed
+	writePins func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error
 
 	allDown, allDownSeen bool // every node down (logged once per episode)
 }
@@ -127,8 +135,14 @@ func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *En
 	}
 }
 
+// PinSaver keeps dynamic pins durable: *PinStore in state_dir, or, for a
+// cluster leader, etcd.
+type PinSaver interface {
+	Save(pins map[PinKey]Pin) error
+}
+
 // SetPins installs the pin store and the dynamic pins loaded from it.
-func (e *Engine) SetPins(store *PinStore, pins map[PinKey]Pin) {
+func (e *Engine) SetPins(store PinSaver, pins map[PinKey]Pin) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.store = store
@@ -177,6 +191,12 @@ func (e *Engine) Pins() map[PinKey]Pin {
 // it takes effect; if saving fails nothing changes and the error is
 // returned. Every change is logged.
 func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
+	if e.writePins != nil {
+		// Cluster mode: the change is committed to the cluster and comes
+		// back through SetAgreed like every other instance's; nothing is
+		// applied here first.
+		return e.writePins(change)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	cur := maps.Clone(e.pins)
@@ -331,7 +351,11 @@ func (e *Engine) Recompute() *Snapshot {
 
 func (e *Engine) recomputeLocked() *Snapshot {
 	now := time.Now()
-	e.lapsePins(now)
+	if e.agreed == nil {
+		// In cluster mode the leader lapses pins, in etcd; pinFor
+		// already ignores a lapsed one until its deletion arrives.
+		e.lapsePins(now)
+	}
 	var h map[string]health.State
 	if e.Health != nil {
 		h = e.Health()
@@ -340,33 +364,26 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	decided := make(map[decisionKey]Decision, len(e.current))
 	for _, svc := range e.base.Services {
 		for loc, order := range svc.Orders {
-			pin, pinned := e.pinFor(svc.Name, loc, now)
-			if order == nil {
-				if !pinned || loc == 0 {
-					continue // this location follows the default view
-				}
-				order = svc.Orders[0]
-			}
 			k := decisionKey{svc.Name, loc}
 			prev, had := e.current[k]
+			pin, pinned := e.pinFor(svc.Name, loc, now)
 			var d Decision
 			var n time.Time
-			if pinned && (pin.Force || nodeUp(h, pin.Node)) {
-				d = Decision{Active: pin.Node, Pinned: true, Reason: pinReason(pin)}
-			} else {
-				from := prev
-				if prev.Pinned && !pinned {
-					// The operator unpinned: answer what health alone
-					// gives now, not the node the pin left behind.
-					from = Decision{}
+			agreed, isAgreed := e.agreedView(svc.Name, loc)
+			switch {
+			case isAgreed:
+				d, n = e.clusterView(svc, agreed, prev, order, pin, pinned, h, now)
+			case order == nil && (!pinned || loc == 0):
+				continue // this location follows the default view
+			default:
+				if order == nil {
+					order = svc.Orders[0]
 				}
-				d, n = decide(order, from, h, now, svc.Config.Failback, svc.Config.FailbackAfter.Duration, svc.Config.WhenAllDown)
-				if pinned {
-					d.Reason = fmt.Sprintf("pinned node %s is down; %s", pin.Node, d.Reason)
+				d, n = decideView(svc, order, prev, pin, pinned, h, now)
+				if e.agreed != nil {
+					d.Local = true
+					d.Reason = "local decision (no cluster decision for this view yet): " + d.Reason
 				}
-			}
-			if pinned && !pin.Until.IsZero() && (n.IsZero() || pin.Until.Before(n)) {
-				n = pin.Until
 			}
 			decided[k] = d
 			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
@@ -406,8 +423,35 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	e.next = next
 	snap := e.base.withDecisions(decided, h)
 	snap.dynPins = maps.Clone(e.active)
+	snap.cluster = e.agreed
 	e.publish(snap)
 	return snap
+}
+
+// decideView is the decision of one view from health alone, pins
+// included: the one rule every engine (alone, cluster leader, cut-off
+// member) runs. prev is the view's decision so far.
+func decideView(svc *Service, order []string, prev Decision, pin Pin, pinned bool, h map[string]health.State, now time.Time) (Decision, time.Time) {
+	var d Decision
+	var n time.Time
+	if pinned && (pin.Force || nodeUp(h, pin.Node)) {
+		d = Decision{Active: pin.Node, Pinned: true, Reason: pinReason(pin)}
+	} else {
+		from := prev
+		if prev.Pinned && !pinned {
+			// The operator unpinned: answer what health alone gives
+			// now, not the node the pin left behind.
+			from = Decision{}
+		}
+		d, n = decide(order, from, h, now, svc.Config.Failback, svc.Config.FailbackAfter.Duration, svc.Config.WhenAllDown)
+		if pinned {
+			d.Reason = fmt.Sprintf("pinned node %s is down; %s", pin.Node, d.Reason)
+		}
+	}
+	if pinned && !pin.Until.IsZero() && (n.IsZero() || pin.Until.Before(n)) {
+		n = pin.Until
+	}
+	return d, n
 }
 
 func answerName(x Decision) string {

@@ -284,48 +284,62 @@ func (st *PinStore) Save(pins map[PinKey]Pin) error {
 		return err
 	}
 	b = append(b, '\n')
-	if err := os.MkdirAll(st.dir, 0o750); err != nil {
+	if err := WriteAtomic(st.dir, pinFile, b, st.hook); err != nil {
 		return fmt.Errorf("saving pins: %w", err)
+	}
+	return nil
+}
+
+// WriteAtomic replaces dir/name with b durably: temp file, fsync, rename,
+// fsync of the folder. After it returns nil the content survives a crash;
+// if it fails, the file still holds what it held before. hook (tests
+// only, may be nil) runs between the steps ("write", "fsync", "rename").
+func WriteAtomic(dir, name string, b []byte, hook func(step string)) error {
+	if hook == nil {
+		hook = func(string) {}
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
 	}
 	// The folder is opened first: after the rename nothing may need a new
 	// descriptor, or a failure there would leave the new file in place
 	// while the caller is told the save failed.
-	d, err := os.Open(st.dir)
+	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("saving pins: %w", err)
+		return err
 	}
 	defer d.Close()
-	tmp, err := os.CreateTemp(st.dir, pinFile+".tmp-*")
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("saving pins: %w", err)
+		return err
 	}
 	tmpName := tmp.Name()
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmpName)
-		return fmt.Errorf("saving pins: %w", err)
+		return err
 	}
 	if _, err := tmp.Write(b); err != nil {
 		return fail(err)
 	}
-	st.hook("write")
+	hook("write")
 	if err := tmp.Sync(); err != nil {
 		return fail(err)
 	}
-	st.hook("fsync")
+	hook("fsync")
 	if err := tmp.Close(); err != nil {
 		return fail(err)
 	}
 	// Keep the previous file reachable under another name, so a failed
 	// fsync after the rename can put it back (renames need no descriptor).
-	path, prev := filepath.Join(st.dir, pinFile), filepath.Join(st.dir, pinFile+".tmp-prev")
+	path, prev := filepath.Join(dir, name), filepath.Join(dir, name+".tmp-prev")
 	os.Remove(prev)
 	hadPrev := os.Link(path, prev) == nil
 	if err := os.Rename(tmpName, path); err != nil {
 		os.Remove(tmpName)
-		return fmt.Errorf("saving pins: %w", err)
+		return err
 	}
-	st.hook("rename")
+	hook("rename")
 	if err := d.Sync(); err != nil {
 		if hadPrev {
 			_ = os.Rename(prev, path)
@@ -333,7 +347,7 @@ func (st *PinStore) Save(pins map[PinKey]Pin) error {
 			_ = os.Remove(path)
 		}
 		_ = d.Sync()
-		return fmt.Errorf("saving pins: fsync %s: %w", st.dir, err)
+		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	if hadPrev {
 		os.Remove(prev)

@@ -1,0 +1,191 @@
+package zones
+
+import (
+	"maps"
+	"time"
+
+	"github.com/failoverdns/failoverdns/health"
+)
+
+// Agreed is what a cluster of instances agreed on (CLUSTER.md), as this
+// instance last received it: the seam where cluster mode plugs into the
+// engine. The engine answers from it instead of deciding alone, except
+// where the failure contract lets it decide locally. It is immutable once
+// handed to SetAgreed.
+type Agreed struct {
+	// Decisions per view (Location "" is the default view), with the
+	// etcd revision that wrote each (its generation).
+	Decisions map[PinKey]AgreedDecision
+	// Health is the node health the leader derived from every live
+	// instance's observations, with the votes behind it.
+	Health map[string]AgreedHealth
+	// Pins are the dynamic pins in etcd; they replace state_dir's.
+	Pins map[PinKey]Pin
+	// Revision is the etcd revision applied; Leader the leader's
+	// instance name ("" while there is none).
+	Revision int64
+	Leader   string
+	// Connected is true while this instance holds a live etcd session.
+	// CutOffSince is when it lost it (or started without one).
+	Connected   bool
+	CutOffSince time.Time
+	// BeatAt is when this instance last received the leader's beat.
+	BeatAt time.Time
+	// Problems are cluster-wide troubles worth an operator's look
+	// (config mismatch between members, suspect observers), for _status.
+	Problems []string
+	// Cached is true when the state came from state_dir, not from etcd.
+	Cached bool
+}
+
+// AgreedDecision is a decision with the etcd revision that wrote it.
+type AgreedDecision struct {
+	Decision
+	Generation int64
+	By         string    // the leader that wrote it
+	At         time.Time // when
+}
+
+// AgreedHealth is a node's health as the cluster sees it.
+type AgreedHealth struct {
+	Up    bool
+	Since time.Time
+	Err   string
+	Votes string // "2/3": observers that see it up / observers
+}
+
+// SetAgreed switches the engine to cluster mode (or feeds it the next
+// agreed state) and republishes. Pins come from the cluster from now on.
+func (e *Engine) SetAgreed(a *Agreed) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.agreed = a
+	if !maps.Equal(e.pins, a.Pins) {
+		e.logPinChanges(e.pins, a.Pins, "cluster")
+		e.pins = maps.Clone(a.Pins)
+		if e.pins == nil {
+			e.pins = map[PinKey]Pin{}
+		}
+		e.refreshActive(false)
+	}
+	e.recomputeLocked()
+	e.rearm()
+}
+
+// SetPinWriter routes UpdatePins to a cluster: w must commit the change
+// (or fail) and never apply it locally. Set it before the engine runs.
+func (e *Engine) SetPinWriter(w func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error) {
+	e.writePins = w
+}
+
+// Adopt seeds the decisions the engine starts from (a new cluster leader
+// takes over its predecessor's), so the first recompute changes only what
+// health and hold-downs say must change.
+func (e *Engine) Adopt(ds map[PinKey]Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, d := range ds {
+		loc := 0
+		if k.Location != "" {
+			if loc = e.base.locationIndex(k.Location); loc < 1 {
+				continue
+			}
+		}
+		if e.base.byService[k.Service] == nil {
+			continue
+		}
+		e.current[decisionKey{k.Service, loc}] = d
+	}
+}
+
+func (e *Engine) agreedView(svc string, loc int) (AgreedDecision, bool) {
+	if e.agreed == nil {
+		return AgreedDecision{}, false
+	}
+	k := PinKey{Service: svc}
+	if loc > 0 {
+		k.Location = e.base.LocationName(loc)
+	}
+	d, ok := e.agreed.Decisions[k]
+	return d, ok
+}
+
+// clusterView is the answer of one view in cluster mode: the agreed
+// decision, unless this instance is cut off from the cluster and its own
+// prober has seen the agreed node down for local_failover_after
+// (CLUSTER.md "Cut off and the agreed node dies"): a dead node cannot hold
+// sessions, so answering it to everyone would be worse than a split. The
+// wait counts from the later of the node's fall and the cut-off, so a node
+// the majority still saw up is not abandoned the instant the link drops.
+func (e *Engine) clusterView(svc *Service, ad AgreedDecision, prev Decision, order []string, pin Pin, pinned bool, h map[string]health.State, now time.Time) (Decision, time.Time) {
+	after := time.Duration(0)
+	if cl := e.base.Config.Cluster; cl != nil {
+		after = cl.LocalFailover()
+	}
+	if e.agreed.Connected || after == 0 {
+		return ad.Decision, time.Time{}
+	}
+	if order == nil {
+		order = svc.Orders[0]
+	}
+	local := func(from Decision) (Decision, time.Time) {
+		d, n := decideView(svc, order, from, pin, pinned, h, now)
+		d.Local = true
+		d.Reason = "local decision (cluster unreachable since " + e.agreed.CutOffSince.UTC().Format(time.RFC3339) + "): " + d.Reason
+		return d, n
+	}
+	if prev.Local {
+		return local(prev) // already on our own: keep deciding until the cluster is back
+	}
+	if ad.Active == "" {
+		return ad.Decision, time.Time{}
+	}
+	st, ok := h[ad.Active]
+	if !ok || !st.Checked || st.Up {
+		return ad.Decision, time.Time{}
+	}
+	ready := st.Since
+	if e.agreed.CutOffSince.After(ready) {
+		ready = e.agreed.CutOffSince
+	}
+	ready = ready.Add(after)
+	if now.Before(ready) {
+		return ad.Decision, ready
+	}
+	return local(ad.Decision)
+}
+
+// Decisions returns every decided view of the snapshot by name.
+func (s *Snapshot) Decisions() map[PinKey]Decision {
+	out := make(map[PinKey]Decision, len(s.decided))
+	for k, d := range s.decided {
+		pk := PinKey{Service: k.service}
+		if k.location > 0 {
+			pk.Location = s.LocationName(k.location)
+		}
+		out[pk] = d
+	}
+	return out
+}
+
+// Cluster returns the agreed state the snapshot was computed from, nil
+// outside cluster mode.
+func (s *Snapshot) Cluster() *Agreed { return s.cluster }
+
+// ReplacePins installs a new set of dynamic pins (a cluster leader's, from
+// etcd) and recomputes; changes are not logged here, since every instance
+// logs them as it applies them.
+func (e *Engine) ReplacePins(pins map[PinKey]Pin) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if maps.Equal(e.pins, pins) {
+		return
+	}
+	e.pins = maps.Clone(pins)
+	if e.pins == nil {
+		e.pins = map[PinKey]Pin{}
+	}
+	e.refreshActive(false)
+	e.recomputeLocked()
+	e.rearm()
+}

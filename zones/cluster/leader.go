@@ -1,0 +1,304 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones"
+)
+
+// errDeposed ends a leader whose fenced write failed: another instance
+// holds the election now.
+var errDeposed = errors.New("no longer the leader: a fenced write was refused")
+
+// campaign runs for leader for as long as the session lives, and leads
+// when elected.
+func (m *Member) campaign(ctx context.Context, s *concurrency.Session) {
+	el := concurrency.NewElection(s, m.prefix+kLeader)
+	if err := el.Campaign(ctx, m.cfg.Instance); err != nil {
+		return
+	}
+	err := m.lead(ctx, el)
+	if ctx.Err() == nil {
+		m.log.Error("stopped leading the cluster", "err", err)
+	}
+	rctx, c := m.timeout(context.Background())
+	_ = el.Resign(rctx)
+	c()
+}
+
+// leader is the state of one term: the decisions it wrote, the health it
+// derived, and a private engine that runs the same decision rules as a
+// single instance does, over the cluster's votes and pins.
+type leader struct {
+	m     *Member
+	fence clientv3.Cmp
+	eng   *zones.Engine
+
+	mu      sync.Mutex
+	health  map[string]healthValue // what this term agreed, by node
+	written map[zones.PinKey]decisionValue
+	frozen  map[string]bool // services the members' configs disagree on
+	latest  atomic.Pointer[zones.Snapshot]
+	pub     chan struct{}
+}
+
+// lead is one term. It beats at once and then every second; it changes
+// nothing during the first session TTL (CLUSTER.md "Leader dies": the
+// dead leader's observations expire meanwhile and every live one is in),
+// then adopts health and decisions as they are and decides from there.
+func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
+	m.isLeader.Store(true)
+	defer m.isLeader.Store(false)
+	l := &leader{
+		m:     m,
+		fence: clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()),
+		pub:   make(chan struct{}, 1),
+	}
+	m.log.Warn("elected cluster leader", "term", el.Rev())
+	beat := time.NewTicker(time.Second)
+	defer beat.Stop()
+	if err := l.beat(ctx); err != nil {
+		return err
+	}
+	settle := time.NewTimer(m.ttl())
+	defer settle.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-beat.C:
+			if err := l.beat(ctx); err != nil {
+				return err
+			}
+		case <-settle.C:
+			waiting = false
+		}
+	}
+
+	m.mu.Lock()
+	base := m.base
+	l.health = maps.Clone(m.mir.health)
+	l.written = map[zones.PinKey]decisionValue{}
+	adopt := map[zones.PinKey]zones.Decision{}
+	for k, d := range m.mir.decisions {
+		l.written[k] = d.v
+		adopt[k] = d.v.decision()
+	}
+	pins := maps.Clone(m.mir.pins)
+	m.mu.Unlock()
+
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l.eng = zones.NewEngine(base, m.log.With("role", "leader"), l.publish)
+	l.eng.Health = l.healthStates
+	l.eng.SetPins(l, pins)
+	l.eng.Adopt(adopt)
+	if err := l.recount(lctx); err != nil {
+		return err
+	}
+	l.eng.Recompute()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); l.eng.Run(lctx) }()
+	defer wg.Wait()
+	defer cancel()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-beat.C:
+			if err := l.beat(lctx); err != nil {
+				return err
+			}
+		case <-m.leaderKick:
+			m.mu.Lock()
+			pins := maps.Clone(m.mir.pins)
+			newBase := m.base != base
+			base = m.base
+			m.mu.Unlock()
+			if newBase {
+				l.eng.SetBase(base)
+			}
+			l.eng.ReplacePins(pins)
+			if err := l.recount(lctx); err != nil {
+				return err
+			}
+			l.eng.Kick()
+		case <-l.pub:
+			if err := l.write(lctx); err != nil {
+				if errors.Is(err, errDeposed) {
+					return err
+				}
+				m.log.Warn("writing decisions to etcd failed; retried at the next change or beat", "err", err)
+				kick(l.pub)
+			}
+		}
+	}
+}
+
+// beat writes the leader's heartbeat, fenced; its age tells every instance
+// how current its decisions are.
+func (l *leader) beat(ctx context.Context) error {
+	return l.commit(ctx, []clientv3.Op{clientv3.OpPut(l.m.prefix+kBeat, mustJSON(beatValue{Leader: l.m.cfg.Instance, At: time.Now().UTC()}))})
+}
+
+// commit writes ops in fenced transactions of at most maxOps each.
+func (l *leader) commit(ctx context.Context, ops []clientv3.Op) error {
+	for len(ops) > 0 {
+		batch := ops[:min(len(ops), maxOps)]
+		ops = ops[len(batch):]
+		cctx, c := l.m.timeout(ctx)
+		t, err := l.m.cli.Txn(cctx).If(l.fence).Then(batch...).Commit()
+		c()
+		if err != nil {
+			return err
+		}
+		if !t.Succeeded {
+			return errDeposed
+		}
+	}
+	return nil
+}
+
+// recount derives every node's health from the live members' votes,
+// writes what changed, and works out which services the members' configs
+// disagree on.
+func (l *leader) recount(ctx context.Context) error {
+	m := l.m
+	now := time.Now().UTC()
+	m.mu.Lock()
+	base := m.base
+	live := make(map[string]bool, len(m.mir.members))
+	for name := range m.mir.members {
+		live[name] = true
+	}
+	_, own := configHash(base)
+	frozen := map[string]bool{}
+	differ := make([]bool, shards)
+	for _, mv := range m.mir.members {
+		for i, h := range mv.Shards {
+			if i < shards && h != own[i] {
+				differ[i] = true
+			}
+		}
+	}
+	for _, svc := range base.Services {
+		if differ[shardOf(svc.Name)] {
+			frozen[svc.Name] = true
+		}
+	}
+	l.mu.Lock()
+	var ops []clientv3.Op
+	next := make(map[string]healthValue, len(base.Config.Nodes))
+	for _, n := range base.Config.Nodes {
+		prev, had := l.health[n.Name]
+		v, ok := vote(prev, had, m.mir.obs[n.Name], live, now)
+		if !ok {
+			continue
+		}
+		next[n.Name] = v
+		if !had || prev.Up != v.Up || prev.Votes != v.Votes || !prev.Since.Equal(v.Since) {
+			ops = append(ops, clientv3.OpPut(m.prefix+kHealth+n.Name, mustJSON(v)))
+		}
+	}
+	for n := range m.mir.health {
+		if base.Node(n) == nil {
+			ops = append(ops, clientv3.OpDelete(m.prefix+kHealth+n))
+		}
+	}
+	changedFrozen := !maps.Equal(frozen, l.frozen)
+	l.health = next
+	l.frozen = frozen
+	l.mu.Unlock()
+	m.mu.Unlock()
+	if changedFrozen && len(frozen) > 0 {
+		m.log.Error("members disagree on the config of some services: their decisions stay as they are until every live member loads the same config", "services", len(frozen))
+	}
+	return l.commit(ctx, ops)
+}
+
+// healthStates is the leader engine's view of node health: the votes.
+func (l *leader) healthStates() map[string]health.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]health.State, len(l.health))
+	for n, h := range l.health {
+		out[n] = health.State{Up: h.Up, Since: h.Since, Checked: true, Last: health.Result{OK: h.Up, Err: h.Err}}
+	}
+	return out
+}
+
+// publish receives the leader engine's snapshots; write sends them.
+func (l *leader) publish(s *zones.Snapshot) {
+	l.latest.Store(s)
+	kick(l.pub)
+}
+
+// write sends the decisions that changed since the last write, fenced.
+func (l *leader) write(ctx context.Context) error {
+	s := l.latest.Load()
+	if s == nil {
+		return nil
+	}
+	ds := s.Decisions()
+	l.mu.Lock()
+	var ops []clientv3.Op
+	next := maps.Clone(l.written)
+	now := time.Now().UTC()
+	for k, d := range ds {
+		if l.frozen[k.Service] {
+			continue
+		}
+		v := decisionValue{Node: d.Active, Servfail: d.Servfail, Pinned: d.Pinned, AllDown: d.AllDown, Reason: d.Reason, By: l.m.cfg.Instance, At: now}
+		if w, ok := l.written[k]; ok && w.decision() == v.decision() {
+			continue
+		}
+		ops = append(ops, clientv3.OpPut(l.m.prefix+kDecision+viewPath(k), mustJSON(v)))
+		next[k] = v
+	}
+	for k := range l.written {
+		if _, ok := ds[k]; !ok && !l.frozen[k.Service] {
+			ops = append(ops, clientv3.OpDelete(l.m.prefix+kDecision+viewPath(k)))
+			delete(next, k)
+		}
+	}
+	l.mu.Unlock()
+	if err := l.commit(ctx, ops); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.written = next
+	l.mu.Unlock()
+	return nil
+}
+
+// Save is the leader engine's pin store: it only ever drops pins whose
+// until= passed (UPDATEs go through Member.UpdatePins), fenced, so a
+// deposed leader cannot delete a pin.
+func (l *leader) Save(pins map[zones.PinKey]zones.Pin) error {
+	m := l.m
+	m.mu.Lock()
+	var ops []clientv3.Op
+	for k := range m.mir.pins {
+		if _, ok := pins[k]; !ok {
+			ops = append(ops, clientv3.OpDelete(m.prefix+kPin+viewPath(k)))
+		}
+	}
+	m.mu.Unlock()
+	if len(ops) == 0 {
+		return nil
+	}
+	ops = append(ops, clientv3.OpPut(m.prefix+kPinRev, ""))
+	ctx, c := m.timeout(context.Background())
+	defer c()
+	return l.commit(ctx, ops)
+}
