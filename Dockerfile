@@ -26,8 +26,9 @@ COPY --from=build --chown=65532:65532 /out/state /var/lib/failoverdns
 USER 65532:65532
 EXPOSE 53/udp 53/tcp 8053/tcp
 VOLUME ["/var/lib/failoverdns"]
-# The config's [server] listen should be ["0.0.0.0:53", "[::]:53"] and http
-# "0.0.0.0:8053" (or 127.0.0.1:8053 to keep metrics inside the container).
+# The config's [server] listen should be ["0.0.0.0:53", "[::]:53"] (IPv4 and
+# IPv6, two sockets) and http "0.0.0.0:8053" (or 127.0.0.1:8053 to keep
+# metrics inside the container).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD ["/usr/local/bin/failoverdns", "healthcheck", "-config", "/etc/failoverdns/failoverdns.toml"]
 ENTRYPOINT ["/usr/local/bin/failoverdns"]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -50,6 +51,9 @@ type Instance struct {
 type Options struct {
 	Logger  *slog.Logger
 	Version string
+	// Revision is the VCS commit the binary was built from, for
+	// failoverdns_build_info.
+	Revision string
 	// ConfigPath is what Reload reads again; without it reloads fail.
 	ConfigPath string
 	// IgnoreState starts without the pins saved in state_dir when that
@@ -86,6 +90,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Instance{log: logger, cancel: cancel, ctx: ctx, configPath: o.ConfigPath, Metrics: NewMetrics()}
+	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 	in.Server = New(snap, logger, o.Version)
 	in.Server.metrics = in.Metrics
 	in.Engine = zones.NewEngine(snap, logger, in.publish)

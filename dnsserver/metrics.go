@@ -35,6 +35,7 @@ type Metrics struct {
 	rrlDropped     prometheus.Counter
 	rrlSlipped     prometheus.Counter
 	configLoadedAt prometheus.Gauge
+	buildInfo      *prometheus.GaugeVec
 
 	// Cluster mode only (registerCluster).
 	clusterLocal     prometheus.Counter
@@ -97,7 +98,9 @@ func NewMetrics() *Metrics {
 		Help: "UDP responses dropped by response rate limiting."})
 	m.rrlSlipped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "rrl_slipped_total",
 		Help: "UDP responses sent truncated (TC) by response rate limiting, so real clients retry over TCP."})
-	m.Registry.MustRegister(m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
+		Help: "Always 1: the version, VCS revision and Go version of the running binary."}, []string{"version", "revision", "goversion"})
+	m.Registry.MustRegister(m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
 		m.activeChanges, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)

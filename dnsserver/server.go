@@ -5,9 +5,11 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -91,7 +93,7 @@ func (s *Server) Start() error {
 		socks, ln, err := bindPair(a, udpSockets())
 		if err != nil {
 			s.Shutdown(context.Background())
-			return err
+			return BindHint(a, err)
 		}
 		bound := socks[0].localAddr().String()
 		ul := &udpListener{socks: socks}
@@ -137,6 +139,16 @@ func (s *Server) newDNSServer() *dns.Server {
 	}
 }
 
+// BindHint adds the fix to a bind error an operator meets on day one:
+// ports below 1024 need a capability when not running as root.
+func BindHint(addr string, err error) error {
+	_, port, _ := net.SplitHostPort(addr)
+	if p, perr := strconv.Atoi(port); perr == nil && p > 0 && p < 1024 && (errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)) {
+		return fmt.Errorf("%w: ports below 1024 need the capability CAP_NET_BIND_SERVICE: run under deploy/failoverdns.service (AmbientCapabilities=CAP_NET_BIND_SERVICE), or `setcap cap_net_bind_service=+ep` the binary, or listen on a port above 1023", err)
+	}
+	return err
+}
+
 // bindPair binds the UDP sockets and TCP on the same address. With port 0
 // the kernel picks the UDP port and TCP must get the same one, which another
 // process may hold: try a few times.
@@ -147,7 +159,7 @@ func bindPair(addr string, udpN int) ([]udpSock, net.Listener, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", socks[0].localAddr().String())
+		ln, err := net.Listen("tcp"+zones.ListenFamily(addr), socks[0].localAddr().String())
 		if err == nil {
 			return socks, ln, nil
 		}

@@ -71,7 +71,8 @@ func listenUDP(addr string, n int) ([]udpSock, error) {
 	var ip netip.Addr
 	dual := false
 	switch host {
-	case "", "::":
+	case "":
+		// No host: one IPv6 socket that takes IPv4 too (see listenFamily).
 		ip, dual = netip.IPv6Unspecified(), true
 	default:
 		if ip, err = netip.ParseAddr(host); err != nil {

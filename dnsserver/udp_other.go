@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/failoverdns/failoverdns/zones"
 )
 
 // Elsewhere than Linux, sockets are plain net.UDPConns read through Go's
@@ -39,7 +41,7 @@ func listenUDP(addr string, n int) ([]udpSock, error) {
 		if i > 0 {
 			a = socks[0].localAddr().String()
 		}
-		pc, err := lc.ListenPacket(context.Background(), "udp", a)
+		pc, err := lc.ListenPacket(context.Background(), "udp"+zones.ListenFamily(addr), a)
 		if err != nil {
 			for _, s := range socks {
 				s.shutdown()

@@ -40,6 +40,9 @@ type Config struct {
 	// srcHash identifies the bytes the config was decoded from, so a
 	// reload of an unchanged file can skip decoding (LoadReusing).
 	srcHash [sha256.Size]byte
+	// warnings are valid but risky values, each with file:line, for
+	// `check` and the start log.
+	warnings ErrorList
 }
 
 // ServerConfig is the [server] table.
@@ -208,9 +211,20 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	if len(s.Listen) == 0 {
 		errs.add(file, c.line("server"), `server.listen is missing: add listen = ["0.0.0.0:53", "[::]:53"] (or the addresses to serve on)`)
 	}
+	var bound []string // resolved, in order
 	for i, l := range s.Listen {
-		if _, err := ResolveListen(l); err != nil {
+		addrs, err := ResolveListen(l)
+		if err != nil {
 			errs.add(file, c.line("server.listen"), "server.listen[%d]: %v", i, err)
+			continue
+		}
+		for _, a := range addrs {
+			for _, b := range bound {
+				if msg := listenCollision(b, a); msg != "" {
+					errs.add(file, c.line("server.listen"), "server.listen: %s", msg)
+				}
+			}
+			bound = append(bound, a)
 		}
 	}
 	if s.HTTP != nil && *s.HTTP != "" {
@@ -235,6 +249,9 @@ func (c *Config) validate(file string, errs *ErrorList) {
 		if p.Masked() != p {
 			errs.add(file, c.line("server.admin_nets"), "server.admin_nets: %q has host bits set; did you mean %q?", n, p.Masked())
 			continue
+		}
+		if p.Bits() == 0 {
+			c.warnings.add(file, c.line("server.admin_nets"), "server.admin_nets: %q is every %s address: anyone who reaches the server may read _pin and _status, POST /reload and (unless http_nets says otherwise) read /status and /metrics, and UPDATEs are held back by TSIG alone; list the operators' networks instead", n, map[bool]string{true: "IPv4", false: "IPv6"}[p.Addr().Is4()])
 		}
 		s.adminPrefixes = append(s.adminPrefixes, p)
 	}
@@ -379,6 +396,71 @@ func ResolveListen(s string) ([]string, error) {
 		}
 	}
 	return []string{net.JoinHostPort(host, port)}, nil
+}
+
+// ListenFamily says which address family a resolved listen address serves,
+// as the suffix of a Go network name ("udp"+f, "tcp"+f): an IPv4 address
+// (0.0.0.0 too) serves IPv4 only ("4"); an IPv6 address ([::] too) serves
+// IPv6 only ("6": IPV6_V6ONLY is set); an empty host (":53") is one IPv6
+// socket that takes IPv4 as well (""). So ["0.0.0.0:53", "[::]:53"] binds
+// two sockets that do not collide, as BIND and Knot do; Go's default would
+// make a TCP listener on 0.0.0.0 or [::] dual-stack and the second bind
+// fail.
+func ListenFamily(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().Is4() {
+		return "4"
+	}
+	return "6"
+}
+
+// familyName describes ListenFamily's answer for messages.
+func familyName(addr string) string {
+	switch ListenFamily(addr) {
+	case "4":
+		return "IPv4"
+	case "6":
+		return "IPv6 only"
+	}
+	return "IPv4 and IPv6"
+}
+
+// listenCollision says why two resolved listen addresses would take the same
+// socket (the second bind would fail with "address already in use"), or "".
+func listenCollision(a, b string) string {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return ""
+	}
+	if a == b {
+		return fmt.Sprintf("%q is listed twice: remove one", a)
+	}
+	if ha == "" || hb == "" {
+		dual, other := a, b
+		if hb == "" {
+			dual, other = b, a
+		}
+		return fmt.Sprintf("%q serves IPv4 and IPv6 on port %s, so %q cannot bind too: write [\"0.0.0.0:%s\", \"[::]:%s\"] for both families, or %q alone", dual, pa, other, pa, pa, dual)
+	}
+	ia, _ := netip.ParseAddr(ha)
+	ib, _ := netip.ParseAddr(hb)
+	ia, ib = ia.Unmap(), ib.Unmap()
+	if ia.Is4() != ib.Is4() || !(ia == ib || ia.IsUnspecified() || ib.IsUnspecified()) {
+		return ""
+	}
+	wild, other := a, b
+	if ib.IsUnspecified() {
+		wild, other = b, a
+	}
+	fam := "IPv4"
+	if !ia.Is4() {
+		fam = "IPv6"
+	}
+	return fmt.Sprintf("%q already takes every %s address on port %s, so %q cannot bind too: remove one", wild, fam, pa, other)
 }
 
 func splitTemplateHostPort(s string) (host, port string, err error) {

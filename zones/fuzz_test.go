@@ -77,9 +77,9 @@ func FuzzConfig(f *testing.F) {
 	})
 }
 
-// TestConfigZoneReadErrorNamesFileOnce: a missing zone file is reported as
-// "<file>: cannot read zone file ...", the file named once. Found by
-// FuzzConfig's seed missing-zone-file.
+// TestConfigZoneReadErrorNamesFileOnce: a missing zone file is reported at
+// the config line naming it, with the path as written and as resolved, and
+// the system's reason once. Found by FuzzConfig's seed missing-zone-file.
 func TestConfigZoneReadErrorNamesFileOnce(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.toml")
@@ -89,8 +89,9 @@ func TestConfigZoneReadErrorNamesFileOnce(t *testing.T) {
 	}
 	_, err := zones.Load(cfg)
 	errs := zones.Errors(err)
-	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "nope.zone: cannot read zone file") {
-		t.Fatalf("errors %q, want one \"nope.zone: cannot read zone file ...\"", errs)
+	want := cfg + ":6: zone fuzz.test.: cannot read file \"nope.zone\" (resolved to " + filepath.Join(dir, "nope.zone") + "): no such file or directory;"
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), want) || strings.Count(errs[0].Error(), "no such file") != 1 {
+		t.Fatalf("errors %q, want one starting %q", errs, want)
 	}
 }
 

@@ -91,6 +91,9 @@ const (
 	DefaultRise          = 2
 	DefaultFall          = 3
 	DefaultMinValidity   = 72 * time.Hour
+	// MaxQuietTTL: a service ttl above this gets a warning, since it is
+	// how long a failed node can still be handed out by resolvers.
+	MaxQuietTTL = 300
 )
 
 // Failback modes and all-down policies.
@@ -261,6 +264,12 @@ func (c *Config) validateCheck(file string, errs *ErrorList, at string, n *NodeC
 	}
 	if ch.CAFile != "" && ch.Type != "https" && ch.Type != "tls" {
 		bad("ca_file", "ca_file applies to https and tls checks only")
+	} else if ch.CAFile != "" {
+		// Read now: a file that cannot be used would otherwise show up
+		// only as this node failing every check.
+		if err := checkCAFile(c.relPath(ch.CAFile)); err != nil {
+			bad("ca_file", "ca_file %q (resolved to %s): %v; point it at a PEM file of the CA certificates that sign the node's certificate, or remove ca_file to use the system roots", ch.CAFile, c.relPath(ch.CAFile), err)
+		}
 	}
 	if ch.Target != "" {
 		if _, err := netip.ParseAddr(ch.Target); err != nil {
@@ -272,6 +281,11 @@ func (c *Config) validateCheck(file string, errs *ErrorList, at string, n *NodeC
 	}
 	if ch.Timeout.Duration == 0 {
 		ch.Timeout.Duration = min(DefaultTimeout, ch.Interval.Duration)
+	} else if ch.Timeout.Duration >= ch.Interval.Duration {
+		// One probe per node runs at a time: a probe that hangs for the
+		// whole timeout delays the next, so detection takes longer than
+		// fall x interval.
+		c.warnings.add(file, c.line(cat+".timeout"), "node %q check: timeout %s is not shorter than interval %s: a node that stops answering is probed only once per timeout, so it is marked down after fall x timeout, later than fall x interval; set timeout below interval (e.g. 80%% of it)", n.Name, ch.Timeout.Duration, ch.Interval.Duration)
 	}
 	if ch.Interval.Duration < 10*time.Millisecond {
 		bad("interval", "interval %s is too short (at least 10ms)", ch.Interval.Duration)
@@ -315,6 +329,8 @@ func (c *Config) validateServices(file string, errs *ErrorList) {
 			s.TTL = &ttl
 		} else if *s.TTL < 0 || *s.TTL > 86400 {
 			errs.add(file, c.line(at+".ttl"), "service %s: ttl %d must be 0 to 86400 seconds (short TTLs make failover reach clients sooner)", s.Name, *s.TTL)
+		} else if *s.TTL > MaxQuietTTL {
+			c.warnings.add(file, c.line(at+".ttl"), "service %s: ttl %d is large: resolvers keep handing out a node for up to %d s after it fails, so a failover reaches clients that late; use %d (the default) or less", s.Name, *s.TTL, *s.TTL, DefaultServiceTTL)
 		}
 		if len(s.Nodes) == 0 {
 			errs.add(file, c.line(at), "service %s: nodes is empty: list the [[node]] names in priority order", s.Name)

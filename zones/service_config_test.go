@@ -99,7 +99,8 @@ func TestServiceConfigRefused(t *testing.T) {
 			"service keys.elsewhere.test. is outside every configured zone (failover.test.)",
 		}},
 		{"static-a.toml", []string{
-			"service keys.failover.test. also has a static A record in static-a.zone",
+			"service keys.failover.test. also has a static A record in /",
+			"/testdata/failover/static-a.zone: the service answers A/AAAA itself",
 			"remove the static record",
 		}},
 		{"several-addresses.toml", []string{

@@ -107,8 +107,17 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 	defer func() { cfg.src = nil }() // the last use of line numbers
 	var errs ErrorList
 	s := &Snapshot{Config: cfg, byOrigin: map[string]*Zone{}}
-	for _, zc := range cfg.Zones {
-		z, err := LoadZone(zc.Origin, cfg.ZonePath(zc), zc.File)
+	for i, zc := range cfg.Zones {
+		// Zone files are named by their resolved path in every message, so
+		// the operator sees which file was read whatever the working folder.
+		path := cfg.ZonePath(zc)
+		src, err := os.ReadFile(path)
+		if err != nil {
+			errs.add(display, cfg.line(fmt.Sprintf("zone[%d].file", i)), "zone %s: cannot read file %q (resolved to %s): %v; fix the path (relative paths are relative to this config's folder)",
+				zc.Origin, zc.File, path, unwrapPathErr(err))
+			continue
+		}
+		z, err := ParseZone(zc.Origin, path, src)
 		if err != nil {
 			var l ErrorList
 			var e *Error
@@ -118,7 +127,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 			case errors.As(err, &e):
 				errs = append(errs, e)
 			default:
-				errs = append(errs, &Error{File: zc.File, Msg: err.Error()})
+				errs = append(errs, &Error{File: path, Msg: err.Error()})
 			}
 			continue
 		}
@@ -309,9 +318,13 @@ func (s *Snapshot) FindZone(name string) *Zone {
 	}
 }
 
-// Warnings returns what `check` should point out without refusing.
+// Warnings returns what `check` (and the start log) should point out
+// without refusing: risky config values, then zone findings.
 func (s *Snapshot) Warnings() []string {
 	var w []string
+	for _, e := range s.Config.warnings {
+		w = append(w, e.Error())
+	}
 	for _, z := range s.Zones {
 		for _, m := range z.Warnings {
 			w = append(w, z.File+": "+m)

@@ -10,7 +10,14 @@ func Summary(s *Snapshot) string {
 	var b strings.Builder
 	c := s.Config
 	fmt.Fprintf(&b, "config %s: OK\n", c.File)
-	fmt.Fprintf(&b, "listen: %s (udp+tcp), EDNS payload %d\n", strings.Join(c.Server.Listen, ", "), c.Server.UDPSize)
+	var listen []string
+	for _, l := range c.Server.Listen {
+		addrs, _ := ResolveListen(l) // validated
+		for _, a := range addrs {
+			listen = append(listen, fmt.Sprintf("%s (%s)", a, familyName(a)))
+		}
+	}
+	fmt.Fprintf(&b, "listen: %s, udp+tcp, EDNS payload %d\n", strings.Join(listen, ", "), c.Server.UDPSize)
 	fmt.Fprintf(&b, "zones: %d\n", len(s.Zones))
 	for _, z := range s.Zones {
 		fmt.Fprintf(&b, "  %s  %s  serial %d, %d records, %d names\n", z.Origin, z.File, z.SOA.Serial, z.RecordsLen, len(z.nodes))

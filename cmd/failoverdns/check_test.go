@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -78,7 +79,22 @@ func TestCheckRejects(t *testing.T) {
 }
 
 func TestCheckValid(t *testing.T) {
-	code, stdout, stderr := checkRun(t, "valid.toml")
+	// A copy, with a state_dir that `check` can find writable whoever runs
+	// the tests (the default, /var/lib/failoverdns, needs root).
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "check", "valid.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := checkWrite(t, dir, "valid.toml", strings.Replace(string(src), "[server]\n", "[server]\nstate_dir = \"state\"\n", 1))
+	zone, err := os.ReadFile(filepath.Join("..", "..", "testdata", "check", "valid.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWrite(t, dir, "valid.zone", string(zone))
+	var out, errb bytes.Buffer
+	code := run([]string{"check", "-config", cfg}, &out, &errb)
+	stdout, stderr := out.String(), errb.String()
 	if code != 0 {
 		t.Fatalf("exit code %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -87,13 +103,18 @@ func TestCheckValid(t *testing.T) {
 	}
 	// The summary's layout may grow; these facts must be in it.
 	for _, re := range []string{
-		`(?m)^config \S*/testdata/check/valid\.toml: OK$`,
+		`(?m)^config ` + regexp.QuoteMeta(cfg) + `: OK$`,
 		`(?m)^zones: 1$`,
-		`(?m)^\s+check\.test\.\s+valid\.zone\s+serial 1\b`,
+		// Zone files are shown by their resolved path.
+		`(?m)^\s+check\.test\.\s+` + regexp.QuoteMeta(filepath.Join(dir, "valid.zone")) + `\s+serial 1\b`,
+		`(?m)^listen: 127\.0\.0\.1:5399 \(IPv4\), udp\+tcp`,
 	} {
 		if !regexp.MustCompile(re).MatchString(stdout) {
 			t.Errorf("summary does not match %s:\n%s", re, stdout)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("check left state_dir behind (stat: %v): it must not change the disk", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,7 +24,10 @@ import (
 
 // End-to-end tests: the real binary, driven by the real dig.
 
-const e2eVersion = "v1.2.3-e2e"
+const (
+	e2eVersion  = "v1.2.3-e2e"
+	e2eRevision = "0123456789abcdef0123456789abcdef01234567"
+)
 
 var (
 	buildOnce sync.Once
@@ -49,7 +53,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "failoverdns")
-		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+e2eVersion, "-o", binPath, ".")
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+e2eVersion+" -X main.revision="+e2eRevision, "-o", binPath, ".")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -314,8 +318,8 @@ func TestVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("failoverdns version: %v\n%s", err, out)
 	}
-	if got, want := string(out), "failoverdns "+e2eVersion+"\n"; got != want {
-		t.Errorf("failoverdns version printed %q, want %q", got, want)
+	if got, want := string(out), "failoverdns "+e2eVersion+" (revision "+e2eRevision+"; go"; !strings.HasPrefix(got, want) {
+		t.Errorf("failoverdns version printed %q, want it to start with %q", got, want)
 	}
 }
 
@@ -439,6 +443,48 @@ func TestSIGTERM(t *testing.T) {
 	} else {
 		pc.Close()
 	}
+}
+
+// TestSIGTERMDuringStart: a SIGTERM at any moment of the start (loading,
+// probing, binding, or just after the first answer) ends the process with
+// status 0, never by the signal's default action. "Any moment" starts with
+// the start log line, which is written once the handlers are in place.
+func TestSIGTERMDuringStart(t *testing.T) {
+	zone, err := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "failoverdns.toml")
+		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
+			freePort(t), filepath.Join(dir, "state"), zone)
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := startProc(t, "-config", cfg)
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(p.stderr.String(), "msg=starting") {
+			if p.exited() || time.Now().After(deadline) {
+				t.Fatalf("no start line within 20s (exited: %v)\nstderr:\n%s", p.exited(), p.stderr.String())
+			}
+			time.Sleep(200 * time.Microsecond) // poll interval
+		}
+		// Loading, binding and the first answers take about 10ms here.
+		time.Sleep(time.Duration(rand.Int64N(int64(20 * time.Millisecond))))
+		code := p.terminate(t)
+		if code == 1 && strings.Contains(p.stderr.String(), "address already in use") {
+			continue // someone took the port in between: try another
+		}
+		if !strings.Contains(p.stderr.String(), "version="+e2eVersion) {
+			t.Errorf("the start line does not carry the version:\n%s", p.stderr.String())
+		}
+		if code != 0 {
+			t.Fatalf("exit code %d (wait: %v) after a SIGTERM during start, want 0\nstderr:\n%s", code, p.waitErr, p.stderr.String())
+		}
+		return
+	}
+	t.Fatal("server could not bind a free port in 5 tries")
 }
 
 // TestDemo: with no arguments the embedded demo serves demo.test on
