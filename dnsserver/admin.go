@@ -104,7 +104,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
-	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, k.Service, snap.LocationName(loc)))))
+	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -112,7 +112,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
-				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, svc.Name, snap.LocationName(i)))))
+				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
 			}
 		}
 	}
@@ -188,8 +188,8 @@ func clusterVotes(a *zones.Agreed, node string) string {
 }
 
 // generation names the etcd revision that wrote a view's decision.
-func generation(a *zones.Agreed, service, location string) string {
-	if a == nil {
+func generation(a *zones.Agreed, d zones.Decision, service, location string) string {
+	if a == nil || d.Local {
 		return ""
 	}
 	k := zones.PinKey{Service: service}

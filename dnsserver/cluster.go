@@ -86,8 +86,10 @@ func (m *Metrics) registerCluster(in *Instance) {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_beat_age_seconds",
 			Help: "Seconds since this instance last received the leader's beat (written every second)."}, func() float64 {
-			if a := agreed(); a != nil && !a.BeatAt.IsZero() {
-				return time.Since(a.BeatAt).Seconds()
+			if a := agreed(); a != nil {
+				if t := a.LastBeat(); !t.IsZero() {
+					return time.Since(t).Seconds()
+				}
 			}
 			return -1
 		}),
@@ -159,8 +161,8 @@ func clusterStatus(a *zones.Agreed, now time.Time) []string {
 	switch {
 	case a.Connected:
 		beat := "no beat yet"
-		if !a.BeatAt.IsZero() {
-			beat = fmt.Sprintf("beat %.1fs ago", now.Sub(a.BeatAt).Seconds())
+		if t := a.LastBeat(); !t.IsZero() {
+			beat = fmt.Sprintf("beat %.1fs ago", now.Sub(t).Seconds())
 		}
 		leader := a.Leader
 		if leader == "" {

@@ -29,8 +29,9 @@ type Agreed struct {
 	// CutOffSince is when it lost it (or started without one).
 	Connected   bool
 	CutOffSince time.Time
-	// BeatAt is when this instance last received the leader's beat.
-	BeatAt time.Time
+	// LastBeat reads when this instance last received the leader's beat
+	// (live: beats arrive every second and republish nothing).
+	LastBeat func() time.Time
 	// Problems are cluster-wide troubles worth an operator's look
 	// (config mismatch between members, suspect observers), for _status.
 	Problems []string

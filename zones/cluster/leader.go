@@ -56,6 +56,11 @@ type leader struct {
 // dead leader's observations expire meanwhile and every live one is in),
 // then adopts health and decisions as they are and decides from there.
 func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
+	m.leadMu.Lock()
+	defer m.leadMu.Unlock()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	m.isLeader.Store(true)
 	defer m.isLeader.Store(false)
 	l := &leader{

@@ -50,12 +50,14 @@ type Member struct {
 	published   map[string]obsValue // own observations in etcd now
 	dirty       bool                // the cache lags the mirror
 	applied     int64               // revision in member/ now
+	fromCache   bool                // answering state_dir's cache, not yet etcd's
 
 	obsKick    chan struct{}
 	leaderKick chan struct{}
 	baseKick   chan struct{}
 	applyWait  chan struct{} // closed and replaced at every applied batch
 
+	leadMu         sync.Mutex
 	isLeader       atomic.Bool
 	localDecisions atomic.Int64
 
@@ -86,6 +88,7 @@ func Start(o Options) (*Member, error) {
 	if ok, err := loadCache(o.StateDir, cfg.Name, m.mir); err != nil {
 		log.Warn("cluster cache not used", "err", err)
 	} else if ok {
+		m.fromCache = true
 		log.Info("answering the cached cluster decisions until etcd is reached", "revision", m.mir.rev, "decisions", len(m.mir.decisions))
 	}
 	o.Engine.SetPinWriter(m.UpdatePins)
@@ -215,6 +218,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 	m.importPins(sctx)
 	m.mu.Lock()
 	m.connected = true
+	m.fromCache = false
 	m.mu.Unlock()
 	m.log.Info("joined the cluster", "revision", resp.Header.Revision, "leader", m.mir.leader(), "members", len(m.mir.members))
 	m.applyAgreed()
@@ -223,10 +227,11 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 	// WithRequireLeader: an etcd member that loses its quorum ends the
 	// watch instead of going quiet, so a minority partition is noticed.
 	wch := m.cli.Watch(clientv3.WithRequireLeader(sctx), m.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
-	var lwg sync.WaitGroup
-	lwg.Add(1)
-	go func() { defer lwg.Done(); m.campaign(sctx, s) }()
-	defer func() { stop(); lwg.Wait() }()
+	// Not waited for: when etcd is gone, concurrency.Election's own
+	// resign on cancel blocks until etcd is back or the client closes.
+	// lead() is serialised by leadMu, so a stale campaign never leads
+	// beside a new one.
+	go m.campaign(sctx, s)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -396,8 +401,8 @@ func (m *Member) agreedLocked() *zones.Agreed {
 		Leader:      mir.leader(),
 		Connected:   m.connected,
 		CutOffSince: m.cutOffSince,
-		BeatAt:      mir.beatSeen,
-		Cached:      !m.connected && mir.rev > 0,
+		LastBeat:    m.lastBeat,
+		Cached:      m.fromCache,
 	}
 	for k, d := range mir.decisions {
 		a.Decisions[k] = zones.AgreedDecision{Decision: d.v.decision(), Generation: d.rev, By: d.v.By, At: d.v.At}
@@ -568,4 +573,10 @@ func (m *Member) importPins(ctx context.Context) {
 	if len(added) > 0 {
 		m.log.Warn("imported the pins of state_dir into the cluster (once)", "pins", added)
 	}
+}
+
+func (m *Member) lastBeat() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mir.beatSeen
 }

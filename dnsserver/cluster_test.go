@@ -1,0 +1,208 @@
+package dnsserver_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
+)
+
+// Cluster mode (CLUSTER.md) with real etcd: three etcd members and three
+// failoverdns instances on loopback, every answer read with real DNS
+// queries. The instances share admin_test.go's fixture (nodes sems1..3 on
+// tcp listeners the test stops and starts, the admin. TSIG key).
+
+const clWithin = 20 * time.Second // generous: elections, leases, hold-downs
+
+// clEnv is an etcd cluster and the failoverdns instances on it.
+type clEnv struct {
+	etcd  *etcdtest.Cluster
+	nodes map[string]*admNode
+	ins   []*admEnv
+}
+
+// clStart starts etcd and n instances named ns1..nsN, each with its own
+// config and state_dir, and waits until all answer the same node from a
+// decision the cluster committed.
+func clStart(t *testing.T, n int, extra string) *clEnv {
+	t.Helper()
+	c := &clEnv{etcd: etcdtest.Start(t, etcdtest.Options{}), nodes: map[string]*admNode{}}
+	for _, name := range []string{"sems1", "sems2", "sems3"} {
+		c.nodes[name] = admNewNode(t, name, true)
+	}
+	quoted := make([]string, 0, 3)
+	for _, ep := range c.etcd.Endpoints() {
+		quoted = append(quoted, fmt.Sprintf("%q", ep))
+	}
+	for i := range n {
+		cfgPath, stateDir := admWrite(t, admConf{tcp: true}, c.nodes)
+		f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "\n[cluster]\nname = %q\ninstance = \"ns%d\"\netcd = [%s]\nsession_ttl = \"2s\"\nlocal_failover_after = \"3s\"\nrequest_timeout = \"1s\"\n%s",
+			strings.ReplaceAll(t.Name(), "/", "-"), i+1, strings.Join(quoted, ", "), extra)
+		f.Close()
+		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &admLog{}}
+		e.launch(t, dnsserver.Options{})
+		c.ins = append(c.ins, e)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, e := range c.ins {
+				t.Logf("ns%d log:\n%s", i+1, e.logs.String())
+			}
+		}
+	})
+	c.waitAgreed(t, "sems1")
+	return c
+}
+
+// waitAgreed waits until every running instance answers want from a
+// decision the cluster committed (not a local one).
+func (c *clEnv) waitAgreed(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(clWithin)
+	for {
+		var got []string
+		ok := true
+		for i, e := range c.ins {
+			if e.in == nil {
+				continue
+			}
+			a := e.admActive(t, "127.0.0.1")
+			d, _ := e.in.Server.Snapshot().Decision(admService, 0)
+			got = append(got, fmt.Sprintf("ns%d=%s(local=%v)", i+1, a, d.Local))
+			if a != want || d.Local {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s the instances answer %v; want all %s from a cluster decision", clWithin, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// update sends a signed UPDATE to instance i and returns its RCODE.
+func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
+	t.Helper()
+	r, verr := admSend(t, c.ins[i].addr, m, admSign{})
+	if verr != nil {
+		t.Fatalf("UPDATE to ns%d: answer TSIG: %v", i+1, verr)
+	}
+	return r.Rcode
+}
+
+// TestClusterOneAnswer is CLUSTER.md's promise: a node failure, a
+// failback, a pin sent to one instance and an unpin are answered alike by
+// all three, and pins survive a restart of every instance.
+func TestClusterOneAnswer(t *testing.T) {
+	c := clStart(t, 3, "")
+
+	c.nodes["sems1"].stop()
+	c.waitAgreed(t, "sems2")
+	c.nodes["sems1"].start(t)
+	c.waitAgreed(t, "sems1") // failback_after 1s
+
+	if rc := c.update(t, 1, admPinMsg(admPinName, "sems3")); rc != dns.RcodeSuccess {
+		t.Fatalf("pin via ns2: %s, want NOERROR", dns.RcodeToString[rc])
+	}
+	// Committed before NOERROR, and applied by ns2 before it answered.
+	if got := c.ins[1].pinTXT(t, admPinName); got != "sems3" {
+		t.Errorf("_pin on ns2 right after NOERROR = %s, want sems3", got)
+	}
+	c.waitAgreed(t, "sems3")
+	for i, e := range c.ins {
+		if got := e.pinTXT(t, admPinName); got != "sems3" {
+			t.Errorf("_pin on ns%d = %s, want sems3", i+1, got)
+		}
+	}
+
+	// Every instance restarts; the pin lives in etcd.
+	for _, e := range c.ins {
+		e.close()
+	}
+	for _, e := range c.ins {
+		e.launch(t, dnsserver.Options{})
+	}
+	c.waitAgreed(t, "sems3")
+
+	if rc := c.update(t, 2, admUnpinMsg(admPinName)); rc != dns.RcodeSuccess {
+		t.Fatalf("unpin via ns3: %s, want NOERROR", dns.RcodeToString[rc])
+	}
+	c.waitAgreed(t, "sems1")
+	for i, e := range c.ins {
+		if got := e.pinTXT(t, admPinName); got != "NXDOMAIN" {
+			t.Errorf("_pin on ns%d after unpin = %s, want NXDOMAIN", i+1, got)
+		}
+	}
+}
+
+// TestClusterQuorumLost: with two of three etcd members killed, every
+// instance keeps answering the last agreed node, pin UPDATEs answer
+// SERVFAIL (nothing acknowledged that etcd did not commit), and after the
+// members return, UPDATEs commit and every instance follows again.
+func TestClusterQuorumLost(t *testing.T) {
+	c := clStart(t, 3, "")
+	c.etcd.Member(1).Kill()
+	c.etcd.Member(2).Kill()
+	// Until every instance has noticed (its lease lapses), answers stay.
+	deadline := time.Now().Add(clWithin)
+	for {
+		cut := 0
+		for i, e := range c.ins {
+			if got := e.admActive(t, "127.0.0.1"); got != "sems1" {
+				t.Fatalf("ns%d answers %s with etcd's quorum lost, want the last agreed sems1", i+1, got)
+			}
+			if a := e.in.Server.Snapshot().Cluster(); a != nil && !a.Connected {
+				cut++
+			}
+		}
+		if cut == len(c.ins) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s only %d of %d instances noticed the lost quorum", clWithin, cut, len(c.ins))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := range c.ins {
+		if rc := c.update(t, i, admPinMsg(admPinName, "sems2")); rc != dns.RcodeServerFailure {
+			t.Fatalf("pin via ns%d without quorum: %s, want SERVFAIL", i+1, dns.RcodeToString[rc])
+		}
+	}
+	for i, e := range c.ins {
+		if got := e.admActive(t, "127.0.0.1"); got != "sems1" {
+			t.Fatalf("ns%d answers %s after a refused pin, want sems1", i+1, got)
+		}
+		st := strings.Join(e.status(t, ""), "\n")
+		if !strings.Contains(st, "cluster: unreachable for") {
+			t.Errorf("ns%d _status does not say the cluster is unreachable:\n%s", i+1, st)
+		}
+	}
+
+	c.etcd.Member(1).Restart()
+	c.etcd.Member(2).Restart()
+	deadline = time.Now().Add(clWithin)
+	for {
+		rc := c.update(t, 0, admPinMsg(admPinName, "sems2"))
+		if rc == dns.RcodeSuccess {
+			break
+		}
+		if rc != dns.RcodeServerFailure || time.Now().After(deadline) {
+			t.Fatalf("pin after the quorum returned: %s", dns.RcodeToString[rc])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.waitAgreed(t, "sems2")
+}
