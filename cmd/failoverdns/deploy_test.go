@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Tests of deploy/: the systemd unit, sd_notify readiness and the example
+// config.
+
+const deployDir = "../../deploy"
+
+// copyTree copies the regular files and folders under src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(out, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, out)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(out, b, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDeploySystemdUnit: `systemd-analyze verify` finds nothing to say about
+// deploy/failoverdns.service, run against a root holding the binary where
+// the unit expects it, and the unit has what the issue asks: readiness by
+// sd_notify, port 53 by capability, its own user, a state folder, reload
+// by SIGHUP.
+func TestDeploySystemdUnit(t *testing.T) {
+	unitText, err := os.ReadFile(filepath.Join(deployDir, "failoverdns.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"Type=notify",
+		"ExecStart=/usr/local/bin/failoverdns -config /etc/failoverdns/failoverdns.toml",
+		"ExecReload=/bin/kill -HUP $MAINPID",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE",
+		"User=failoverdns",
+		"StateDirectory=failoverdns",
+	} {
+		if !bytes.Contains(unitText, []byte("\n"+want+"\n")) {
+			t.Errorf("deploy/failoverdns.service has no line %q", want)
+		}
+	}
+	analyze := toolBinary(t, "systemd-analyze", "systemd")
+	root := t.TempDir()
+	var units string
+	for _, d := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
+		if _, err := os.Stat(filepath.Join(d, "sysinit.target")); err == nil {
+			units = d
+			break
+		}
+	}
+	if units == "" {
+		t.Fatal("systemd-analyze is installed but no sysinit.target was found in /usr/lib/systemd/system or /lib/systemd/system")
+	}
+	copyTree(t, units, filepath.Join(root, "usr/lib/systemd/system"))
+	kill, err := exec.LookPath("kill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killBin, err := os.ReadFile(kill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, b := range map[string][]byte{
+		"usr/local/bin/failoverdns":              bin,
+		"bin/kill":                               killBin,
+		"etc/systemd/system/failoverdns.service": unitText,
+		"usr/lib/sysusers.d/failoverdns.conf":    mustRead(t, filepath.Join(deployDir, "failoverdns.sysusers")),
+		"etc/failoverdns/failoverdns.toml":       mustRead(t, filepath.Join(deployDir, "failoverdns.toml")),
+		"etc/failoverdns/example.com.zone":       mustRead(t, filepath.Join(deployDir, "example.com.zone")),
+	} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.Contains(p, "bin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, b, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(analyze, "verify", "--root="+root, "failoverdns.service")
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) != 0 {
+		t.Errorf("systemd-analyze verify deploy/failoverdns.service: %v\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDeployExampleConfig: the example config passes check without a
+// warning (with its state_dir moved somewhere writable).
+func TestDeployExampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := string(mustRead(t, filepath.Join(deployDir, "failoverdns.toml")))
+	if !strings.Contains(cfg, `state_dir = "/var/lib/failoverdns"`) || !strings.Contains(cfg, `listen = ["0.0.0.0:53", "[::]:53"]`) {
+		t.Fatalf("deploy/failoverdns.toml: no state_dir or listen line as the README has them")
+	}
+	cfg = strings.Replace(cfg, `state_dir = "/var/lib/failoverdns"`, fmt.Sprintf("state_dir = %q", filepath.Join(dir, "state")), 1)
+	path := checkWrite(t, dir, "failoverdns.toml", cfg)
+	checkWrite(t, dir, "example.com.zone", string(mustRead(t, filepath.Join(deployDir, "example.com.zone"))))
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "-config", path}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Errorf("check deploy/failoverdns.toml: exit %d, stderr:\n%s", code, errb.String())
+	}
+}
+
+// TestSDNotify: under a service manager (NOTIFY_SOCKET) the server sends
+// READY=1 once it answers, and STOPPING=1 on SIGTERM; the socket may be in
+// the abstract namespace, as systemd's is.
+func TestSDNotify(t *testing.T) {
+	for _, abstract := range []bool{false, true} {
+		name := filepath.Join(t.TempDir(), "notify")
+		if abstract {
+			name = "@failoverdns-test-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		}
+		sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sock.Close()
+		port := freePort(t)
+		dir := t.TempDir()
+		zone, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
+		cfg := checkWrite(t, dir, "c.toml", fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n", port, filepath.Join(dir, "state"), zone))
+		t.Setenv("NOTIFY_SOCKET", name)
+		p := startProc(t, "-config", cfg)
+		read := func(want string) {
+			t.Helper()
+			buf := make([]byte, 4096)
+			_ = sock.SetReadDeadline(time.Now().Add(20 * time.Second))
+			n, err := sock.Read(buf)
+			if err != nil {
+				t.Fatalf("abstract=%v: no %s from the server: %v\nstderr:\n%s", abstract, want, err, p.stderr.String())
+			}
+			if got := string(buf[:n]); !strings.Contains("\n"+got+"\n", "\n"+want+"\n") {
+				t.Fatalf("abstract=%v: got %q, want a message with the line %s", abstract, got, want)
+			}
+		}
+		read("READY=1")
+		// Ready means answering: no polling here.
+		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("conformance.test.", dns.TypeSOA), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil || r.Rcode != dns.RcodeSuccess {
+			var ne net.Error
+			if errors.As(err, &ne) || strings.Contains(p.stderr.String(), "address already in use") {
+				t.Logf("stderr:\n%s", p.stderr.String())
+			}
+			t.Fatalf("abstract=%v: SOA right after READY=1: %v %v, want NOERROR", abstract, err, r)
+		}
+		if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		read("STOPPING=1")
+		<-p.done
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("exit %d after SIGINT, want 0", code)
+		}
+	}
+}
