@@ -109,6 +109,31 @@ func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 func TestClusterOneAnswer(t *testing.T) {
 	c := clStart(t, 3, "")
 
+	// /status: one leader, every node voted up by all three.
+	deadline := time.Now().Add(clWithin)
+	for {
+		leaders, votes := 0, 0
+		for _, e := range c.ins {
+			st := e.in.Status().Cluster
+			if st == nil {
+				t.Fatal("/status has no cluster part in cluster mode")
+			}
+			if st.IsLeader {
+				leaders++
+			}
+			if st.Nodes["sems1"].Votes == "3/3" && st.Nodes["sems1"].Up {
+				votes++
+			}
+		}
+		if leaders == 1 && votes == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status: %d leaders and %d instances with sems1 up 3/3, want 1 and 3", leaders, votes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	c.nodes["sems1"].stop()
 	c.waitAgreed(t, "sems2")
 	c.nodes["sems1"].start(t)
