@@ -329,6 +329,11 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 		name = "_status." + location + "._loc." + admService
 	}
 	r, err := admTryQuery(e.addr, "127.0.0.1", name, dns.TypeTXT)
+	if err == nil && r.Truncated {
+		// As dig does: a status too large for 512 bytes comes over TCP.
+		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
+		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.addr)
+	}
 	if err != nil {
 		return []string{err.Error()}
 	}

@@ -9,7 +9,10 @@ import (
 
 	"github.com/miekg/dns"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 
@@ -50,7 +53,7 @@ func clStart(t *testing.T, n int, extra string) *clEnv {
 			strings.ReplaceAll(t.Name(), "/", "-"), i+1, strings.Join(quoted, ", "), extra)
 		f.Close()
 		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &admLog{}}
-		e.launch(t, dnsserver.Options{})
+		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
 		c.ins = append(c.ins, e)
 	}
 	t.Cleanup(func() {
@@ -109,6 +112,31 @@ func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 func TestClusterOneAnswer(t *testing.T) {
 	c := clStart(t, 3, "")
 
+	// /status: one leader, every node voted up by all three.
+	deadline := time.Now().Add(clWithin)
+	for {
+		leaders, votes := 0, 0
+		for _, e := range c.ins {
+			st := e.in.Status().Cluster
+			if st == nil {
+				t.Fatal("/status has no cluster part in cluster mode")
+			}
+			if st.IsLeader {
+				leaders++
+			}
+			if st.Nodes["sems1"].Votes == "3/3" && st.Nodes["sems1"].Up {
+				votes++
+			}
+		}
+		if leaders == 1 && votes == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status: %d leaders and %d instances with sems1 up 3/3, want 1 and 3", leaders, votes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	c.nodes["sems1"].stop()
 	c.waitAgreed(t, "sems2")
 	c.nodes["sems1"].start(t)
@@ -133,7 +161,7 @@ func TestClusterOneAnswer(t *testing.T) {
 		e.close()
 	}
 	for _, e := range c.ins {
-		e.launch(t, dnsserver.Options{})
+		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
 	}
 	c.waitAgreed(t, "sems3")
 
@@ -205,4 +233,141 @@ func TestClusterQuorumLost(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	c.waitAgreed(t, "sems2")
+}
+
+// TestClusterCacheAcrossRestart: an instance restarted while etcd is gone
+// answers the decisions it last applied (cached in state_dir), not its own;
+// one with no cache decides locally and says so.
+func TestClusterCacheAcrossRestart(t *testing.T) {
+	c := clStart(t, 2, "")
+	c.nodes["sems1"].stop()
+	c.waitAgreed(t, "sems2")
+	for i := range c.etcd.Members() {
+		c.etcd.Member(i).Kill()
+	}
+	e := c.ins[0]
+	e.close()
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	d, _ := e.in.Server.Snapshot().Decision(admService, 0)
+	if d.Local || d.Active != "sems2" {
+		t.Fatalf("restarted without etcd: decision %+v, want the cached sems2, not a local one", d)
+	}
+	if st := strings.Join(e.status(t, ""), "\n"); !strings.Contains(st, "answering the cached decisions") {
+		t.Errorf("_status does not say it answers cached decisions:\n%s", st)
+	}
+
+	// No cache: a fresh state_dir decides locally, flagged.
+	if err := os.RemoveAll(c.ins[1].stateDir); err != nil {
+		t.Fatal(err)
+	}
+	c.ins[1].close()
+	c.ins[1].launch(t, dnsserver.Options{ConfigPath: c.ins[1].cfgPath})
+	d, _ = c.ins[1].in.Server.Snapshot().Decision(admService, 0)
+	if !d.Local || d.Active != "sems2" || !strings.Contains(d.Reason, "local decision") {
+		t.Fatalf("restarted without etcd or cache: decision %+v, want a local decision for sems2", d)
+	}
+}
+
+// TestClusterConfigMismatch: a member with another definition of the
+// service is reported on every instance, and the leader leaves that
+// service's decision as it is until the configs agree.
+func TestClusterConfigMismatch(t *testing.T) {
+	c := clStart(t, 2, "")
+	// ns2 changes failback for the service and reloads.
+	cfg := c.ins[1].cfgPath
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), `failback = "auto"`, `failback = "manual"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ins[1].in.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	deadline := time.Now().Add(clWithin)
+	for {
+		st0 := strings.Join(c.ins[0].status(t, ""), "\n")
+		st1 := strings.Join(c.ins[1].status(t, ""), "\n")
+		if strings.Contains(st0, "config mismatch: ns2") && strings.Contains(st1, "config mismatch: ns1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no config mismatch in _status after %s:\nns1:\n%s\nns2:\n%s", clWithin, st0, st1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.nodes["sems1"].stop()
+	// The cluster agrees sems1 is down, yet the decision stays: frozen.
+	deadline = time.Now().Add(clWithin)
+	for !strings.Contains(strings.Join(c.ins[0].status(t, ""), "\n"), "cluster=down 0/2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster never agreed sems1 is down: %q", c.ins[0].status(t, ""))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the leader writes decisions right after health: give it the chance to err
+	for i, e := range c.ins {
+		if got := e.admActive(t, "127.0.0.1"); got != "sems1" {
+			t.Fatalf("ns%d answers %s while the members' configs disagree, want the frozen sems1", i+1, got)
+		}
+	}
+	// The configs agree again: the service is decided again.
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ins[1].in.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	c.waitAgreed(t, "sems2")
+}
+
+// TestClusterImportAndLapse: pins an instance kept in state_dir before
+// cluster mode are imported into etcd once; a pin's until= is lapsed by the
+// leader, in etcd, for every instance.
+func TestClusterImportAndLapse(t *testing.T) {
+	c := clStart(t, 2, "")
+	e := c.ins[0]
+	e.close()
+	old := map[zones.PinKey]zones.Pin{{Service: admService}: {Node: "sems3", Key: admKey, From: "127.0.0.1", At: time.Now().UTC().Truncate(time.Second)}}
+	if err := zones.NewPinStore(e.stateDir).Save(old); err != nil {
+		t.Fatal(err)
+	}
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	c.waitAgreed(t, "sems3")
+
+	// Imported once: unpinned in the cluster, a restart does not bring
+	// state_dir's pin back.
+	if rc := c.update(t, 1, admUnpinMsg(admPinName)); rc != dns.RcodeSuccess {
+		t.Fatalf("unpin: %s", dns.RcodeToString[rc])
+	}
+	c.waitAgreed(t, "sems1")
+	e.close()
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	c.waitAgreed(t, "sems1")
+
+	until := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+	if rc := c.update(t, 0, admPinMsg(admPinName, "sems2 until="+until)); rc != dns.RcodeSuccess {
+		t.Fatalf("pin with until: %s", dns.RcodeToString[rc])
+	}
+	c.waitAgreed(t, "sems2")
+	c.waitAgreed(t, "sems1")
+	deadline := time.Now().Add(clWithin)
+	for i := 0; i < len(c.ins); {
+		if got := c.ins[i].pinTXT(t, admPinName); got == "NXDOMAIN" {
+			i++
+			continue
+		} else if time.Now().After(deadline) {
+			t.Fatalf("_pin on ns%d = %s after until passed, want NXDOMAIN (deleted by the leader)", i+1, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cli := c.etcd.Client(t)
+	resp, err := cli.Get(t.Context(), "/failoverdns/"+t.Name()+"/v1/pin/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 0 {
+		t.Errorf("etcd still holds %d pin keys after until passed: %s", len(resp.Kvs), resp.Kvs[0].Key)
+	}
 }
