@@ -89,7 +89,7 @@ func TestMetricsKnownFromConfig(t *testing.T) {
 	e.waitMetrics(t, map[opsSeries]float64{
 		{"failoverdns_service_all_down", "service=" + svc + ",location=default"}: 1,
 		{"failoverdns_service_all_down", "service=" + svc + ",location=emea"}:    1,
-		{"failoverdns_node_up", ""}:                                              0,
+		{"failoverdns_node_up", ""}: 0,
 	})
 	nodes["sems1"].start(t)
 	e.waitMetrics(t, map[opsSeries]float64{
