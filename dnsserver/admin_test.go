@@ -3,6 +3,7 @@ package dnsserver_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -328,6 +329,11 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 		name = "_status." + location + "._loc." + admService
 	}
 	r, err := admTryQuery(e.addr, "127.0.0.1", name, dns.TypeTXT)
+	if err == nil && r.Truncated {
+		// As dig does: a status too large for 512 bytes comes over TCP.
+		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
+		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.addr)
+	}
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -402,17 +408,17 @@ type admSign struct {
 	key      string    // "" = admin.
 	secret   string    // "" = the configured secret
 	at       time.Time // zero = now
+	fudge    uint16    // 0 = 300
 	from     string    // source address; "" = 127.0.0.1
 	network  string    // "" = udp
 	alg      string    // "" = hmac-sha256
 }
 
-// admSend signs m per s, sends it and returns the reply and the result of
-// verifying the reply's TSIG with the key the request was signed with
-// (errNoTSIG when the reply has none).
-func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error) {
+// admPack signs m per s and returns the wire bytes and the request MAC
+// ("" when unsigned).
+func admPack(t testing.TB, m *dns.Msg, s admSign) (buf []byte, mac string) {
 	t.Helper()
-	key, secret, at, from, network := s.key, s.secret, s.at, s.from, s.network
+	key, secret, at, fudge := s.key, s.secret, s.at, s.fudge
 	if key == "" {
 		key = admKey
 	}
@@ -422,14 +428,9 @@ func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error)
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if from == "" {
-		from = "127.0.0.1"
+	if fudge == 0 {
+		fudge = 300
 	}
-	if network == "" {
-		network = "udp"
-	}
-	var buf []byte
-	var mac string
 	var err error
 	if s.unsigned {
 		buf, err = m.Pack()
@@ -438,11 +439,37 @@ func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error)
 		if alg == "" {
 			alg = dns.HmacSHA256
 		}
-		m.SetTsig(key, alg, 300, at.Unix())
+		m.SetTsig(key, alg, fudge, at.Unix())
 		buf, mac, err = dns.TsigGenerate(m, secret, "", false)
 	}
 	if err != nil {
 		t.Fatalf("packing the UPDATE: %v", err)
+	}
+	return buf, mac
+}
+
+// admSend signs m per s, sends it and returns the reply and the result of
+// verifying the reply's TSIG with the key the request was signed with
+// (errNoTSIG when the reply has none).
+func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error) {
+	t.Helper()
+	buf, mac := admPack(t, m, s)
+	return admSendRaw(t, addr, buf, mac, s)
+}
+
+// admSendRaw sends the packed UPDATE buf (signed with MAC mac, "" when
+// unsigned) from s.from over s.network, as admSend does.
+func admSendRaw(t testing.TB, addr string, buf []byte, mac string, s admSign) (*dns.Msg, error) {
+	t.Helper()
+	secret, from, network := s.secret, s.from, s.network
+	if secret == "" {
+		secret = admSecret
+	}
+	if from == "" {
+		from = "127.0.0.1"
+	}
+	if network == "" {
+		network = "udp"
 	}
 	conn, err := admClient(network, from).Dial(addr)
 	if err != nil {
@@ -464,8 +491,9 @@ func admSend(t testing.TB, addr string, m *dns.Msg, s admSign) (*dns.Msg, error)
 	if err := r.Unpack(raw); err != nil {
 		t.Fatalf("unpacking the UPDATE answer: %v", err)
 	}
-	if r.Id != m.Id || !r.Response || r.Opcode != dns.OpcodeUpdate {
-		t.Fatalf("the answer is not a response to the UPDATE: id %d (want %d), QR %v, opcode %s", r.Id, m.Id, r.Response, dns.OpcodeToString[r.Opcode])
+	id := binary.BigEndian.Uint16(buf)
+	if r.Id != id || !r.Response || r.Opcode != dns.OpcodeUpdate {
+		t.Fatalf("the answer is not a response to the UPDATE: id %d (want %d), QR %v, opcode %s", r.Id, id, r.Response, dns.OpcodeToString[r.Opcode])
 	}
 	if r.IsTsig() == nil {
 		return r, errNoTSIG

@@ -50,7 +50,7 @@ func clStart(t *testing.T, n int, extra string) *clEnv {
 			strings.ReplaceAll(t.Name(), "/", "-"), i+1, strings.Join(quoted, ", "), extra)
 		f.Close()
 		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &admLog{}}
-		e.launch(t, dnsserver.Options{})
+		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
 		c.ins = append(c.ins, e)
 	}
 	t.Cleanup(func() {
@@ -133,7 +133,7 @@ func TestClusterOneAnswer(t *testing.T) {
 		e.close()
 	}
 	for _, e := range c.ins {
-		e.launch(t, dnsserver.Options{})
+		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
 	}
 	c.waitAgreed(t, "sems3")
 
@@ -203,6 +203,93 @@ func TestClusterQuorumLost(t *testing.T) {
 			t.Fatalf("pin after the quorum returned: %s", dns.RcodeToString[rc])
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	c.waitAgreed(t, "sems2")
+}
+
+// TestClusterCacheAcrossRestart: an instance restarted while etcd is gone
+// answers the decisions it last applied (cached in state_dir), not its own;
+// one with no cache decides locally and says so.
+func TestClusterCacheAcrossRestart(t *testing.T) {
+	c := clStart(t, 2, "")
+	c.nodes["sems1"].stop()
+	c.waitAgreed(t, "sems2")
+	for i := range c.etcd.Members() {
+		c.etcd.Member(i).Kill()
+	}
+	e := c.ins[0]
+	e.close()
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	d, _ := e.in.Server.Snapshot().Decision(admService, 0)
+	if d.Local || d.Active != "sems2" {
+		t.Fatalf("restarted without etcd: decision %+v, want the cached sems2, not a local one", d)
+	}
+	if st := strings.Join(e.status(t, ""), "\n"); !strings.Contains(st, "answering the cached decisions") {
+		t.Errorf("_status does not say it answers cached decisions:\n%s", st)
+	}
+
+	// No cache: a fresh state_dir decides locally, flagged.
+	if err := os.RemoveAll(c.ins[1].stateDir); err != nil {
+		t.Fatal(err)
+	}
+	c.ins[1].close()
+	c.ins[1].launch(t, dnsserver.Options{ConfigPath: c.ins[1].cfgPath})
+	d, _ = c.ins[1].in.Server.Snapshot().Decision(admService, 0)
+	if !d.Local || d.Active != "sems2" || !strings.Contains(d.Reason, "local decision") {
+		t.Fatalf("restarted without etcd or cache: decision %+v, want a local decision for sems2", d)
+	}
+}
+
+// TestClusterConfigMismatch: a member with another definition of the
+// service is reported on every instance, and the leader leaves that
+// service's decision as it is until the configs agree.
+func TestClusterConfigMismatch(t *testing.T) {
+	c := clStart(t, 2, "")
+	// ns2 changes failback for the service and reloads.
+	cfg := c.ins[1].cfgPath
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), `failback = "auto"`, `failback = "manual"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ins[1].in.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	deadline := time.Now().Add(clWithin)
+	for {
+		st0 := strings.Join(c.ins[0].status(t, ""), "\n")
+		st1 := strings.Join(c.ins[1].status(t, ""), "\n")
+		if strings.Contains(st0, "config mismatch: ns2") && strings.Contains(st1, "config mismatch: ns1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no config mismatch in _status after %s:\nns1:\n%s\nns2:\n%s", clWithin, st0, st1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.nodes["sems1"].stop()
+	// The cluster agrees sems1 is down, yet the decision stays: frozen.
+	deadline = time.Now().Add(clWithin)
+	for !strings.Contains(strings.Join(c.ins[0].status(t, ""), "\n"), "cluster=down 0/2") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster never agreed sems1 is down: %q", c.ins[0].status(t, ""))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the leader writes decisions right after health: give it the chance to err
+	for i, e := range c.ins {
+		if got := e.admActive(t, "127.0.0.1"); got != "sems1" {
+			t.Fatalf("ns%d answers %s while the members' configs disagree, want the frozen sems1", i+1, got)
+		}
+	}
+	// The configs agree again: the service is decided again.
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ins[1].in.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
 	c.waitAgreed(t, "sems2")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -535,18 +536,28 @@ func fzCheckPins(t *testing.T, addr string) {
 	}
 }
 
-// FuzzUpdate sends TSIG-signed UPDATEs built from fuzzed parts and checks
-// that the reply verifies, that pins only ever name the service's nodes,
-// and that the server keeps answering.
+// FuzzUpdate sends TSIG-signed UPDATEs built from fuzzed parts, signed
+// skew seconds away from now with the given fudge, and checks that the
+// reply verifies, that a signature more than the server's 300 s (or the
+// request's smaller fudge) away is BADTIME, that the same bytes sent again
+// (replay) after a request passed the signature checks are REFUSED and
+// change no pin, that pins only ever name the service's nodes, and that the
+// server keeps answering.
 func FuzzUpdate(f *testing.F) {
 	fuzzseed.Add(f, "FuzzUpdate")
-	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n2"`, false)
-	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 0 ANY TXT`, true)
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n2"`, false, 0, uint16(300), false)
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 0 ANY TXT`, true, 0, uint16(300), false)
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n2"`, false, 0, uint16(300), true)
+	f.Add(fzZone, []byte(nil), []byte(nil), fzPinName+` 300 IN TXT "n1"`, false, -3600, uint16(65535), true)
 	e := fzStart(f, "")
-	f.Fuzz(func(t *testing.T, zone string, prereq, update []byte, text string, tcp bool) {
+	f.Fuzz(func(t *testing.T, zone string, prereq, update []byte, text string, tcp bool, skew int, fudge uint16, replay bool) {
+		skew = max(min(skew, 1<<20), -1<<20)
+		if fudge == 0 {
+			fudge = 300 // what miekg/dns signs with (and so sends) for 0
+		}
 		m := fzBuildUpdate(zone, prereq, update, text)
-		m.SetTsig(fzKey, dns.HmacSHA256, 300, time.Now().Unix())
-		p, err := m.Pack()
+		m.SetTsig(fzKey, dns.HmacSHA256, fudge, time.Now().Unix()+int64(skew))
+		p, mac, err := dns.TsigGenerate(m, fzSecret, "", false)
 		if err != nil {
 			return // not a message: nothing to send
 		}
@@ -554,23 +565,77 @@ func FuzzUpdate(f *testing.F) {
 		if tcp || len(p) > 1200 {
 			network = "tcp"
 		}
-		r, err := fzExchange(network, e.addr, m, true)
-		if r == nil {
-			t.Fatalf("UPDATE over %s: no reply: %v\n%v", network, err, m)
+		r := fzCheckUpdateReply(t, e.addr, network, m, p, mac)
+		// One second either side of a limit is the clock's to decide.
+		limit := min(int(fudge), 300)
+		skew = max(skew, -skew)
+		badTime := r.IsTsig() != nil && r.IsTsig().Error == dns.RcodeBadTime
+		// A message the server cannot unpack is FORMERR, unsigned: its
+		// signature is never read.
+		unread := r.Rcode == dns.RcodeFormatError && r.IsTsig() == nil
+		if skew > limit+1 && !badTime && !unread {
+			t.Fatalf("signed %d s away with fudge %d: %s, TSIG %v; want NOTAUTH/BADTIME (the server accepts at most %d s)\n%v", skew, fudge, dns.RcodeToString[r.Rcode], r.IsTsig(), limit, m)
 		}
-		// miekg/dns refuses to verify any NOTAUTH reply (ErrAuth), whatever
-		// its signature: RFC 2845 used NOTAUTH for TSIG failures.
-		if err != nil && !(r.Rcode == dns.RcodeNotAuth && errors.Is(err, dns.ErrAuth)) {
-			t.Fatalf("UPDATE over %s: the reply does not verify: %v\n%v\nreply:\n%v", network, err, m, r)
+		if skew < limit-1 && badTime {
+			t.Fatalf("signed %d s away with fudge %d: BADTIME, want it accepted\n%v", skew, fudge, m)
 		}
-		// miekg/dns answers a message it cannot unpack FORMERR with opcode
-		// QUERY; every other answer keeps the opcode.
-		if r.Id != m.Id || !r.Response || (r.Opcode != dns.OpcodeUpdate && r.Rcode != dns.RcodeFormatError) {
-			t.Fatalf("reply ID %d QR=%v opcode %d, want ID %d QR=true opcode UPDATE:\n%v", r.Id, r.Response, r.Opcode, m.Id, r)
-		}
-		if !slices.Contains(fzUpdateRcodes, r.Rcode) {
-			t.Fatalf("UPDATE answered %s:\n%v\nreply:\n%v", dns.RcodeToString[r.Rcode], m, r)
+		if replay {
+			passed := r.IsTsig() != nil && r.IsTsig().Error == dns.RcodeSuccess
+			before := e.in.Engine.Pins()
+			other := map[string]string{"udp": "tcp", "tcp": "udp"}[network]
+			if len(p) > 1200 {
+				other = "tcp"
+			}
+			again := fzCheckUpdateReply(t, e.addr, other, m, p, mac)
+			if passed && again.Rcode != dns.RcodeRefused {
+				t.Fatalf("the same signed UPDATE sent again over %s: %s, want REFUSED (a replay)\n%v\nreply:\n%v", other, dns.RcodeToString[again.Rcode], m, again)
+			}
+			if after := e.in.Engine.Pins(); !maps.Equal(before, after) {
+				t.Fatalf("a replayed UPDATE changed the pins from %v to %v\n%v", before, after, m)
+			}
 		}
 		fzCheckPins(t, e.addr)
 	})
+}
+
+// fzCheckUpdateReply sends the packed UPDATE p (m signed, with MAC mac)
+// over network and checks the reply: it verifies, answers m and has an
+// RCODE an UPDATE may get.
+func fzCheckUpdateReply(t *testing.T, addr, network string, m *dns.Msg, p []byte, mac string) *dns.Msg {
+	t.Helper()
+	conn, err := (&dns.Client{Net: network, Timeout: fzTimeout}).Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.UDPSize = dns.MaxMsgSize
+	_ = conn.SetDeadline(time.Now().Add(fzTimeout))
+	if _, err := conn.Write(p); err != nil {
+		t.Fatalf("UPDATE over %s: %v", network, err)
+	}
+	raw, err := conn.ReadMsgHeader(nil)
+	if err != nil {
+		t.Fatalf("UPDATE over %s: no reply: %v\n%v", network, err, m)
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(raw); err != nil {
+		t.Fatalf("UPDATE over %s: the reply does not unpack: %v\n%x", network, err, raw)
+	}
+	// A NOTAUTH answer (TSIG failures) is not verified: with BADKEY and
+	// BADSIG it is unsigned (RFC 8945 5.3.2), with BADTIME signed at the
+	// server's time.
+	if r.Rcode != dns.RcodeNotAuth && r.IsTsig() != nil {
+		if err := dns.TsigVerify(raw, fzSecret, mac, false); err != nil {
+			t.Fatalf("UPDATE over %s: the reply does not verify: %v\n%v\nreply:\n%v", network, err, m, r)
+		}
+	}
+	// miekg/dns answers a message it cannot unpack FORMERR with opcode
+	// QUERY; every other answer keeps the opcode.
+	if r.Id != m.Id || !r.Response || (r.Opcode != dns.OpcodeUpdate && r.Rcode != dns.RcodeFormatError) {
+		t.Fatalf("reply ID %d QR=%v opcode %d, want ID %d QR=true opcode UPDATE:\n%v", r.Id, r.Response, r.Opcode, m.Id, r)
+	}
+	if !slices.Contains(fzUpdateRcodes, r.Rcode) {
+		t.Fatalf("UPDATE answered %s:\n%v\nreply:\n%v", dns.RcodeToString[r.Rcode], m, r)
+	}
+	return r
 }

@@ -33,6 +33,7 @@ type Server struct {
 	storeMu   sync.Mutex // serialises Store (the engine, reloads)
 	static    *fastStatic
 	updateSem chan struct{}
+	replay    replayGuard // signed UPDATEs already accepted
 	udp       []*udpListener
 
 	// Set by Instance before Start: the engine that owns pins (UPDATE),
@@ -216,7 +217,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		req.Transport = TCP
 	}
 	if r.Opcode == dns.OpcodeUpdate && !r.Response {
-		s.serveUpdate(w, r, req.Client)
+		s.serveUpdate(w, r, req.Client, req.Transport)
 		return
 	}
 	start := time.Now()

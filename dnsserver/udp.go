@@ -47,8 +47,8 @@ func (l *udpListener) close() {
 	addReaderProcs(-len(l.socks))
 }
 
-// updateSlots bounds UPDATEs in flight: each may wait for an fsync, so they
-// run beside the reader instead of stalling it, but never unboundedly.
+// updateSlots bounds the UPDATEs doing durable work (an fsync each) at
+// once; see serveUpdate.
 const updateSlots = 16
 
 // mayAnswer reports whether pkt may get any reply at all: it has a header
@@ -58,25 +58,11 @@ const updateSlots = 16
 // not spend the sender's budget.
 func mayAnswer(pkt []byte) bool { return len(pkt) >= 12 && pkt[2]&0x80 == 0 }
 
-// slowUDP hands a packet the fast path declined to the general path. An
-// UPDATE runs on its own goroutine (it may wait for an fsync), within
-// updateSlots; everything else is answered inline.
+// slowUDP hands a packet the fast path declined to the general path, on the
+// reader's goroutine; an UPDATE that passes its checks does its durable
+// work on its own (serveUpdate).
 func (s *Server) slowUDP(pkt []byte, from netip.AddrPort, sock udpSock, local *net.UDPAddr) {
-	w := &udpWriter{local: local, remote: from, sock: sock}
-	if len(pkt) >= 12 && int(binary.BigEndian.Uint16(pkt[2:])>>11)&0xF == dns.OpcodeUpdate {
-		select {
-		case s.updateSem <- struct{}{}:
-			pkt := append([]byte(nil), pkt...)
-			go func() {
-				defer func() { <-s.updateSem }()
-				s.serveRaw(pkt, w)
-			}()
-		default:
-			// Too many UPDATEs at once: drop; nsupdate retries.
-		}
-		return
-	}
-	s.serveRaw(pkt, w)
+	s.serveRaw(pkt, &udpWriter{local: local, remote: from, sock: sock})
 }
 
 // serveFast answers pkt on the fast path into out and counts it; false

@@ -59,8 +59,10 @@ func (p tsigProvider) Verify(msg []byte, t *dns.TSIG) error {
 
 // updateError is a refusal with the RCODE to answer and the reason to log.
 type updateError struct {
-	rcode int
-	why   string
+	rcode   int
+	tsigErr uint16         // the TSIG error of the answer
+	ede     *dns.EDNS0_EDE // said to a client that sent EDNS; nil = none
+	why     string
 }
 
 func (e *updateError) Error() string { return e.why }
@@ -72,35 +74,100 @@ func refuse(rcode int, format string, args ...any) *updateError {
 // serveUpdate handles an RFC 2136 UPDATE. Only pins can change, only with a
 // valid TSIG signature, only from admin_nets; anything else is refused and
 // nothing changes. A pin is saved to disk before NOERROR is sent.
-func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr) {
+//
+// Everything that costs no I/O (signature, time, source, replay) is checked
+// first, by the caller's goroutine; only an UPDATE that passes takes one of
+// the updateSlots, which bound the durable work (an fsync each). So a flood
+// of unsigned or forged UPDATEs is refused at the cost of a query and never
+// holds a slot a signed UPDATE needs. Over UDP the durable work runs on its
+// own goroutine (the reader must not wait for a disk), and with every slot
+// busy the UPDATE is dropped (nsupdate retries); over TCP the connection's
+// goroutine waits for a slot.
+func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr, tr Transport) {
+	t := r.IsTsig()
+	if uerr := s.checkUpdate(w, r, t, client, time.Now()); uerr != nil {
+		s.answerUpdate(w, r, t, client, uerr)
+		return
+	}
+	if tr == TCP {
+		s.updateSem <- struct{}{}
+	} else {
+		select {
+		case s.updateSem <- struct{}{}:
+		default:
+			s.replay.forget(t.Hdr.Name, t.MAC)
+			return
+		}
+	}
+	work := func() {
+		defer func() { <-s.updateSem }()
+		s.answerUpdate(w, r, t, client, s.applyUpdate(r, t.Hdr.Name, client))
+	}
+	if tr == TCP {
+		work()
+	} else {
+		go work()
+	}
+}
+
+// checkUpdate is the part of an UPDATE's checks that needs no slot: it
+// returns the refusal, or nil when the UPDATE may go on to applyUpdate (its
+// MAC is then remembered as used).
+func (s *Server) checkUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, client netip.Addr, now time.Time) *updateError {
+	if t == nil {
+		return refuse(dns.RcodeRefused, "unsigned: UPDATE needs a TSIG signature")
+	}
+	if st := w.TsigStatus(); st != nil {
+		e := refuse(dns.RcodeNotAuth, "TSIG with key %s: %v", t.Hdr.Name, st)
+		switch {
+		case errors.Is(st, dns.ErrSecret), errors.Is(st, dns.ErrKeyAlg):
+			e.tsigErr = dns.RcodeBadKey
+		case errors.Is(st, dns.ErrTime):
+			e.tsigErr = dns.RcodeBadTime
+		default:
+			e.tsigErr = dns.RcodeBadSig
+		}
+		return e
+	}
+	unix := uint64(now.Unix())
+	if skew := max(unix, t.TimeSigned) - min(unix, t.TimeSigned); skew > fudgeLimit {
+		e := refuse(dns.RcodeNotAuth, "TSIG with key %s: signed %d s away from the server's clock; at most %d s is accepted, whatever fudge the request names (%d)", t.Hdr.Name, skew, fudgeLimit, t.Fudge)
+		e.tsigErr = dns.RcodeBadTime
+		return e
+	}
+	if !s.Snapshot().Config.Server.IsAdmin(client) {
+		return refuse(dns.RcodeRefused, "source %s is not in admin_nets", client)
+	}
+	switch s.replay.first(t.Hdr.Name, t.MAC, t.TimeSigned, unix) {
+	case replaySeen:
+		e := refuse(dns.RcodeRefused, "replayed request: an UPDATE with this TSIG MAC (key %s) was already accepted; sign a new one", t.Hdr.Name)
+		e.ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: "replayed request: this signed UPDATE was already accepted"}
+		return e
+	case replayFull:
+		e := refuse(dns.RcodeRefused, "key %s signed more than %d UPDATEs within %d s; refused until older ones expire", t.Hdr.Name, replayMax, 2*fudgeLimit)
+		e.ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeOther, ExtraText: "too many UPDATEs with this key: try again later"}
+		return e
+	}
+	return nil
+}
+
+// answerUpdate sends the answer: NOERROR when uerr is nil, else its RCODE,
+// TSIG error and Extended DNS Error; signed whenever the request was.
+func (s *Server) answerUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, client netip.Addr, uerr *updateError) {
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Question = r.Question
-	t := r.IsTsig()
 	tsigErr := uint16(dns.RcodeSuccess)
-	var uerr *updateError
-	switch {
-	case t == nil:
-		uerr = refuse(dns.RcodeRefused, "unsigned: UPDATE needs a TSIG signature")
-	case w.TsigStatus() != nil:
-		st := w.TsigStatus()
-		switch {
-		case errors.Is(st, dns.ErrSecret), errors.Is(st, dns.ErrKeyAlg):
-			tsigErr = dns.RcodeBadKey
-		case errors.Is(st, dns.ErrTime):
-			tsigErr = dns.RcodeBadTime
-		default:
-			tsigErr = dns.RcodeBadSig
-		}
-		uerr = refuse(dns.RcodeNotAuth, "TSIG %s with key %s: %v", dns.RcodeToString[int(tsigErr)], t.Hdr.Name, st)
-	case !s.Snapshot().Config.Server.IsAdmin(client):
-		uerr = refuse(dns.RcodeRefused, "source %s is not in admin_nets", client)
-	default:
-		uerr = s.applyUpdate(r, t.Hdr.Name, client)
-	}
 	if uerr != nil {
 		m.Rcode = uerr.rcode
+		tsigErr = uerr.tsigErr
 		s.log.Warn("UPDATE refused", "from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why)
+		if uerr.ede != nil && r.IsEdns0() != nil {
+			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+			o.SetUDPSize(uint16(s.Snapshot().Config.Server.UDPSize))
+			o.Option = append(o.Option, uerr.ede)
+			m.Extra = append(m.Extra, o)
+		}
 	}
 	if s.metrics != nil {
 		s.metrics.updates.WithLabelValues(dns.RcodeToString[m.Rcode]).Inc()
@@ -110,7 +177,7 @@ func (s *Server) serveUpdate(w dns.ResponseWriter, r *dns.Msg, client netip.Addr
 		// empty, which miekg/dns does from the TSIG error. Fqdn: a TSIG
 		// with no algorithm name is echoed as the root, since miekg/dns
 		// packs an empty name malformed.
-		m.SetTsig(t.Hdr.Name, dns.Fqdn(t.Algorithm), 300, time.Now().Unix())
+		m.SetTsig(t.Hdr.Name, dns.Fqdn(t.Algorithm), fudgeLimit, time.Now().Unix())
 		rt := m.Extra[len(m.Extra)-1].(*dns.TSIG)
 		rt.Error = tsigErr
 		if tsigErr == dns.RcodeBadTime {

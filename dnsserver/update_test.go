@@ -161,6 +161,9 @@ func TestUpdateRefused(t *testing.T) {
 		{"wrong secret", pin3, admSign{secret: wrongSecret}, dns.RcodeNotAuth, dns.RcodeBadSig, sigNone},
 		{"signed an hour ago", pin3, admSign{at: time.Now().Add(-time.Hour)}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
 		{"signed an hour ahead", pin3, admSign{at: time.Now().Add(time.Hour)}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
+		// The client's fudge is not trusted beyond the server's own 300 s.
+		{"signed an hour ago with fudge 65535", pin3, admSign{at: time.Now().Add(-time.Hour), fudge: 65535}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
+		{"signed 301 s ahead with fudge 600", pin3, admSign{at: time.Now().Add(301 * time.Second), fudge: 600}, dns.RcodeNotAuth, dns.RcodeBadTime, sigMAC},
 		{"outside admin_nets", pin3, admSign{from: admOutside}, dns.RcodeRefused, dns.RcodeSuccess, sigValid},
 		{"outside admin_nets over TCP", pin3, admSign{from: admOutside, network: "tcp"}, dns.RcodeRefused, dns.RcodeSuccess, sigValid},
 		{"not a _pin name", func() *dns.Msg {
@@ -255,6 +258,51 @@ func TestUpdateRefused(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("log:\n%s", e.logs)
+	}
+}
+
+// TestUpdateReplayRefused: a captured signed UPDATE sent again, within the
+// time its signature is valid, is refused and changes nothing, over UDP and
+// TCP, and says why in an Extended DNS Error when the request carries EDNS;
+// a client fudge larger than the server's is accepted within the server's.
+func TestUpdateReplayRefused(t *testing.T) {
+	e := admStart(t, admConf{})
+	// Signed 100 s ago with a fudge of 65535: inside the server's 300 s.
+	m := admPinMsg(admPinName, "sems2")
+	m.SetEdns0(1232, false)
+	captured, mac := admPack(t, m, admSign{at: time.Now().Add(-100 * time.Second), fudge: 65535})
+	if r, verr := admSendRaw(t, e.addr, captured, mac, admSign{}); r.Rcode != dns.RcodeSuccess || verr != nil {
+		t.Fatalf("the first UPDATE: %s, TSIG %v, want NOERROR\n%s", dns.RcodeToString[r.Rcode], verr, e.logs)
+	}
+	e.wantActive(t, "127.0.0.1", "sems2")
+	e.mustUpdate(t, admPinMsg(admPinName, "sems3"))
+	e.wantActive(t, "127.0.0.1", "sems3")
+	before := e.stateFile(t)
+
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			r, verr := admSendRaw(t, e.addr, captured, mac, admSign{network: network})
+			if r.Rcode != dns.RcodeRefused || tsigError(r) != dns.RcodeSuccess || verr != nil {
+				t.Errorf("the replayed UPDATE: %s, TSIG error %d, signature %v; want REFUSED, TSIG error 0, a valid signature", dns.RcodeToString[r.Rcode], tsigError(r), verr)
+			}
+			var ede *dns.EDNS0_EDE
+			if o := r.IsEdns0(); o != nil {
+				for _, opt := range o.Option {
+					if x, ok := opt.(*dns.EDNS0_EDE); ok {
+						ede = x
+					}
+				}
+			}
+			if ede == nil || ede.InfoCode != dns.ExtendedErrorCodeProhibited || !strings.Contains(ede.ExtraText, "replay") {
+				t.Errorf("the replayed UPDATE's answer: EDE %v, want Prohibited saying it is a replay\n%v", ede, r)
+			}
+			if got := e.admActive(t, "127.0.0.1"); got != "sems3" {
+				t.Errorf("after the replay the answer is %s, want sems3", got)
+			}
+			if after := e.stateFile(t); !bytes.Equal(after, before) {
+				t.Errorf("the replay changed the state file:\n%s\n---\n%s", before, after)
+			}
+		})
 	}
 }
 
@@ -669,5 +717,36 @@ func TestUpdateNoKeys(t *testing.T) {
 	e.wantActive(t, "127.0.0.1", "sems1")
 	if b := e.stateFile(t); b != nil {
 		t.Errorf("state file written:\n%s", b)
+	}
+}
+
+// TestUpdateFloodUnsigned: while clients flood the server with unsigned
+// UPDATEs, every signed UPDATE is still answered NOERROR at its first try.
+func TestUpdateFloodUnsigned(t *testing.T) {
+	e := admStart(t, admConf{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	for range 8 {
+		wg.Go(func() {
+			c := admClient("udp", "127.0.0.2")
+			c.Timeout = time.Second
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _, _ = c.Exchange(admPinMsg(admPinName, "sems3"), e.addr)
+			}
+		})
+	}
+	for i := range 20 {
+		node := []string{"sems1", "sems2"}[i%2]
+		r, verr := admSend(t, e.addr, admPinMsg(admPinName, node), admSign{})
+		if r.Rcode != dns.RcodeSuccess || verr != nil {
+			t.Fatalf("signed UPDATE %d during the flood: %s, TSIG %v", i, dns.RcodeToString[r.Rcode], verr)
+		}
+		e.wantActive(t, "127.0.0.1", node)
 	}
 }

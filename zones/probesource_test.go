@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,17 +13,18 @@ import (
 )
 
 // TestProbeSource: server.probe_source reaches every node's health spec,
-// check's summary names it, and a source that is no address of this host
-// is a warning (check may run elsewhere), not an error.
+// check's summary names it, and check's preflight refuses a source that is
+// no address of this host (loading does not: the address may be added
+// after the config is written).
 func TestProbeSource(t *testing.T) {
 	for _, tc := range []struct {
-		file string
-		want netip.Addr
-		warn string
+		file      string
+		want      netip.Addr
+		preflight string
 	}{
 		{"valid.toml", netip.Addr{}, ""},
 		{"probe-source.toml", netip.MustParseAddr("127.0.0.11"), ""},
-		{"probe-source-foreign.toml", netip.MustParseAddr("192.0.2.99"), "server.probe_source 192.0.2.99 is not an address of this host"},
+		{"probe-source-foreign.toml", netip.MustParseAddr("192.0.2.99"), "server.probe_source 192.0.2.99 is not an address of this host (bind: cannot assign requested address): every health check would fail"},
 	} {
 		t.Run(strings.TrimSuffix(tc.file, ".toml"), func(t *testing.T) {
 			path := filepath.Join(svcDataDir, tc.file)
@@ -47,12 +49,22 @@ func TestProbeSource(t *testing.T) {
 			if !strings.Contains(summary, wantLine) {
 				t.Errorf("summary lacks %q:\n%s", wantLine, summary)
 			}
-			w := snap.Warnings()
-			switch {
-			case tc.warn == "" && len(w) != 0:
+			if w := snap.Warnings(); len(w) != 0 {
 				t.Errorf("Warnings() = %q, want none", w)
-			case tc.warn != "" && (len(w) != 1 || !strings.HasPrefix(w[0], tc.warn)):
-				t.Errorf("Warnings() = %q, want one starting %q", w, tc.warn)
+			}
+			err = zones.Preflight(snap.Config)
+			if tc.preflight == "" {
+				if err != nil {
+					t.Errorf("Preflight: %v", err)
+				}
+				return
+			}
+			errs := zones.Errors(err)
+			if len(errs) != 1 {
+				t.Fatalf("Preflight gave %d errors, want 1: %v", len(errs), err)
+			}
+			if want := fmt.Sprintf("%s:%d: %s", snap.Config.File, lineOf(t, path, "probe_source"), tc.preflight); !strings.HasPrefix(errs[0].Error(), want) {
+				t.Errorf("Preflight:\n%s\nwant it to start\n%s", errs[0], want)
 			}
 		})
 	}
@@ -98,4 +110,20 @@ func TestProbeSourceRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lineOf is the 1-based line of path that starts with prefix.
+func lineOf(t *testing.T, path, prefix string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s: no line starts with %q", path, prefix)
+	return 0
 }

@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -328,16 +326,6 @@ func (s *Snapshot) Warnings() []string {
 	for _, z := range s.Zones {
 		for _, m := range z.Warnings {
 			w = append(w, z.File+": "+m)
-		}
-	}
-	if src := s.Config.Server.probeSource; src.IsValid() {
-		// A warning, not an error: `check` may run on another host than
-		// the server. Where it runs on the server, it names the cause of
-		// what would otherwise be every node down at start.
-		if ln, err := net.ListenPacket("udp", netip.AddrPortFrom(src, 0).String()); err != nil {
-			w = append(w, fmt.Sprintf("server.probe_source %s is not an address of this host (%v): every health check would fail", src, err))
-		} else {
-			ln.Close()
 		}
 	}
 	return w
