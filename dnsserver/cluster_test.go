@@ -9,7 +9,10 @@ import (
 
 	"github.com/miekg/dns"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 
@@ -108,6 +111,31 @@ func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 // all three, and pins survive a restart of every instance.
 func TestClusterOneAnswer(t *testing.T) {
 	c := clStart(t, 3, "")
+
+	// /status: one leader, every node voted up by all three.
+	deadline := time.Now().Add(clWithin)
+	for {
+		leaders, votes := 0, 0
+		for _, e := range c.ins {
+			st := e.in.Status().Cluster
+			if st == nil {
+				t.Fatal("/status has no cluster part in cluster mode")
+			}
+			if st.IsLeader {
+				leaders++
+			}
+			if st.Nodes["sems1"].Votes == "3/3" && st.Nodes["sems1"].Up {
+				votes++
+			}
+		}
+		if leaders == 1 && votes == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status: %d leaders and %d instances with sems1 up 3/3, want 1 and 3", leaders, votes)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	c.nodes["sems1"].stop()
 	c.waitAgreed(t, "sems2")
@@ -292,4 +320,54 @@ func TestClusterConfigMismatch(t *testing.T) {
 		t.Fatalf("reload: %v", err)
 	}
 	c.waitAgreed(t, "sems2")
+}
+
+// TestClusterImportAndLapse: pins an instance kept in state_dir before
+// cluster mode are imported into etcd once; a pin's until= is lapsed by the
+// leader, in etcd, for every instance.
+func TestClusterImportAndLapse(t *testing.T) {
+	c := clStart(t, 2, "")
+	e := c.ins[0]
+	e.close()
+	old := map[zones.PinKey]zones.Pin{{Service: admService}: {Node: "sems3", Key: admKey, From: "127.0.0.1", At: time.Now().UTC().Truncate(time.Second)}}
+	if err := zones.NewPinStore(e.stateDir).Save(old); err != nil {
+		t.Fatal(err)
+	}
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	c.waitAgreed(t, "sems3")
+
+	// Imported once: unpinned in the cluster, a restart does not bring
+	// state_dir's pin back.
+	if rc := c.update(t, 1, admUnpinMsg(admPinName)); rc != dns.RcodeSuccess {
+		t.Fatalf("unpin: %s", dns.RcodeToString[rc])
+	}
+	c.waitAgreed(t, "sems1")
+	e.close()
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	c.waitAgreed(t, "sems1")
+
+	until := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+	if rc := c.update(t, 0, admPinMsg(admPinName, "sems2 until="+until)); rc != dns.RcodeSuccess {
+		t.Fatalf("pin with until: %s", dns.RcodeToString[rc])
+	}
+	c.waitAgreed(t, "sems2")
+	c.waitAgreed(t, "sems1")
+	deadline := time.Now().Add(clWithin)
+	for i := 0; i < len(c.ins); {
+		if got := c.ins[i].pinTXT(t, admPinName); got == "NXDOMAIN" {
+			i++
+			continue
+		} else if time.Now().After(deadline) {
+			t.Fatalf("_pin on ns%d = %s after until passed, want NXDOMAIN (deleted by the leader)", i+1, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cli := c.etcd.Client(t)
+	resp, err := cli.Get(t.Context(), "/failoverdns/"+t.Name()+"/v1/pin/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 0 {
+		t.Errorf("etcd still holds %d pin keys after until passed: %s", len(resp.Kvs), resp.Kvs[0].Key)
+	}
 }

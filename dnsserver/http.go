@@ -79,6 +79,21 @@ type Status struct {
 	Services  []ServiceStatus       `json:"services"`
 	Nodes     map[string]NodeStatus `json:"nodes"`
 	Locations []string              `json:"locations"`
+	Cluster   *ClusterStatus        `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is /status's cluster part (CLUSTER.md "What dig shows").
+type ClusterStatus struct {
+	Leader      string    `json:"leader"`
+	IsLeader    bool      `json:"is_leader"`
+	Connected   bool      `json:"connected"`
+	CutOffSince time.Time `json:"cut_off_since,omitzero"`
+	Cached      bool      `json:"cached,omitempty"`
+	Revision    int64     `json:"revision"`
+	BeatAgeSec  float64   `json:"beat_age_seconds"`
+	// Votes per node: "2/3" instances see it up; Up is the agreed state.
+	Nodes    map[string]zones.AgreedHealth `json:"nodes"`
+	Problems []string                      `json:"problems,omitempty"`
 }
 
 type ServiceStatus struct {
@@ -93,6 +108,10 @@ type ViewStatus struct {
 	Servfail bool     `json:"servfail,omitempty"`
 	Reason   string   `json:"reason"`
 	Pin      *PinJSON `json:"pin,omitempty"`
+	// Cluster mode: the etcd revision that wrote the decision, or Local
+	// when this instance decided alone.
+	Generation int64 `json:"generation,omitempty"`
+	Local      bool  `json:"local,omitempty"`
 }
 
 type PinJSON struct {
@@ -124,6 +143,20 @@ func (in *Instance) Status() Status {
 		ns.Address, ns.Address6 = n.Address.String(), n.Address6.String()
 		st.Nodes[n.Name] = ns
 	}
+	agreed := snap.Cluster()
+	if agreed != nil {
+		cs := &ClusterStatus{Leader: agreed.Leader, Connected: agreed.Connected, Cached: agreed.Cached, Revision: agreed.Revision, Nodes: agreed.Health, Problems: agreed.Problems, BeatAgeSec: -1}
+		if !agreed.Connected {
+			cs.CutOffSince = agreed.CutOffSince
+		}
+		if t := agreed.LastBeat(); !t.IsZero() {
+			cs.BeatAgeSec = time.Since(t).Seconds()
+		}
+		if m := in.member.Load(); m != nil {
+			cs.IsLeader = m.IsLeader()
+		}
+		st.Cluster = cs
+	}
 	for _, svc := range snap.Services {
 		ss := ServiceStatus{Name: svc.Name}
 		for loc, order := range svc.Orders {
@@ -134,10 +167,13 @@ func (in *Instance) Status() Status {
 			if order == nil {
 				order = svc.Orders[0]
 			}
-			v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason}
+			v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason, Local: d.Local}
 			k := zones.PinKey{Service: svc.Name}
 			if loc > 0 {
 				k.Location = snap.LocationName(loc)
+			}
+			if ad, ok := agreed.Decisions[k]; ok && agreed != nil && !d.Local {
+				v.Generation = ad.Generation
 			}
 			if p, ok := snap.DynamicPins()[k]; ok {
 				v.Pin = &PinJSON{p, "dynamic"}
