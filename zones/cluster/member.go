@@ -576,7 +576,9 @@ func (m *Member) importPins(ctx context.Context) {
 }
 
 func (m *Member) lastBeat() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.mir.beatSeen
+	ns := m.mir.beatSeen.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
