@@ -40,6 +40,12 @@ type Pin struct {
 	Static bool      `json:"-"` // from the zone file
 }
 
+// DormantPin is a dynamic pin kept but not applied, and why.
+type DormantPin struct {
+	Pin
+	Why string `json:"why"`
+}
+
 // Text is the pin as its TXT record: "<node>[ force][ until=<RFC 3339>]".
 func (p Pin) Text() string {
 	s := p.Node
