@@ -173,7 +173,9 @@ func (in *Instance) Status() Status {
 				k.Location = snap.LocationName(loc)
 			}
 			if agreed != nil && !d.Local {
-				v.Generation = agreed.Decisions[k].Generation
+				if ad, ok := agreed.Decisions[k]; ok {
+					v.Generation = ad.Generation
+				}
 			}
 			if p, ok := snap.DynamicPins()[k]; ok {
 				v.Pin = &PinJSON{p, "dynamic"}

@@ -161,7 +161,13 @@ func (s *Server) answerUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, cli
 	if uerr != nil {
 		m.Rcode = uerr.rcode
 		tsigErr = uerr.tsigErr
-		s.log.Warn("UPDATE refused", "from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why)
+		if ok, held := s.refusals.allow(client, time.Now()); ok {
+			attrs := []any{"from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why}
+			if held > 0 {
+				attrs = append(attrs, "suppressed", held)
+			}
+			s.log.Warn("UPDATE refused", attrs...)
+		}
 		if uerr.ede != nil && r.IsEdns0() != nil {
 			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 			o.SetUDPSize(uint16(s.Snapshot().Config.Server.UDPSize))

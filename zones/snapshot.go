@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -164,6 +166,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		return nil, errs
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Origin < s.Zones[j].Origin })
+	s.checkReplicationAnswers(&errs)
 	s.bindServices(display, &errs)
 	if len(errs) == 0 {
 		s.bindStaticPins(&errs)
@@ -172,6 +175,49 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		return nil, errs
 	}
 	return s.withDecisions(nil, nil), nil
+}
+
+// checkReplicationAnswers applies the Interface 1 rule to every zone: no
+// static A or AAAA record, glue and wildcards included, may answer a node's
+// replication address, or the zone would send clients onto the replication
+// network that services never hand out.
+func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
+	repl := s.Config.replicationOwners()
+	if len(repl) == 0 {
+		return
+	}
+	for _, z := range s.Zones {
+		var found ErrorList
+		for name, n := range z.nodes {
+			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				for _, rr := range n.RRsets[t] {
+					var ip net.IP
+					switch v := rr.(type) {
+					case *dns.A:
+						ip = v.A
+					case *dns.AAAA:
+						ip = v.AAAA
+					}
+					a, _ := netip.AddrFromSlice(ip)
+					owner, ok := repl[a.Unmap()]
+					if !ok {
+						continue
+					}
+					fix, mine := "", owner.addr
+					if t == dns.TypeAAAA {
+						mine = owner.addr6
+					}
+					if mine.IsValid() {
+						fix = fmt.Sprintf(" (node %q's is %s)", owner.node, mine)
+					}
+					found.add(z.File, z.lines[rrsetKey{name, t}], "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
+						name, dns.TypeToString[t], a.Unmap(), owner.node, owner.key, fix)
+				}
+			}
+		}
+		sort.SliceStable(found, func(i, j int) bool { return found[i].Line < found[j].Line })
+		*errs = append(*errs, found...)
+	}
 }
 
 // bindServices attaches each service to its zone and precomputes its records.
