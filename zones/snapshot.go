@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
@@ -60,7 +61,34 @@ type Service struct {
 
 	// rrs holds, per node, the A and AAAA record this service answers for
 	// it, built once at load: decisions only pick among them.
-	rrs map[string]nodeRRs
+	rrs     map[string]nodeRRs
+	nodeCfg map[string]*NodeConfig
+	// ramped holds the same records with the TTLs of a countdown to a
+	// scheduled switch (rampKey → nodeRRs), made once each: at most
+	// ttl of them per node, and the fast path keys its templates by them.
+	ramped sync.Map
+}
+
+type rampKey struct {
+	node string
+	ttl  uint32
+}
+
+// records are the node's A and AAAA records with TTL ttl (0: the service's).
+func (svc *Service) records(node string, ttl uint32) nodeRRs {
+	if ttl == 0 || ttl >= uint32(*svc.Config.TTL) {
+		return svc.rrs[node]
+	}
+	k := rampKey{node, ttl}
+	if r, ok := svc.ramped.Load(k); ok {
+		return r.(nodeRRs)
+	}
+	nc := svc.nodeCfg[node]
+	if nc == nil {
+		return nodeRRs{}
+	}
+	r, _ := svc.ramped.LoadOrStore(k, nodeRecords(svc.Name, ttl, nc))
+	return r.(nodeRRs)
 }
 
 type nodeRRs struct{ a, aaaa []dns.RR }
@@ -222,7 +250,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 			}
 		}
 		z.node(sc.Name) // the name exists, and so do its empty non-terminals
-		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}}
+		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}, nodeCfg: map[string]*NodeConfig{}}
 		svc.Orders[0] = sc.Nodes
 		for li, l := range cfg.Locations {
 			if order, ok := sc.Locations[l.Name]; ok {
@@ -236,6 +264,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 				continue // reported by config validation
 			}
 			svc.rrs[n] = nodeRecords(sc.Name, uint32(*sc.TTL), nc)
+			svc.nodeCfg[n] = nc
 		}
 		s.Services = append(s.Services, svc)
 		s.byService[sc.Name] = svc
@@ -287,8 +316,8 @@ func (s *Snapshot) withDecisions(decided map[decisionKey]Decision, h map[string]
 			case d.Servfail:
 				sets[loc].servfail = true
 			case d.Active != "":
-				sets[loc].a = svc.rrs[d.Active].a
-				sets[loc].aaaa = svc.rrs[d.Active].aaaa
+				r := svc.records(d.Active, d.TTL)
+				sets[loc].a, sets[loc].aaaa = r.a, r.aaaa
 			default:
 				// Not decided yet (before the engine ran): the first node,
 				// as when_all_down = first would.
