@@ -285,6 +285,11 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 			if err != nil {
 				return refuse(dns.RcodeRefused, "%v", err)
 			}
+			if p.Reason == "" && snap.Config.Server.RequirePinReason {
+				e := refuse(dns.RcodeRefused, "%s: this server requires a reason for every pin (server.require_pin_reason): add one to the TXT, e.g. %q", k.Name(), p.Node+` reason="patching sems1"`)
+				e.ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: e.why}
+				return e
+			}
 			p.Key = strings.ToLower(keyName)
 			p.From = client.String()
 			p.At = now.UTC().Truncate(time.Second)

@@ -556,7 +556,7 @@ func (m *Member) importPins(ctx context.Context) {
 	change := func(cur map[zones.PinKey]zones.Pin) (map[zones.PinKey]zones.Pin, error) {
 		added = added[:0]
 		for k, p := range m.o.ImportPins {
-			if _, ok := cur[k]; !ok && p.Active(time.Now()) {
+			if _, ok := cur[k]; !ok && !p.Lapsed(time.Now()) {
 				cur[k] = p
 				added = append(added, k.Name())
 			}
