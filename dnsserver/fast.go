@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -13,18 +14,27 @@ import (
 // The UDP fast path answers the common queries (service A/AAAA, static data,
 // NODATA, NXDOMAIN, REFUSED; with or without EDNS and ECS) by copying bytes
 // precomputed when the snapshot changed. Each template is the general path's
-// own answer, packed the way ServeDNS sends it when it fits (miekg/dns
-// Truncate leaves a fitting answer uncompressed), minus the question, which
-// the fast path copies from the query. So the two paths cannot disagree: the
-// fast path either produces the general path's bytes or declines and lets the
-// general path answer.
+// own answer, packed the way ServeDNS sends it when it fits (packAnswer:
+// compressed, against the question in lower case), minus the question,
+// which the fast path copies from the query. So the two paths cannot
+// disagree: the fast path either produces the general path's bytes or
+// declines and lets the general path answer.
 
 // tmpl is an answer without ID, question and OPT record.
 type tmpl struct {
 	flags      uint16 // QR, opcode, AA, RCODE; RD and CD come from the query
 	an, ns, ar uint16
-	rest       []byte // answer, authority, additional sections, uncompressed
+	rest       []byte // answer, authority, additional sections, compressed
 	rcode      uint16
+	// qlen is the wire length of the question name rest was packed after,
+	// and ptrs the offsets in rest of its compression pointers. A template
+	// of one name is only sent for that name (the same length in any
+	// letter case: nothing moves). One shared by every name of a zone
+	// (NXDOMAIN, NODATA) is packed after the apex, so its pointers all
+	// point at or after the apex's start: for a name k bytes longer, each
+	// moves by k (see relocate).
+	qlen int
+	ptrs []uint16
 }
 
 // fastName is what the fast path knows about one existing owner name.
@@ -38,9 +48,14 @@ type fastName struct {
 	wildChild bool
 }
 
-// fastZone is per zone: its NXDOMAIN answer.
+// fastZone is per zone: its NXDOMAIN answer, and the labels right below the
+// apex that its negative answers' names use (the SOA's MNAME and RNAME):
+// a query name with one of those there shares more than the apex with
+// them, which the general path's compression would use, so the shared
+// template would not be its bytes.
 type fastZone struct {
 	nxdomain *tmpl
+	clash    map[string]bool
 }
 
 // fastService holds, per view, the A and AAAA answer of a service.
@@ -85,24 +100,114 @@ func isFastQtype(t uint16) bool {
 	return t != 0 && t < 128 && t != dns.TypeOPT && t != dns.TypeMAILA && t != dns.TypeMAILB
 }
 
-// makeTmpl packs m (without a question) the way the UDP path sends a fitting
-// answer and keeps what follows the question.
-func makeTmpl(m *dns.Msg) *tmpl {
-	m.Question = []dns.Question{{Name: ".", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
-	m.Compress = false
+// makeTmpl packs m as the answer to qname the way packAnswer sends a
+// fitting one, and keeps what follows the question.
+func makeTmpl(m *dns.Msg, qname string) *tmpl {
+	m.Question = []dns.Question{{Name: qname, Qtype: dns.TypeA, Qclass: dns.ClassINET}}
+	m.Compress = true
 	b, err := m.Pack()
 	if err != nil {
 		return nil
 	}
-	const qlen = 5 // root name + type + class
-	return &tmpl{
+	qlen := 0
+	for b[12+qlen] != 0 { // the first name of a message is never a pointer
+		qlen += 1 + int(b[12+qlen])
+	}
+	qlen++
+	t := &tmpl{
 		flags: binary.BigEndian.Uint16(b[2:]) &^ (1<<8 | 1<<4), // minus RD, CD
 		an:    binary.BigEndian.Uint16(b[6:]),
 		ns:    binary.BigEndian.Uint16(b[8:]),
 		ar:    binary.BigEndian.Uint16(b[10:]),
-		rest:  append([]byte(nil), b[12+qlen:]...),
+		rest:  append([]byte(nil), b[12+qlen+4:]...),
 		rcode: uint16(m.Rcode),
+		qlen:  qlen,
 	}
+	var ok bool
+	if t.ptrs, ok = pointers(t.rest, int(t.an)+int(t.ns)+int(t.ar)); !ok {
+		return nil
+	}
+	return t
+}
+
+// pointers returns the offsets in rest (packed RRs, n of them) of the
+// compression pointers, in owner names and in the RDATA of the types
+// miekg/dns compresses there; false for anything it cannot walk.
+func pointers(rest []byte, n int) ([]uint16, bool) {
+	var ptrs []uint16
+	off := 0
+	name := func() bool {
+		for off < len(rest) {
+			switch l := int(rest[off]); {
+			case l == 0:
+				off++
+				return true
+			case l&0xC0 == 0xC0:
+				ptrs = append(ptrs, uint16(off))
+				off += 2
+				return off <= len(rest)
+			case l < 64:
+				off += 1 + l
+			default:
+				return false
+			}
+		}
+		return false
+	}
+	for range n {
+		if !name() || off+10 > len(rest) {
+			return nil, false
+		}
+		typ := binary.BigEndian.Uint16(rest[off:])
+		end := off + 10 + int(binary.BigEndian.Uint16(rest[off+8:]))
+		off += 10
+		if end > len(rest) {
+			return nil, false
+		}
+		names := 0
+		switch typ {
+		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
+			names = 1
+		case dns.TypeMX:
+			off += 2
+			names = 1
+		case dns.TypeSOA, dns.TypeMINFO:
+			names = 2
+		}
+		for range names {
+			if !name() || off > end {
+				return nil, false
+			}
+		}
+		off = end
+	}
+	return ptrs, off == len(rest)
+}
+
+// relocate moves the pointers of t, copied to b, by delta bytes: the
+// question name is delta bytes longer than the one t was packed after.
+func relocate(t *tmpl, b []byte, delta int) {
+	for _, p := range t.ptrs {
+		v := int(binary.BigEndian.Uint16(b[p:])&0x3FFF) + delta
+		binary.BigEndian.PutUint16(b[p:], 0xC000|uint16(v))
+	}
+}
+
+// apexChild returns the label of name right below the zone origin (both
+// canonical, name in the zone), "" when name is the origin. ok is false for
+// a name with an escape, whose labels this does not split.
+func apexChild(name, origin string) (label string, ok bool) {
+	if strings.IndexByte(name, '\\') >= 0 {
+		return "", false
+	}
+	if len(name) <= len(origin) {
+		return "", true
+	}
+	above := name[:len(name)-1] // the labels above the origin: "x.www"
+	if origin != "." {
+		above = name[:len(name)-len(origin)-1]
+	}
+	return above[strings.LastIndexByte(above, '.')+1:], true
 }
 
 // buildStatic precomputes answers for every name of every zone by asking the
@@ -119,7 +224,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		if m == nil || req.service != "" || req.admin {
 			return nil, false
 		}
-		return makeTmpl(m), true
+		return makeTmpl(m, name), true
 	}
 	svcIndex := make(map[string]int, len(snap.Services))
 	for i, svc := range snap.Services {
@@ -129,11 +234,23 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		m := &dns.Msg{}
 		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
 		m.Ns = []dns.RR{z.NegSOA}
-		st.zones[z.Origin] = &fastZone{nxdomain: makeTmpl(m)}
+		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), clash: map[string]bool{}}
+		for _, n := range []string{z.NegSOA.Hdr.Name, z.NegSOA.Ns, z.NegSOA.Mbox} {
+			n = strings.ToLower(n)
+			if !dns.IsSubDomain(z.Origin, n) {
+				continue
+			}
+			if l, ok := apexChild(n, z.Origin); !ok {
+				fz.nxdomain = nil // cannot tell what it shares with a query name
+			} else if l != "" {
+				fz.clash[l] = true
+			}
+		}
+		st.zones[z.Origin] = fz
 		nd := &dns.Msg{}
 		nd.Response, nd.Authoritative = true, true
 		nd.Ns = []dns.RR{z.NegSOA}
-		st.nodata[z] = makeTmpl(nd)
+		st.nodata[z] = makeTmpl(nd, z.Origin)
 		for name, n := range z.Nodes() {
 			if snap.FindZone(name) != z || zones.IsAdminName(name) {
 				continue // another zone answers it, or admin names: slow path
@@ -161,17 +278,28 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 				}
 				continue
 			}
-			fn.nodata = st.nodata[z]
+			fn.nodata = st.zoneNodata(z, name)
 		}
 	}
 	st.rrl = newRRL(snap.Config.Server.RRL)
+	// No records: nothing to relocate, whatever the name.
 	r := &dns.Msg{}
 	r.Response, r.Rcode = true, dns.RcodeRefused
-	st.refused = makeTmpl(r)
+	st.refused = makeTmpl(r, ".")
 	sf := &dns.Msg{}
 	sf.Response, sf.Rcode = true, dns.RcodeServerFailure
-	st.sfail = makeTmpl(sf)
+	st.sfail = makeTmpl(sf, ".")
 	return st
+}
+
+// zoneNodata is z's NODATA template for name, or nil when name's label
+// below the apex is one the SOA's names use (see fastZone.clash).
+func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
+	fz := st.zones[z.Origin]
+	if l, ok := apexChild(name, z.Origin); !ok || fz.nxdomain == nil || fz.clash[l] {
+		return nil
+	}
+	return st.nodata[z]
 }
 
 // build returns the fast table for a snapshot, reusing st's static part.
@@ -198,7 +326,7 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	case fail:
 		return st.sfail
 	case len(rrs) == 0:
-		return st.nodata[svc.Zone]
+		return st.zoneNodata(svc.Zone, svc.Name)
 	}
 	if t, ok := st.byRR[rrs[0]]; ok {
 		return t
@@ -206,7 +334,7 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	m := &dns.Msg{}
 	m.Response, m.Authoritative = true, true
 	m.Answer = rrs
-	t := makeTmpl(m)
+	t := makeTmpl(m, svc.Name)
 	st.byRR[rrs[0]] = t
 	return t
 }
@@ -433,6 +561,9 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 	out = binary.BigEndian.AppendUint16(out, ar)
 	out = append(out, q.qname...)
 	out = append(out, t.rest...)
+	if delta := len(q.qname) - 4 - t.qlen; delta != 0 && len(t.ptrs) > 0 {
+		relocate(t, out[len(out)-len(t.rest):], delta)
+	}
 	if q.edns {
 		out = append(out, 0) // root
 		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
@@ -466,6 +597,7 @@ func (ft *fastTable) nxOrRefused(name []byte) *tmpl {
 		return nil
 	}
 	encloser := false
+	prev := 0 // where the label before name[i:] starts
 	for i := 0; i < len(name); {
 		suffix := name[i:]
 		if !encloser {
@@ -477,8 +609,12 @@ func (ft *fastTable) nxOrRefused(name []byte) *tmpl {
 			}
 		}
 		if fz := ft.zones[string(suffix)]; fz != nil {
+			if i > 0 && fz.clash[string(name[prev:i-1])] {
+				return nil // see fastZone.clash
+			}
 			return fz.nxdomain
 		}
+		prev = i
 		for i < len(name) && name[i] != '.' {
 			i++
 		}
