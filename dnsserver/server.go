@@ -236,11 +236,20 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if req.Transport == UDP {
 		limit = udpLimit(snap, r)
 	}
-	if b, err := packAnswer(m, limit); err == nil {
-		_, _ = w.Write(b)
+	buf := packBufs.Get().(*[]byte)
+	if b, err := packAnswer(m, limit, *buf); err == nil {
+		_, _ = w.Write(b) // sent or copied before Write returns
+		if cap(b) <= 4096 { // a large TCP answer's buffer is not kept
+			*buf = b[:0]
+		}
 	}
+	packBufs.Put(buf)
 	s.account(snap, &req, m, start)
 }
+
+// packBufs hold the general path's packed answers between packing and the
+// write, so an answer costs no output allocation.
+var packBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1232); return &b }}
 
 // serveSigned answers a TSIG-signed query (RFC 8945 5.2): with a key,
 // signature or time that fails, NOTAUTH and the TSIG error, unsigned; else
@@ -269,7 +278,7 @@ func (s *Server) serveSigned(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, snap
 // into the question read in the client's letter case (0x20 resolvers
 // compare only the question). So the compressed bytes are the same for
 // every spelling of a name, which lets the fast path precompute them.
-func packAnswer(m *dns.Msg, limit int) ([]byte, error) {
+func packAnswer(m *dns.Msg, limit int, buf []byte) ([]byte, error) {
 	var asSent string
 	if len(m.Question) == 1 {
 		q := m.Question[0]
@@ -280,7 +289,7 @@ func packAnswer(m *dns.Msg, limit int) ([]byte, error) {
 	}
 	m.Truncate(limit)
 	m.Compress = true // Truncate turns it off when the answer fits uncompressed
-	b, err := m.Pack()
+	b, err := m.PackBuffer(buf[:cap(buf)])
 	if asSent != "" {
 		m.Question[0].Name = asSent
 		if err == nil {
