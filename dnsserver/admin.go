@@ -74,8 +74,10 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		order = svc.Orders[loc]
 	}
 	d, ok := snap.Decision(svc.Name, loc)
+	decidedBy := loc // the view whose decision applies
 	if !ok {
 		d, _ = snap.Decision(svc.Name, 0)
+		decidedBy = 0
 	}
 	states := snap.HealthState()
 	if s.liveHealth != nil {
@@ -105,6 +107,9 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		answer = "SERVFAIL"
 	}
 	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
+	if l := s.changeLine(svc.Name, snap.LocationName(decidedBy), snap.LocationName(loc), answer); l != "" {
+		out = append(out, l)
+	}
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -113,6 +118,9 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 					a = "SERVFAIL"
 				}
 				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
+				if l := s.changeLine(svc.Name, snap.LocationName(i), snap.LocationName(i), a); l != "" {
+					out = append(out, l)
+				}
 			}
 		}
 	}
