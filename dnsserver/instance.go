@@ -39,10 +39,9 @@ type Instance struct {
 	httpSrv    *http.Server
 	reloadMu   sync.Mutex
 
-	gaugeMu     sync.Mutex
-	gaugeNodes  map[string]bool
-	gaugeActive map[[3]string]bool
-	gaugeLocal  map[zones.PinKey]bool
+	gaugeMu    sync.Mutex
+	gauges     gauges
+	gaugeLocal map[zones.PinKey]bool
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
 	member atomic.Pointer[cluster.Member]
@@ -175,49 +174,10 @@ func (in *Instance) initialRound(specs map[string]health.Spec) {
 // the gauges follow the state it was computed from.
 func (in *Instance) publish(snap *zones.Snapshot) {
 	in.Server.Store(snap)
-	// Series are updated in place, only when they change, and vanished
-	// ones deleted: a scrape between a reset and a refill would see a
-	// node or service missing, and 40,000 series rewritten per change
-	// would slow every failover of a large config.
 	m := in.Metrics
 	in.gaugeMu.Lock()
 	defer in.gaugeMu.Unlock()
-	nodes := make(map[string]bool, len(snap.HealthState()))
-	for name, st := range snap.HealthState() {
-		up := st.Checked && st.Up
-		if was, ok := in.gaugeNodes[name]; !ok || was != up {
-			v := 0.0
-			if up {
-				v = 1
-			}
-			m.nodeUp.WithLabelValues(name).Set(v)
-		}
-		nodes[name] = up
-	}
-	for name := range in.gaugeNodes {
-		if _, ok := nodes[name]; !ok {
-			m.nodeUp.DeleteLabelValues(name)
-		}
-	}
-	in.gaugeNodes = nodes
-	active := make(map[[3]string]bool, len(in.gaugeActive))
-	for _, svc := range snap.Services {
-		for loc := range svc.Orders {
-			if d, ok := snap.Decision(svc.Name, loc); ok && d.Active != "" {
-				k := [3]string{svc.Name, snap.LocationName(loc), d.Active}
-				if !in.gaugeActive[k] {
-					m.activeNode.WithLabelValues(k[:]...).Set(1)
-				}
-				active[k] = true
-			}
-		}
-	}
-	for k := range in.gaugeActive {
-		if !active[k] {
-			m.activeNode.DeleteLabelValues(k[:]...)
-		}
-	}
-	in.gaugeActive = active
+	in.gauges.follow(m, snap)
 	in.publishCluster(snap)
 	m.pins.WithLabelValues("dynamic").Set(float64(len(snap.DynamicPins())))
 	m.pins.WithLabelValues("static").Set(float64(len(snap.StaticPins())))

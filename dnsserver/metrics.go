@@ -24,6 +24,8 @@ type Metrics struct {
 	queryDuration  *latencyHist
 	nodeUp         *prometheus.GaugeVec
 	probeDuration  *prometheus.HistogramVec
+	nodeProbe      *prometheus.SummaryVec
+	allDown        *prometheus.GaugeVec
 	probeFailures  *prometheus.CounterVec
 	activeChanges  *prometheus.CounterVec
 	activeNode     *prometheus.GaugeVec
@@ -76,6 +78,10 @@ func NewMetrics() *Metrics {
 	m.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "probe_duration_seconds",
 		Help:    "Health check latency, by check type.",
 		Buckets: []float64{100e-6, 500e-6, 1e-3, 5e-3, 10e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}}, []string{"check"})
+	m.nodeProbe = prometheus.NewSummaryVec(prometheus.SummaryOpts{Namespace: ns, Name: "node_probe_duration_seconds",
+		Help: "Health check latency per node: rate(_sum)/rate(_count) is a node's mean (probe_duration_seconds has the distribution by check type)."}, []string{"node"})
+	m.allDown = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "service_all_down",
+		Help: "1 while no node of a service's view (default or a location's order) is up, so when_all_down decides the answer (SERVFAIL with \"servfail\")."}, []string{"service", "location"})
 	m.probeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "probe_failures_total",
 		Help: "Failed health checks, by node and reason class."}, []string{"node", "reason"})
 	m.activeChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "active_changes_total",
@@ -100,11 +106,23 @@ func NewMetrics() *Metrics {
 		Help: "UDP responses sent truncated (TC) by response rate limiting, so real clients retry over TCP."})
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1: the version, VCS revision and Go version of the running binary."}, []string{"version", "revision", "goversion"})
-	m.Registry.MustRegister(m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
+	m.Registry.MustRegister(m.nodeProbe, m.allDown, m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
 		m.activeChanges, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)
 	m.configLoadedAt.SetToCurrentTime()
+	// Every label value these counters can take, at 0 from the start: an
+	// increase() alert on the first failed reload or refused UPDATE must
+	// see the series go from 0, not appear at 1.
+	for _, o := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(o)
+	}
+	for _, a := range []string{"set", "removed", "lapsed"} {
+		m.pinChanges.WithLabelValues(a)
+	}
+	for _, rc := range updateRcodes {
+		m.updates.WithLabelValues(dns.RcodeToString[rc])
+	}
 	m.qcache.Store(&queryCache{})
 	return m
 }
@@ -284,9 +302,14 @@ func qtypeBucket(t uint16) uint16 {
 	return 0
 }
 
+// updateRcodes are the answers an UPDATE can get (update.go).
+var updateRcodes = []int{dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
+	dns.RcodeRefused, dns.RcodeYXDomain, dns.RcodeYXRrset, dns.RcodeNXRrset, dns.RcodeNotAuth, dns.RcodeNotZone}
+
 // observeProbe records one health check result.
 func (m *Metrics) observeProbe(node, check string, r health.Result) {
 	m.probeDuration.WithLabelValues(check).Observe(r.Latency.Seconds())
+	m.nodeProbe.WithLabelValues(node).Observe(r.Latency.Seconds())
 	if !r.OK {
 		m.probeFailures.WithLabelValues(node, failureClass(r.Err)).Inc()
 	}

@@ -211,3 +211,45 @@ func TestSDNotify(t *testing.T) {
 		}
 	}
 }
+
+// TestDeployAlertRules: the shipped alert rules load, and their unit tests
+// (deploy/failoverdns.rules.test.yml) pass: a first failed reload, a
+// service all down, a node down, two nameservers answering different nodes.
+func TestDeployAlertRules(t *testing.T) {
+	promtool := toolBinary(t, "promtool", "prometheus")
+	for _, args := range [][]string{
+		{"check", "rules", "failoverdns.rules.yml"},
+		{"test", "rules", "failoverdns.rules.test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = deployDir
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "SUCCESS") {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestPromtoolCheckMetrics: a scrape of the running binary passes
+// `promtool check metrics` (names, units, help, types).
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := toolBinary(t, "promtool", "prometheus")
+	s := opeStart(t, true)
+	// An answer, so queries_total has a series too.
+	if _, err := s.lookupA("www." + opeZone); err != nil {
+		t.Fatal(err)
+	}
+	code, body := opeHTTPGet(t, s.httpAddr, "/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d\n%s", code, body)
+	}
+	for _, want := range []string{"failoverdns_build_info{", "failoverdns_reloads_total{outcome=\"failure\"} 0", "failoverdns_queries_total{"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the scrape has no %q", want)
+		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
