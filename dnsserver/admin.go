@@ -117,13 +117,11 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
+	answer += s.changeNote(svc.Name, snap.LocationName(decidedBy), answer, now)
 	if d.TTL != 0 {
 		answer += fmt.Sprintf(" ttl=%d (counting down to a scheduled switch)", d.TTL)
 	}
 	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
-	if l := s.changeLine(svc.Name, snap.LocationName(decidedBy), snap.LocationName(loc), answer); l != "" {
-		out = append(out, l)
-	}
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -131,10 +129,8 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
+				a += s.changeNote(svc.Name, snap.LocationName(i), a, now)
 				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
-				if l := s.changeLine(svc.Name, snap.LocationName(i), snap.LocationName(i), a); l != "" {
-					out = append(out, l)
-				}
 			}
 		}
 	}

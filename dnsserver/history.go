@@ -241,22 +241,25 @@ func (in *Instance) serveEvents(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(EventsReply{Events: evs, LastSeq: in.Events.LastSeq(), Truncated: truncated})
 }
 
-// changeLine is _status's line on a view's last change (decidedBy names
-// the view whose decision applies: a location without its own order
-// follows the default view): when, from what and why ("view default: since 2026-11-21T10:02:11Z, was sems1: sems1 is
-// down: connect refused"). It is empty when the history does not know how
-// the view came to its current answer.
-func (s *Server) changeLine(service, decidedBy, location, answer string) string {
+// changeNote is what _status adds to a view's answer about its last
+// change: " (since 10:02:11Z, was sems1)", so that with the reason after it
+// the line reads "view default: answer sems2 (since 10:02:11Z, was sems1):
+// sems1 is down: connect: connection refused". decidedBy names the view
+// whose decision applies (a location without its own order follows the
+// default view). Empty when the view has not changed since it was first
+// decided, or the history does not know: the note is kept short because
+// _status must fit a 512-byte UDP answer where it can.
+func (s *Server) changeNote(service, decidedBy, answer string, now time.Time) string {
 	if s.history == nil {
 		return ""
 	}
 	ev, ok := s.history.LastChange(service, decidedBy)
-	if !ok || ev.New != answer {
+	if !ok || ev.Old == "" || ev.New != answer {
 		return ""
 	}
 	at := ev.Time.UTC().Format(time.RFC3339)
-	if ev.Old == "" {
-		return clip(fmt.Sprintf("view %s: since %s (first decision)", location, at))
+	if now.Sub(ev.Time) < 20*time.Hour {
+		at = ev.Time.UTC().Format("15:04:05Z") // today's: the date is noise
 	}
-	return clip(fmt.Sprintf("view %s: since %s, was %s: %s", location, at, ev.Old, ev.Reason))
+	return " (since " + at + ", was " + ev.Old + ")"
 }

@@ -96,9 +96,9 @@ func TestEventHistory(t *testing.T) {
 	if evs := hiEvents(t, e, "").Events; len(evs) != 0 {
 		t.Fatalf("a fresh instance with every node up has events:\n%s", hiDump(evs))
 	}
-	// _status of a view never changed says since when it answers.
-	if lines := hiStatus(t, e); !containsSubstr(lines, "view default: since ") || !containsSubstr(lines, "(first decision)") {
-		t.Errorf("_status has no line saying since when the view answers sems1: %q", lines)
+	// A view never changed has no change to tell.
+	if lines := hiStatus(t, e); !containsPrefix(lines, "view default: answer sems1: ") {
+		t.Errorf("_status of a view that never changed: %q, want \"view default: answer sems1: <reason>\"", lines)
 	}
 
 	// A failover: the node's health, then the view's answer.
@@ -112,15 +112,15 @@ func TestEventHistory(t *testing.T) {
 		t.Errorf("failover event %+v, want sems1 -> sems2 because sems1 is down, after the node event %d", moved, down.Seq)
 	}
 	// _status: since when, from what, why.
-	wantLine := regexp.MustCompile(`^view default: since (\S+), was sems1: sems1 is down: .*refused`)
+	wantLine := regexp.MustCompile(`^view default: answer sems2 \(since (\S+), was sems1\): sems1 is down: .*refused`)
 	var since string
 	for _, l := range hiStatus(t, e) {
 		if m := wantLine.FindStringSubmatch(l); m != nil {
 			since = m[1]
 		}
 	}
-	if since != moved.Time.Format(time.RFC3339) {
-		t.Errorf("_status has no line %q at the failover's time %s: %q", wantLine, moved.Time.Format(time.RFC3339), hiStatus(t, e))
+	if since != moved.Time.Format("15:04:05Z") {
+		t.Errorf("_status has no line %q at the failover's time %s: %q", wantLine, moved.Time.Format("15:04:05Z"), hiStatus(t, e))
 	}
 
 	// A pin set by UPDATE, then removed.
@@ -230,7 +230,9 @@ func TestEventHistory(t *testing.T) {
 			before = append(before, ev)
 		}
 	}
-	if !slices.EqualFunc(before, all.Events, func(a, b events.Event) bool { return a.Seq == b.Seq && a.Kind == b.Kind && a.Time.Equal(b.Time) && a.Reason == b.Reason }) {
+	if !slices.EqualFunc(before, all.Events, func(a, b events.Event) bool {
+		return a.Seq == b.Seq && a.Kind == b.Kind && a.Time.Equal(b.Time) && a.Reason == b.Reason
+	}) {
 		t.Errorf("after a restart the history holds\n%s\nwant\n%s", hiDump(before), hiDump(all.Events))
 	}
 	e.wantActive(t, "sems1", "after the restart")

@@ -92,12 +92,12 @@ func TestSelect(t *testing.T) {
 		ev.Time = t0.Add(time.Duration(min) * time.Minute)
 		l.Add(ev)
 	}
-	add(0, Event{Kind: KindNode, Node: "sems1", Old: "up", New: "down"})                                     // 1
+	add(0, Event{Kind: KindNode, Node: "sems1", Old: "up", New: "down"})                                         // 1
 	add(1, Event{Kind: KindActive, Service: "keys.demo.test.", Location: "default", Old: "sems1", New: "sems2"}) // 2
 	add(2, Event{Kind: KindActive, Service: "mail.demo.test.", Location: "default", Old: "mx1", New: "mx2"})     // 3
-	add(3, Event{Kind: KindNode, Node: "mx1", Old: "up", New: "down"})                                       // 4
+	add(3, Event{Kind: KindNode, Node: "mx1", Old: "up", New: "down"})                                           // 4
 	add(4, Event{Kind: KindPin, Action: ActionSet, Service: "keys.demo.test.", Location: "emea", New: "sems3"})  // 5
-	add(5, Event{Kind: KindReload, Action: ActionOK})                                                        // 6
+	add(5, Event{Kind: KindReload, Action: ActionOK})                                                            // 6
 
 	for _, tc := range []struct {
 		name string
