@@ -136,8 +136,8 @@ func TestEventHistory(t *testing.T) {
 	}
 	opsUnpin(t, e)
 	removed := hiWait(t, e, pinned.Seq, "pin removed", func(ev events.Event) bool { return hiView(e, events.KindPin, ev) })
-	if removed.Action != events.ActionRemoved || removed.Old != "sems1 force" || removed.New != "" || removed.Reason != "update" {
-		t.Errorf("pin event %+v, want removed sems1 force (update)", removed)
+	if removed.Action != events.ActionRemoved || removed.Old != "sems1 force" || removed.New != "" || removed.Reason != "update" || removed.Key != opsKey || removed.From != "127.0.0.1" {
+		t.Errorf("pin event %+v, want removed sems1 force by %s from 127.0.0.1 (update)", removed, opsKey)
 	}
 
 	// A pin that lapses by its until=.

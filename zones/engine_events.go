@@ -12,8 +12,9 @@ func (e *Engine) emit(ev events.Event) {
 }
 
 // pinEvent reports a pin change at k: old is the pin text it replaces ("" for
-// a new pin), p the pin now in force (zero when removed), why the cause
-// ("update", "until passed", "cluster").
+// a new pin), p the pin now in force (when removed: only the key and
+// address that removed it), why the cause ("update", "until passed",
+// "cluster").
 func (e *Engine) pinEvent(k PinKey, action events.Action, old string, p Pin, why string) {
 	ev := events.Event{Kind: events.KindPin, Action: action, Service: k.Service, Location: k.Location, Old: old, New: p.Text(), Key: p.Key, From: p.From, Reason: why}
 	if ev.Location == "" {
