@@ -100,9 +100,23 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	} else {
 		out = append(out, "pin none")
 	}
+	now := time.Now()
+	for _, pk := range []zones.PinKey{k, {Service: k.Service}} {
+		for _, p := range []zones.Pin{snap.DynamicPins()[pk], snap.StaticPins()[pk]} {
+			if p.Pending(now) {
+				out = append(out, clip(fmt.Sprintf("pin pending: %s (switch in %s)", pinStatus(p), p.Start.Sub(now).Round(time.Second))))
+			}
+		}
+		if pk.Location == "" {
+			break
+		}
+	}
 	answer := d.Active
 	if d.Servfail {
 		answer = "SERVFAIL"
+	}
+	if d.TTL != 0 {
+		answer += fmt.Sprintf(" ttl=%d (counting down to a scheduled switch)", d.TTL)
 	}
 	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
 	if k.Location == "" {

@@ -148,7 +148,7 @@ func identityCases(s *Server) []rawCase {
 		func(m *dns.Msg) { m.SetEdns0(100, false) },
 		func(m *dns.Msg) { m.SetEdns0(512, false); m.CheckingDisabled = true; m.RecursionDesired = false },
 		ecs("10.20.3.0", 24), ecs("10.20.4.0", 24), ecs("10.20.0.0", 16), ecs("10.0.0.0", 8), ecs("0.0.0.0", 0),
-		ecs("198.51.100.0", 24), ecs("2001:db8:20::", 56), ecs("2001:db8::", 32),
+		ecs("198.51.100.0", 24), ecs("2001:db8:20::", 56), ecs("2001:db8::", 32), ecs("::ffff:10.20.3.0", 120), ecs("::ffff:198.51.100.0", 120), ecs("::ffff:0.0.0.0", 96),
 		func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) },
 		func(m *dns.Msg) {
 			m.SetEdns0(1232, false)

@@ -172,8 +172,10 @@ func (in *Instance) Status() Status {
 			if loc > 0 {
 				k.Location = snap.LocationName(loc)
 			}
-			if ad, ok := agreed.Decisions[k]; ok && agreed != nil && !d.Local {
-				v.Generation = ad.Generation
+			if agreed != nil && !d.Local {
+				if ad, ok := agreed.Decisions[k]; ok {
+					v.Generation = ad.Generation
+				}
 			}
 			if p, ok := snap.DynamicPins()[k]; ok {
 				v.Pin = &PinJSON{p, "dynamic"}

@@ -469,6 +469,13 @@ func TestLocationECS(t *testing.T) {
 		{name: "source 0 from a client in no location", local: locOtherClient, qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("0.0.0.0/0"), want: locA1, scope: 0},
 		{name: "source 0 over tcp", network: "tcp", local: locEMEAClient, qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("0.0.0.0/0"), want: locA2, scope: 0},
 		{name: "IPv6 source 0 from an emea client", local: locEMEAClient, qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("::/0"), want: locA2, scope: 0},
+		// An IPv4-mapped IPv6 subnet (::ffff:a.b.c.d/96+n) is the IPv4
+		// subnet a.b.c.d/n, on the fast path (UDP) and the general one
+		// (TCP); the SCOPE stays in the query's family: 96 + the IPv4 one.
+		{name: "emea as IPv4-mapped", qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("::ffff:10.20.3.0/120"), want: locA2, scope: 112},
+		{name: "emea as IPv4-mapped over tcp", network: "tcp", local: locOtherClient, qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("::ffff:10.20.3.0/120"), want: locA2, scope: 112},
+		{name: "emea as IPv4-mapped, AAAA", qname: "keys.example.test.", qtype: dns.TypeAAAA, ecs: locECS("::ffff:10.20.3.7/128"), want: locAAAA2, scope: 112},
+		{name: "unmatched IPv4-mapped from an emea client", local: locEMEAClient, qname: "keys.example.test.", qtype: dns.TypeA, ecs: locECS("::ffff:192.0.2.0/120"), want: locA1, scope: 120},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.run(t, srv) })

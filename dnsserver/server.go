@@ -34,6 +34,7 @@ type Server struct {
 	static    *fastStatic
 	updateSem chan struct{}
 	replay    replayGuard // signed UPDATEs already accepted
+	refusals  logLimiter  // one UPDATE refusal logged per source per interval
 	udp       []*udpListener
 
 	// Set by Instance before Start: the engine that owns pins (UPDATE),
@@ -51,6 +52,7 @@ type Server struct {
 // New returns a server that will answer from snap.
 func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
 	s := &Server{log: logger, version: version, updateSem: make(chan struct{}, updateSlots), metrics: NewMetrics()}
+	s.refusals.every = refusalLogEvery
 	s.Store(snap)
 	return s
 }

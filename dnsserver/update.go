@@ -161,7 +161,13 @@ func (s *Server) answerUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, cli
 	if uerr != nil {
 		m.Rcode = uerr.rcode
 		tsigErr = uerr.tsigErr
-		s.log.Warn("UPDATE refused", "from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why)
+		if ok, held := s.refusals.allow(client, time.Now()); ok {
+			attrs := []any{"from", client.String(), "rcode", dns.RcodeToString[uerr.rcode], "reason", uerr.why}
+			if held > 0 {
+				attrs = append(attrs, "suppressed", held)
+			}
+			s.log.Warn("UPDATE refused", attrs...)
+		}
 		if uerr.ede != nil && r.IsEdns0() != nil {
 			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 			o.SetUDPSize(uint16(s.Snapshot().Config.Server.UDPSize))
@@ -255,6 +261,11 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 			}
 			if err != nil {
 				return refuse(dns.RcodeRefused, "%v", err)
+			}
+			if p.Reason == "" && snap.Config.Server.RequirePinReason {
+				e := refuse(dns.RcodeRefused, "%s: this server requires a reason for every pin (server.require_pin_reason): add one to the TXT, e.g. %q", k.Name(), p.Node+` reason="patching sems1"`)
+				e.ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeProhibited, ExtraText: e.why}
+				return e
 			}
 			p.Key = strings.ToLower(keyName)
 			p.From = client.String()

@@ -750,3 +750,72 @@ func TestUpdateFloodUnsigned(t *testing.T) {
 		e.wantActive(t, "127.0.0.1", node)
 	}
 }
+
+// TestUpdateRefusalLogRateLimited: a flood of refused UPDATEs from one
+// source, over UDP and pipelined over one TCP connection, writes one log
+// line per source per interval (10 s), while failoverdns_updates_total
+// still counts every one.
+func TestUpdateRefusalLogRateLimited(t *testing.T) {
+	e := admStart(t, admConf{})
+	start := time.Now()
+	const n = 200
+	c := admClient("udp", "127.0.0.2")
+	for i := range n {
+		if r, _, err := c.Exchange(admPinMsg(admPinName, "sems3"), e.addr); err != nil || r.Rcode != dns.RcodeRefused {
+			t.Fatalf("unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
+		}
+	}
+	conn, err := admClient("tcp", "127.0.0.2").Dial(e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(admTimeout))
+	for range 50 {
+		if err := conn.WriteMsg(admPinMsg(admPinName, "sems3")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		if r, err := conn.ReadMsg(); err != nil || r.Rcode != dns.RcodeRefused {
+			t.Fatalf("pipelined unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
+		}
+	}
+	if r, _, err := admClient("udp", "127.0.0.3").Exchange(admPinMsg(admPinName, "sems3"), e.addr); err != nil || r.Rcode != dns.RcodeRefused {
+		t.Fatalf("unsigned UPDATE from another source: %v %v, want REFUSED", r, err)
+	}
+	elapsed := time.Since(start)
+
+	lines := map[string]int{}
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, "UPDATE refused") {
+			for _, src := range []string{"127.0.0.2", "127.0.0.3"} {
+				if strings.Contains(l, "from="+src+" ") {
+					lines[src]++
+				}
+			}
+		}
+	}
+	// One line per 10 s interval started, for a test that takes longer on
+	// a loaded machine.
+	most := 1 + int(elapsed/(10*time.Second))
+	if lines["127.0.0.2"] < 1 || lines["127.0.0.2"] > most {
+		t.Errorf("%d log lines for %d refusals from 127.0.0.2 in %s, want 1..%d", lines["127.0.0.2"], n+50, elapsed, most)
+	}
+	if lines["127.0.0.3"] != 1 {
+		t.Errorf("%d log lines for the refusal from 127.0.0.3, want 1 (its own)", lines["127.0.0.3"])
+	}
+	var refused float64
+	mfs, err := e.in.Metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "failoverdns_updates_total" {
+			refused = opsSum(mf, "rcode", "REFUSED")
+		}
+	}
+	if refused != n+51 {
+		t.Errorf("failoverdns_updates_total{rcode=REFUSED} = %v, want %d (every refusal counted)", refused, n+51)
+	}
+}

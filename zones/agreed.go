@@ -2,6 +2,7 @@ package zones
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/failoverdns/failoverdns/health"
@@ -123,11 +124,20 @@ func (e *Engine) clusterView(svc *Service, ad AgreedDecision, prev Decision, ord
 	if cl := e.base.Config.Cluster; cl != nil {
 		after = cl.LocalFailover()
 	}
-	if e.agreed.Connected || after == 0 {
-		return ad.Decision, time.Time{}
-	}
 	if order == nil {
 		order = svc.Orders[0]
+	}
+	if ad.Active != "" && !slices.Contains(svc.Config.Nodes, ad.Active) {
+		// The leader's config differs from ours (a reload not yet
+		// everywhere): answering a node this config does not give the
+		// service would answer nothing. Decide alone, and say why.
+		d, n := decideView(svc, order, prev, pin, pinned, h, now)
+		d.Local = true
+		d.Reason = "local decision (the cluster's decision names " + ad.Active + ", which this config does not give the service): " + d.Reason
+		return d, n
+	}
+	if e.agreed.Connected || after == 0 {
+		return ad.Decision, time.Time{}
 	}
 	local := func(from Decision) (Decision, time.Time) {
 		d, n := decideView(svc, order, from, pin, pinned, h, now)

@@ -75,6 +75,9 @@ type ServerConfig struct {
 	QueryLog float64 `toml:"query_log"`
 	// RRL, when present, rate-limits UDP responses per client prefix.
 	RRL *RRLConfig `toml:"rrl"`
+	// RequirePinReason refuses a dynamic pin without reason="…": the
+	// next on-call engineer must be able to tell why it is there.
+	RequirePinReason bool `toml:"require_pin_reason"`
 	// ProbeSource is the local address health checks leave from ("" = the
 	// kernel's choice). Several instances on one host are told apart by
 	// it, and a multi-homed host probes from the interface it names.

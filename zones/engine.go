@@ -23,6 +23,10 @@ type Decision struct {
 	// (cut off from etcd, or before the cluster decided the view).
 	Local  bool
 	Reason string
+	// TTL, when not 0, replaces the service's TTL in answers: it counts
+	// down to a scheduled switch (a pin's at= or until=), so resolvers'
+	// caches have expired when it happens.
+	TTL uint32
 }
 
 // decide picks the active node for one ordered list. It is a pure function
@@ -249,6 +253,46 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 	}
 }
 
+// ramp is the TTL a view answers with ahead of a scheduled switch (a pin
+// that takes effect at at=, or lapses at until=), and when to look again:
+// from ttl seconds before the switch, TTL = seconds left (at least 1), so
+// no cache holds the old answer past the switch (issue "Planned changes").
+// 0 means the service's own TTL.
+func (e *Engine) ramp(svc *Service, loc int, now time.Time) (uint32, time.Time) {
+	var at time.Time
+	consider := func(p Pin, ok bool) {
+		if !ok {
+			return
+		}
+		for _, t := range []time.Time{p.Start, p.Until} {
+			if t.After(now) && (at.IsZero() || t.Before(at)) {
+				at = t
+			}
+		}
+	}
+	keys := []PinKey{{Service: svc.Name}}
+	if loc > 0 {
+		keys = append(keys, PinKey{svc.Name, e.base.LocationName(loc)})
+	}
+	for _, k := range keys {
+		p, ok := e.active[k]
+		consider(p, ok)
+		p, ok = e.base.staticPins[k]
+		consider(p, ok)
+	}
+	if at.IsZero() {
+		return 0, time.Time{}
+	}
+	ttl := time.Duration(*svc.Config.TTL) * time.Second
+	left := at.Sub(now)
+	if left > ttl {
+		return 0, at.Add(-ttl) // the ramp starts then
+	}
+	secs := uint32((left + time.Second - 1) / time.Second)
+	// Look again when the next whole second is gone, or at the switch.
+	return max(secs, 1), now.Add(left - time.Duration(secs-1)*time.Second)
+}
+
 // pinFor returns the pin in force for a service's view: a location's own pin
 // beats the service-wide one, and a dynamic pin beats a static one.
 func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
@@ -275,7 +319,7 @@ func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
 func (e *Engine) lapsePins(now time.Time) {
 	var lapsed []PinKey
 	for k, p := range e.pins {
-		if !p.Active(now) {
+		if p.Lapsed(now) {
 			lapsed = append(lapsed, k)
 		}
 	}
@@ -385,9 +429,13 @@ func (e *Engine) recomputeLocked() *Snapshot {
 					d.Reason = "local decision (no cluster decision for this view yet): " + d.Reason
 				}
 			}
+			var rn time.Time
+			d.TTL, rn = e.ramp(svc, loc, now)
 			decided[k] = d
-			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-				next = n
+			for _, n := range []time.Time{n, rn} {
+				if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+					next = n
+				}
 			}
 			if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
 				e.logChange(svc, loc, prev, d, had)

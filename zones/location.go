@@ -142,6 +142,11 @@ func buildLocTable(locs []LocationConfig) (t *bart.Table[locMatch], maxBits4, ma
 // the client's own subnet is safe, and if a location sits inside the client
 // subnet itself, the answer holds for less than the subnet (scope > source).
 func (s *Snapshot) Scope(p netip.Prefix, bits int) int {
+	if v4, ok := unmapPrefix(p); ok {
+		// LocatePrefix judged the IPv4 subnet; the scope is said in the
+		// query's own family.
+		return 96 + s.Scope(v4, bits)
+	}
 	src := p.Bits()
 	if s.locTable == nil {
 		return src
@@ -192,9 +197,23 @@ func (s *Snapshot) LocatePrefix(p netip.Prefix) (loc, bits int) {
 	if s.locTable == nil {
 		return 0, -1
 	}
+	p, _ = unmapPrefix(p)
 	_, m, ok := s.locTable.LookupPrefixLPM(p)
 	if !ok {
 		return 0, -1
 	}
 	return m.loc, m.bits
+}
+
+// unmapPrefix returns the IPv4 subnet that an IPv4-mapped IPv6 subnet
+// (::ffff:a.b.c.d/96+n) names, a.b.c.d/n, and true; any other prefix comes
+// back unchanged. Locate already unmaps a packet's source, and a resolver
+// may send its client's IPv4 subnet in this form: both must place the
+// client in the same location (an IPv4 one), on every path, since every
+// path asks LocatePrefix and Scope.
+func unmapPrefix(p netip.Prefix) (netip.Prefix, bool) {
+	if p.Bits() >= 96 && p.Addr().Is4In6() {
+		return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), true
+	}
+	return p, false
 }

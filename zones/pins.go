@@ -32,7 +32,11 @@ func (k PinKey) Name() string {
 type Pin struct {
 	Node  string    `json:"node"`
 	Force bool      `json:"force,omitempty"` // answer the node even while its checks fail
+	Start time.Time `json:"start,omitzero"`  // at=: the pin takes effect then (planned maintenance)
 	Until time.Time `json:"until,omitzero"`  // the pin lapses by itself then
+	// Reason is the operator's why, for _status, the logs and the next
+	// on-call engineer deciding whether removing the pin is safe.
+	Reason string `json:"reason,omitempty"`
 	// Who set it, for _status and the logs.
 	Key    string    `json:"key,omitempty"`
 	From   string    `json:"from,omitempty"`
@@ -40,44 +44,126 @@ type Pin struct {
 	Static bool      `json:"-"` // from the zone file
 }
 
-// Text is the pin as its TXT record: "<node>[ force][ until=<RFC 3339>]".
+// MaxPinReason bounds a pin's reason: it travels in TXT strings (255
+// octets each) and in every _status answer.
+const MaxPinReason = 200
+
+// Text is the pin as its TXT record:
+// "<node>[ force][ at=<RFC 3339>][ until=<RFC 3339>][ reason="…"]".
 func (p Pin) Text() string {
 	s := p.Node
 	if p.Force {
 		s += " force"
 	}
+	if !p.Start.IsZero() {
+		s += " at=" + p.Start.UTC().Format(time.RFC3339)
+	}
 	if !p.Until.IsZero() {
 		s += " until=" + p.Until.UTC().Format(time.RFC3339)
+	}
+	if p.Reason != "" {
+		s += ` reason="` + p.Reason + `"`
 	}
 	return s
 }
 
-// Active reports whether the pin is in force at now.
-func (p Pin) Active(now time.Time) bool { return p.Until.IsZero() || now.Before(p.Until) }
+// Active reports whether the pin is in force at now: after its start (if
+// scheduled) and before its until (if any).
+func (p Pin) Active(now time.Time) bool {
+	return (p.Start.IsZero() || !now.Before(p.Start)) && (p.Until.IsZero() || now.Before(p.Until))
+}
+
+// Lapsed reports whether the pin's until has passed at now: it is gone
+// for good (a pin scheduled for later is not lapsed).
+func (p Pin) Lapsed(now time.Time) bool { return !p.Until.IsZero() && !now.Before(p.Until) }
+
+// Pending reports whether the pin is scheduled to take effect after now.
+func (p Pin) Pending(now time.Time) bool { return !p.Start.IsZero() && now.Before(p.Start) }
 
 // ParsePin reads a pin's TXT strings. The words are the node name, then
-// optionally "force" and "until=<RFC 3339 time>", in any order.
+// optionally "force", "at=<RFC 3339 time>", "until=<RFC 3339 time>" and
+// reason="<text>" (quoted when it has spaces), in any order.
 func ParsePin(txt []string) (Pin, error) {
-	words := strings.Fields(strings.Join(txt, " "))
-	if len(words) == 0 {
-		return Pin{}, errors.New(`empty pin: write the node name, e.g. "sems2" or "sems2 force until=2026-11-21T18:00:00Z"`)
+	words, err := pinWords(strings.Join(txt, " "))
+	if err != nil {
+		return Pin{}, err
 	}
+	if len(words) == 0 {
+		return Pin{}, errors.New(`empty pin: write the node name, e.g. "sems2" or "sems2 force until=2026-11-21T18:00:00Z reason=\"patching sems1\""`)
+	}
+	whole := strings.Join(txt, " ")
 	p := Pin{Node: words[0]}
 	for _, w := range words[1:] {
+		k, v, _ := strings.Cut(w, "=")
 		switch {
 		case w == "force":
 			p.Force = true
-		case strings.HasPrefix(w, "until="):
-			t, err := time.Parse(time.RFC3339, strings.TrimPrefix(w, "until="))
+		case k == "at" || k == "until":
+			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return Pin{}, fmt.Errorf("pin %q: %q is not an RFC 3339 time (e.g. until=2026-11-21T18:00:00Z)", strings.Join(words, " "), w)
+				return Pin{}, fmt.Errorf("pin %q: %q is not an RFC 3339 time (e.g. %s=2026-11-21T18:00:00Z)", whole, w, k)
 			}
-			p.Until = t
+			if k == "at" {
+				p.Start = t
+			} else {
+				p.Until = t
+			}
+		case k == "reason":
+			if v == "" || len(v) > MaxPinReason {
+				return Pin{}, fmt.Errorf("pin %q: the reason must be 1 to %d characters", whole, MaxPinReason)
+			}
+			p.Reason = v
 		default:
-			return Pin{}, fmt.Errorf("pin %q: unknown word %q: a pin is \"<node>\", optionally followed by \"force\" and \"until=<RFC 3339 time>\"", strings.Join(words, " "), w)
+			return Pin{}, fmt.Errorf("pin %q: unknown word %q: a pin is \"<node>\", optionally followed by \"force\", \"at=<RFC 3339 time>\", \"until=<RFC 3339 time>\" and reason=\"<text>\"", whole, w)
 		}
 	}
+	if !p.Start.IsZero() && !p.Until.IsZero() && !p.Start.Before(p.Until) {
+		return Pin{}, fmt.Errorf("pin %q: at= must come before until=", whole)
+	}
 	return p, nil
+}
+
+// pinWords splits on spaces, keeping a double-quoted value whole
+// (reason="patch sems1") and dropping its quotes. TXT data arrives in
+// presentation form (miekg/dns escapes a quote on the wire as \", and a
+// zone file writes it so), so \" is a quote too, and \X is X.
+func pinWords(s string) ([]string, error) {
+	var out []string
+	var b strings.Builder
+	quoted, in, escaped := false, false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			escaped = false
+			if r == '"' {
+				quoted = !quoted
+			} else {
+				b.WriteRune(r)
+			}
+			in = true
+		case r == '\\':
+			escaped = true
+		case r == '"':
+			quoted = !quoted
+			in = true
+		case (r == ' ' || r == '\t') && !quoted:
+			if in {
+				out = append(out, b.String())
+				b.Reset()
+				in = false
+			}
+		default:
+			b.WriteRune(r)
+			in = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("pin %q: a quote is not closed (write reason=\"patching sems1\")", s)
+	}
+	if in {
+		out = append(out, b.String())
+	}
+	return out, nil
 }
 
 // PinKeyOf parses an admin name relative to a snapshot: _pin.<service> or

@@ -36,6 +36,14 @@ func TestParsePin(t *testing.T) {
 		{txt: []string{"sems2 forever"}, err: `unknown word "forever"`},
 		{txt: []string{"sems2 until=tomorrow"}, err: "not an RFC 3339 time"},
 		{txt: []string{"sems2 until=2026-11-21 18:00"}, err: "not an RFC 3339 time"},
+		{txt: []string{"sems2 at=2026-11-21T17:00:00Z until=2026-11-21T18:00:00Z"}, want: zones.Pin{Node: "sems2", Start: until.Add(-time.Hour), Until: until}, text: "sems2 at=2026-11-21T17:00:00Z until=2026-11-21T18:00:00Z"},
+		{txt: []string{"sems2 at=2026-11-21T18:00:00Z until=2026-11-21T18:00:00Z"}, err: "at= must come before until="},
+		{txt: []string{`sems2 reason="patching sems1" force`}, want: zones.Pin{Node: "sems2", Force: true, Reason: "patching sems1"}, text: `sems2 force reason="patching sems1"`},
+		{txt: []string{`sems2 reason=\"patching sems1\"`}, want: zones.Pin{Node: "sems2", Reason: "patching sems1"}, text: `sems2 reason="patching sems1"`}, // as miekg/dns unpacks a quote
+		{txt: []string{"sems2", "reason=ticket-42"}, want: zones.Pin{Node: "sems2", Reason: "ticket-42"}, text: `sems2 reason="ticket-42"`},
+		{txt: []string{`sems2 reason="open`}, err: "quote is not closed"},
+		{txt: []string{`sems2 reason=""`}, err: "reason must be 1 to 200"},
+		{txt: []string{"sems2 reason=" + strings.Repeat("x", 201)}, err: "reason must be 1 to 200"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.txt, "|"), func(t *testing.T) {

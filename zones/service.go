@@ -155,25 +155,41 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 	}
 }
 
+// replicationOwner names the node, and its key, a replication (Interface 1)
+// address belongs to, and the node's client-facing addresses.
+type replicationOwner struct {
+	node, key   string
+	addr, addr6 netip.Addr
+}
+
+// replicationOwners maps every node's replication addresses to their owner.
+func (c *Config) replicationOwners() map[netip.Addr]replicationOwner {
+	repl := map[netip.Addr]replicationOwner{}
+	for _, n := range c.Nodes {
+		for _, r := range []struct {
+			key string
+			v   singleAddr
+		}{{"replication", n.Replication}, {"replication6", n.Replication6}} {
+			if a, err := netip.ParseAddr(r.v.s); err == nil && r.v.list == 0 {
+				repl[a.Unmap()] = replicationOwner{n.Name, r.key, n.addr, n.addr6}
+			}
+		}
+	}
+	return repl
+}
+
 // checkInterfaceOverlap refuses a client-facing address that is another
 // node's replication (Interface 1) address: answering it would send clients
 // onto the replication network.
 func (c *Config) checkInterfaceOverlap(file string, errs *ErrorList) {
-	repl := map[netip.Addr]string{}
-	for _, n := range c.Nodes {
-		for _, r := range []singleAddr{n.Replication, n.Replication6} {
-			if a, err := netip.ParseAddr(r.s); err == nil && r.list == 0 {
-				repl[a.Unmap()] = n.Name
-			}
-		}
-	}
+	repl := c.replicationOwners()
 	for i, n := range c.Nodes {
 		for _, k := range [...]struct {
 			key string
 			a   netip.Addr
 		}{{"address", n.addr}, {"address6", n.addr6}} {
-			if other, ok := repl[k.a]; ok && k.a.IsValid() && other != n.Name {
-				errs.add(file, c.line(fmt.Sprintf("node[%d].%s", i, k.key)), "node %q: %s %s is node %q's replication address (Interface 1): clients must never be sent to a replication interface", n.Name, k.key, k.a, other)
+			if other, ok := repl[k.a]; ok && k.a.IsValid() && other.node != n.Name {
+				errs.add(file, c.line(fmt.Sprintf("node[%d].%s", i, k.key)), "node %q: %s %s is node %q's replication address (Interface 1): clients must never be sent to a replication interface", n.Name, k.key, k.a, other.node)
 			}
 		}
 	}

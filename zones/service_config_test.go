@@ -152,3 +152,48 @@ func TestServiceConfigZoneRoundRobinWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceConfigZoneAnswersReplication: the Interface 1 rule applies to
+// the whole zone: a static A or AAAA record (a wildcard included) whose
+// address is any node's replication address is refused, each with the zone
+// file's line and the fix.
+func TestServiceConfigZoneAnswersReplication(t *testing.T) {
+	path := filepath.Join(svcDataDir, "replication-in-zone.toml")
+	zonePath, err := filepath.Abs(filepath.Join(svcDataDir, "replication-in-zone.zone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(zonePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "; ERROR") {
+			want = append(want, fmt.Sprintf("%s:%d: ", zonePath, i+1))
+		}
+	}
+	_, err = zones.Load(path)
+	errs := zones.Errors(err)
+	if len(errs) != len(want) {
+		t.Fatalf("zones.Load(%s) gave %d errors, want %d (one per record marked ERROR):\n%v", path, len(errs), len(want), errors.Join(errs...))
+	}
+	for i, e := range errs {
+		msg := e.Error()
+		if !strings.HasPrefix(msg, want[i]) {
+			t.Errorf("error %d does not start with %q:\n%s", i+1, want[i], msg)
+		}
+		for _, w := range []string{"address (Interface 1)", "clients must never be sent to a replication interface", "remove the record"} {
+			if !strings.Contains(msg, w) {
+				t.Errorf("error %d does not say %q:\n%s", i+1, w, msg)
+			}
+		}
+	}
+	if len(errs) == 3 {
+		for i, w := range []string{`node "sems1"'s replication address (Interface 1)`, `node "sems2"'s replication6 address`, `*.w.failover.test. A 10.0.0.12`} {
+			if !strings.Contains(errs[i].Error(), w) {
+				t.Errorf("error %d does not say %q:\n%s", i+1, w, errs[i])
+			}
+		}
+	}
+}

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
@@ -56,7 +59,34 @@ type Service struct {
 
 	// rrs holds, per node, the A and AAAA record this service answers for
 	// it, built once at load: decisions only pick among them.
-	rrs map[string]nodeRRs
+	rrs     map[string]nodeRRs
+	nodeCfg map[string]*NodeConfig
+	// ramped holds the same records with the TTLs of a countdown to a
+	// scheduled switch (rampKey → nodeRRs), made once each: at most
+	// ttl of them per node, and the fast path keys its templates by them.
+	ramped sync.Map
+}
+
+type rampKey struct {
+	node string
+	ttl  uint32
+}
+
+// records are the node's A and AAAA records with TTL ttl (0: the service's).
+func (svc *Service) records(node string, ttl uint32) nodeRRs {
+	if ttl == 0 || ttl >= uint32(*svc.Config.TTL) {
+		return svc.rrs[node]
+	}
+	k := rampKey{node, ttl}
+	if r, ok := svc.ramped.Load(k); ok {
+		return r.(nodeRRs)
+	}
+	nc := svc.nodeCfg[node]
+	if nc == nil {
+		return nodeRRs{}
+	}
+	r, _ := svc.ramped.LoadOrStore(k, nodeRecords(svc.Name, ttl, nc))
+	return r.(nodeRRs)
 }
 
 type nodeRRs struct{ a, aaaa []dns.RR }
@@ -136,6 +166,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		return nil, errs
 	}
 	sort.Slice(s.Zones, func(i, j int) bool { return s.Zones[i].Origin < s.Zones[j].Origin })
+	s.checkReplicationAnswers(&errs)
 	s.bindServices(display, &errs)
 	if len(errs) == 0 {
 		s.bindStaticPins(&errs)
@@ -144,6 +175,49 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		return nil, errs
 	}
 	return s.withDecisions(nil, nil), nil
+}
+
+// checkReplicationAnswers applies the Interface 1 rule to every zone: no
+// static A or AAAA record, glue and wildcards included, may answer a node's
+// replication address, or the zone would send clients onto the replication
+// network that services never hand out.
+func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
+	repl := s.Config.replicationOwners()
+	if len(repl) == 0 {
+		return
+	}
+	for _, z := range s.Zones {
+		var found ErrorList
+		for name, n := range z.nodes {
+			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				for _, rr := range n.RRsets[t] {
+					var ip net.IP
+					switch v := rr.(type) {
+					case *dns.A:
+						ip = v.A
+					case *dns.AAAA:
+						ip = v.AAAA
+					}
+					a, _ := netip.AddrFromSlice(ip)
+					owner, ok := repl[a.Unmap()]
+					if !ok {
+						continue
+					}
+					fix, mine := "", owner.addr
+					if t == dns.TypeAAAA {
+						mine = owner.addr6
+					}
+					if mine.IsValid() {
+						fix = fmt.Sprintf(" (node %q's is %s)", owner.node, mine)
+					}
+					found.add(z.File, z.lines[rrsetKey{name, t}], "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
+						name, dns.TypeToString[t], a.Unmap(), owner.node, owner.key, fix)
+				}
+			}
+		}
+		sort.SliceStable(found, func(i, j int) bool { return found[i].Line < found[j].Line })
+		*errs = append(*errs, found...)
+	}
 }
 
 // bindServices attaches each service to its zone and precomputes its records.
@@ -174,7 +248,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 			}
 		}
 		z.node(sc.Name) // the name exists, and so do its empty non-terminals
-		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}}
+		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}, nodeCfg: map[string]*NodeConfig{}}
 		svc.Orders[0] = sc.Nodes
 		for li, l := range cfg.Locations {
 			if order, ok := sc.Locations[l.Name]; ok {
@@ -188,6 +262,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 				continue // reported by config validation
 			}
 			svc.rrs[n] = nodeRecords(sc.Name, uint32(*sc.TTL), nc)
+			svc.nodeCfg[n] = nc
 		}
 		s.Services = append(s.Services, svc)
 		s.byService[sc.Name] = svc
@@ -239,8 +314,8 @@ func (s *Snapshot) withDecisions(decided map[decisionKey]Decision, h map[string]
 			case d.Servfail:
 				sets[loc].servfail = true
 			case d.Active != "":
-				sets[loc].a = svc.rrs[d.Active].a
-				sets[loc].aaaa = svc.rrs[d.Active].aaaa
+				r := svc.records(d.Active, d.TTL)
+				sets[loc].a, sets[loc].aaaa = r.a, r.aaaa
 			default:
 				// Not decided yet (before the engine ran): the first node,
 				// as when_all_down = first would.

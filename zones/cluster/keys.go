@@ -91,6 +91,7 @@ func (v decisionValue) decision() zones.Decision {
 type pinValue struct {
 	Node   string    `json:"node"`
 	Force  bool      `json:"force,omitempty"`
+	Start  time.Time `json:"start,omitzero"`
 	Until  time.Time `json:"until,omitzero"`
 	Key    string    `json:"key,omitempty"`
 	From   string    `json:"from,omitempty"`
@@ -99,11 +100,11 @@ type pinValue struct {
 }
 
 func (v pinValue) pin() zones.Pin {
-	return zones.Pin{Node: v.Node, Force: v.Force, Until: v.Until, Key: v.Key, From: v.From, At: v.At}
+	return zones.Pin{Node: v.Node, Force: v.Force, Start: v.Start, Until: v.Until, Reason: v.Reason, Key: v.Key, From: v.From, At: v.At}
 }
 
 func pinValueOf(p zones.Pin) pinValue {
-	return pinValue{Node: p.Node, Force: p.Force, Until: p.Until, Key: p.Key, From: p.From, At: p.At}
+	return pinValue{Node: p.Node, Force: p.Force, Start: p.Start, Until: p.Until, Reason: p.Reason, Key: p.Key, From: p.From, At: p.At}
 }
 
 // beatValue is beat, written by the leader every second.

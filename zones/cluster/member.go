@@ -556,7 +556,7 @@ func (m *Member) importPins(ctx context.Context) {
 	change := func(cur map[zones.PinKey]zones.Pin) (map[zones.PinKey]zones.Pin, error) {
 		added = added[:0]
 		for k, p := range m.o.ImportPins {
-			if _, ok := cur[k]; !ok && p.Active(time.Now()) {
+			if _, ok := cur[k]; !ok && !p.Lapsed(time.Now()) {
 				cur[k] = p
 				added = append(added, k.Name())
 			}
@@ -576,7 +576,9 @@ func (m *Member) importPins(ctx context.Context) {
 }
 
 func (m *Member) lastBeat() time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.mir.beatSeen
+	ns := m.mir.beatSeen.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -25,8 +26,10 @@ type mirror struct {
 	pinRev    int64 // ModRevision of pinrev: pin transactions compare it
 	imported  map[string]bool
 	beat      beatValue
-	beatSeen  time.Time // local clock: ages need no clock agreement
-	bad       int       // values that did not decode (logged by the caller)
+	// beatSeen is when the beat last arrived, by the local clock (ages
+	// need no clock agreement); atomic, since _status reads it live.
+	beatSeen atomic.Int64
+	bad      int // values that did not decode (logged by the caller)
 }
 
 type leaderEntry struct {
@@ -173,7 +176,7 @@ func (m *mirror) set(kv *mvccpb.KeyValue, deleted bool) touched {
 		var v beatValue
 		if decode(&v) {
 			m.beat = v
-			m.beatSeen = time.Now()
+			m.beatSeen.Store(time.Now().UnixNano())
 		}
 		return touched{}
 	case strings.HasPrefix(key, kImport):
