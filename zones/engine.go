@@ -171,7 +171,7 @@ func (e *Engine) refreshActive(logDormant bool) {
 			continue
 		}
 		if logDormant {
-			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "err", err)
+			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "key", p.Key, "from", p.From, "err", err)
 		}
 	}
 }
@@ -195,6 +195,13 @@ func (e *Engine) Pins() map[PinKey]Pin {
 // it takes effect; if saving fails nothing changes and the error is
 // returned. Every change is logged.
 func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
+	return e.UpdatePinsAs("", "", change)
+}
+
+// UpdatePinsAs is UpdatePins for a change made with TSIG key from source
+// from, which the log lines of pins it removes name (a pin set carries its
+// own).
+func (e *Engine) UpdatePinsAs(key, from string, change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
 	if e.writePins != nil {
 		// Cluster mode: the change is committed to the cluster and comes
 		// back through SetAgreed like every other instance's; nothing is
@@ -217,7 +224,7 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 	if err := e.store.Save(next); err != nil {
 		return err
 	}
-	e.logPinChanges(e.pins, next, "update")
+	e.logPinChangesBy(e.pins, next, "update", key, from)
 	e.pins = next
 	e.refreshActive(false)
 	e.recomputeLocked()
@@ -226,6 +233,14 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 }
 
 func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
+	e.logPinChangesBy(old, next, why, "", "")
+}
+
+// logPinChangesBy logs every pin set or removed with the TSIG key and the
+// source address behind it: a set names the pin's own; a removal names
+// key and from when given (an UPDATE's), else the removed pin's (an until=
+// it carried, or a change committed by another cluster member).
+func (e *Engine) logPinChangesBy(old, next map[PinKey]Pin, why, key, from string) {
 	count := func(action string) {
 		if e.OnPinChange != nil {
 			e.OnPinChange(action)
@@ -248,7 +263,11 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 			} else {
 				count("removed")
 			}
-			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "reason", why)
+			k2, f2 := key, from
+			if k2 == "" && f2 == "" {
+				k2, f2 = o.Key, o.From
+			}
+			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "key", k2, "from", f2, "reason", why)
 		}
 	}
 }
