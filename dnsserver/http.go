@@ -94,6 +94,15 @@ type Status struct {
 	Nodes     map[string]NodeStatus `json:"nodes"`
 	Locations []string              `json:"locations"`
 	Cluster   *ClusterStatus        `json:"cluster,omitempty"`
+	// DormantPins are dynamic pins kept but not applied: the config lacks
+	// their service, location or node. UPDATE deletes one at its name.
+	DormantPins []DormantPinJSON `json:"dormant_pins,omitempty"`
+}
+
+// DormantPinJSON is one dormant pin in /status.
+type DormantPinJSON struct {
+	Name string `json:"name"`
+	zones.DormantPin
 }
 
 // ClusterStatus is /status's cluster part (CLUSTER.md "What dig shows").
@@ -201,5 +210,9 @@ func (in *Instance) Status() Status {
 		st.Services = append(st.Services, ss)
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	for k, p := range snap.DormantPins() {
+		st.DormantPins = append(st.DormantPins, DormantPinJSON{k.Name(), p})
+	}
+	sort.Slice(st.DormantPins, func(i, j int) bool { return st.DormantPins[i].Name < st.DormantPins[j].Name })
 	return st
 }

@@ -270,10 +270,19 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 			return refuse(dns.RcodeFormatError, "class %s in the update section", dns.ClassToString[h.Class])
 		}
 		k, ok := snap.PinKeyOf(name)
+		dormant := false
 		if !ok {
-			return refuse(dns.RcodeRefused, "%s %s: only TXT records at _pin.<service> or _pin.<location>._loc.<service> of a configured service may be changed", h.Name, dns.TypeToString[h.Rrtype])
+			// A pin whose service or location left the config can still
+			// be deleted where it was set, or it would stay in state_dir
+			// and come back unasked with its location.
+			k, _, dormant = snap.DormantPinNamed(name)
+			if !dormant {
+				return refuse(dns.RcodeRefused, "%s %s: only TXT records at _pin.<service> or _pin.<location>._loc.<service> of a configured service may be changed", h.Name, dns.TypeToString[h.Rrtype])
+			}
 		}
 		switch {
+		case dormant && h.Class == dns.ClassINET:
+			return refuse(dns.RcodeRefused, "%s is a dormant pin (its service or location is not in the config): it can only be deleted", h.Name)
 		case h.Class == dns.ClassINET && h.Rrtype == dns.TypeTXT:
 			p, err := zones.ParsePin(rr.(*dns.TXT).Txt)
 			if err == nil {

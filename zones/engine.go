@@ -107,8 +107,9 @@ type Engine struct {
 	base    *Snapshot
 	current map[decisionKey]Decision
 	next    time.Time
-	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
-	active  map[PinKey]Pin // those that apply to the config in force
+	pins    map[PinKey]Pin        // dynamic pins (UPDATE), as saved in store
+	active  map[PinKey]Pin        // those that apply to the config in force
+	dormant map[PinKey]DormantPin // the others: kept until deleted
 	store   PinSaver
 	// agreed is, in cluster mode, what the cluster decided (nil: this
 	// engine decides alone). writePins then commits pin changes to the
@@ -164,12 +165,14 @@ func (e *Engine) SetPins(store PinSaver, pins map[PinKey]Pin) {
 // deleting it, or its until=, removes it.
 func (e *Engine) refreshActive(logDormant bool) {
 	e.active = make(map[PinKey]Pin, len(e.pins))
+	e.dormant = map[PinKey]DormantPin{}
 	for k, p := range e.pins {
 		err := e.pinApplies(k, p)
 		if err == nil {
 			e.active[k] = p
 			continue
 		}
+		e.dormant[k] = DormantPin{Pin: p, Why: err.Error()}
 		if logDormant {
 			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "key", p.Key, "from", p.From, "err", err)
 		}
@@ -490,6 +493,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	e.next = next
 	snap := e.base.withDecisions(decided, h)
 	snap.dynPins = maps.Clone(e.active)
+	snap.dormantPins = maps.Clone(e.dormant)
 	snap.cluster = e.agreed
 	e.publish(snap)
 	return snap
