@@ -44,6 +44,8 @@ type Snapshot struct {
 	health   map[string]health.State
 	decided  map[decisionKey]Decision
 	cluster  *Agreed
+	// isolation is the anchors' verdict on the prober when decided.
+	isolation health.Isolation
 }
 
 // Service is a configured service bound to its zone, with its node orders
@@ -343,6 +345,10 @@ func (s *Snapshot) Node(name string) *NodeConfig { return s.nodes[name] }
 
 // DynamicPins returns the pins set by UPDATE that this snapshot answers with.
 func (s *Snapshot) DynamicPins() map[PinKey]Pin { return s.dynPins }
+
+// Isolation returns the anchors' verdict on the prober when the snapshot
+// was decided.
+func (s *Snapshot) Isolation() health.Isolation { return s.isolation }
 
 // HealthState returns the node states the answers were computed from.
 func (s *Snapshot) HealthState() map[string]health.State { return s.health }
