@@ -1,16 +1,21 @@
 # syntax=docker/dockerfile:1
-# Build: docker build -t failoverdns .
+# Build: deploy/build-image.sh (docker, or podman/buildah with --format docker,
+#        which keeps the HEALTHCHECK; the OCI format drops it)
 # Run:   docker run -d --name failoverdns -p 53:53/udp -p 53:53/tcp \
 #          -v /etc/failoverdns:/etc/failoverdns:ro -v failoverdns-state:/var/lib/failoverdns failoverdns
+# Image names are fully qualified: podman and buildah do not guess a registry.
 
-FROM golang:1.26-bookworm AS build
+FROM docker.io/library/golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# The build context has no .git (.dockerignore), so the version and the VCS
+# revision come in as arguments (deploy/build-image.sh passes them).
 ARG VERSION=dev
+ARG REVISION=unknown
 # Static: no libc in the final image. -trimpath keeps build paths out.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/failoverdns ./cmd/failoverdns
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/failoverdns ./cmd/failoverdns
 # The process runs as an unprivileged user; the file capability lets it bind
 # port 53 and nothing else a root process could do.
 RUN apt-get update && apt-get install -y --no-install-recommends libcap2-bin \
@@ -19,6 +24,11 @@ RUN mkdir -p /out/state /out/etc && echo 'failoverdns:x:65532:65532::/var/lib/fa
  && echo 'failoverdns:x:65532:' > /out/etc/group
 
 FROM scratch
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="failoverdns" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
 COPY --from=build /out/failoverdns /usr/local/bin/failoverdns
@@ -28,8 +38,11 @@ EXPOSE 53/udp 53/tcp 8053/tcp
 VOLUME ["/var/lib/failoverdns"]
 # The config's [server] listen should be ["0.0.0.0:53", "[::]:53"] (IPv4 and
 # IPv6, two sockets) and http "0.0.0.0:8053" (or 127.0.0.1:8053 to keep
-# metrics inside the container).
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
-  CMD ["/usr/local/bin/failoverdns", "healthcheck", "-config", "/etc/failoverdns/failoverdns.toml"]
+# the endpoints inside the container); /metrics and /status answer
+# http_nets only (by default admin_nets): add the scraper's network.
+# Healthy means ready: the first probe round is done and the listeners are
+# bound (/readyz), not merely alive.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+  CMD ["/usr/local/bin/failoverdns", "healthcheck", "-ready", "-config", "/etc/failoverdns/failoverdns.toml"]
 ENTRYPOINT ["/usr/local/bin/failoverdns"]
 CMD ["-config", "/etc/failoverdns/failoverdns.toml"]

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,6 +119,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 			break
 		}
 	}
+	out = append(out, dormantLines(snap, k.Service)...)
 	answer := d.Active
 	if d.Servfail {
 		answer = "SERVFAIL"
@@ -137,6 +139,19 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 			}
 		}
 	}
+	return out
+}
+
+// dormantLines lists the service's dynamic pins that do not apply to the
+// config in force (see zones.Snapshot.DormantPins), sorted by name.
+func dormantLines(snap *zones.Snapshot, service string) []string {
+	var out []string
+	for k, p := range snap.DormantPins() {
+		if k.Service == service {
+			out = append(out, clip(fmt.Sprintf("dormant pin %s %s: %s; delete it with an UPDATE at that name", k.Name(), pinStatus(p.Pin), p.Why)))
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -144,8 +144,11 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		req.admin = true
 		if !snap.Config.Server.IsAdmin(req.Client) {
 			// Pins and status say which nodes exist and which are down:
-			// operators only.
+			// operators only. An EDNS client is told why (RFC 8914).
 			m.Rcode = dns.RcodeRefused
+			if ro != nil {
+				ro.Option = append(ro.Option, adminRefusedEDE)
+			}
 			return m
 		}
 		if s.adminAnswer(snap, m, z, qs) {
@@ -172,6 +175,11 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 	}
 	return m
 }
+
+// adminRefusedEDE says why an admin name is refused: the same words for
+// everyone, so it tells an outsider nothing about the config.
+var adminRefusedEDE = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeProhibited,
+	ExtraText: "_pin and _status names are answered to server.admin_nets only"}
 
 // requestOPT returns the query's OPT record. bad is true when the EDNS part is
 // malformed: more than one OPT, or an OPT outside the additional section

@@ -23,7 +23,7 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 		return "", nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(in.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", in.readersOnly(promhttp.HandlerFor(in.Metrics.Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -34,12 +34,12 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /status", in.readersOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(in.Status())
-	})
+	})))
 	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
 		ap, err := netip.ParseAddrPort(r.RemoteAddr)
 		if err != nil || !in.Server.Snapshot().Config.Server.IsAdmin(ap.Addr()) {
@@ -66,6 +66,20 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// readersOnly serves h to server.http_nets (by default admin_nets) only:
+// /status and /metrics say which nodes exist and which are down, as
+// _status does.
+func (in *Instance) readersOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !in.Server.Snapshot().Config.Server.MayReadHTTP(ap.Addr()) {
+			http.Error(w, r.URL.Path+" is served to server.http_nets only (by default admin_nets)", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (in *Instance) stopHTTP(ctx context.Context) {
 	if in.httpSrv != nil {
 		_ = in.httpSrv.Shutdown(ctx)
@@ -80,6 +94,15 @@ type Status struct {
 	Nodes     map[string]NodeStatus `json:"nodes"`
 	Locations []string              `json:"locations"`
 	Cluster   *ClusterStatus        `json:"cluster,omitempty"`
+	// DormantPins are dynamic pins kept but not applied: the config lacks
+	// their service, location or node. UPDATE deletes one at its name.
+	DormantPins []DormantPinJSON `json:"dormant_pins,omitempty"`
+}
+
+// DormantPinJSON is one dormant pin in /status.
+type DormantPinJSON struct {
+	Name string `json:"name"`
+	zones.DormantPin
 }
 
 // ClusterStatus is /status's cluster part (CLUSTER.md "What dig shows").
@@ -187,5 +210,9 @@ func (in *Instance) Status() Status {
 		st.Services = append(st.Services, ss)
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
+	for k, p := range snap.DormantPins() {
+		st.DormantPins = append(st.DormantPins, DormantPinJSON{k.Name(), p})
+	}
+	sort.Slice(st.DormantPins, func(i, j int) bool { return st.DormantPins[i].Name < st.DormantPins[j].Name })
 	return st
 }

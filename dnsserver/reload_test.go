@@ -80,6 +80,7 @@ type opsConf struct {
 	interval  string   // "" = 100ms
 	http      bool     // http = "127.0.0.1:0", else ""
 	adminNets string   // TOML value of admin_nets; "" = the default
+	httpNets  string   // TOML value of http_nets; "" = none (admin_nets)
 	zoneExtra string   // lines appended to the zone file
 	// comment is written as a TOML comment at the top: a change that
 	// changes nothing.
@@ -158,6 +159,9 @@ func (e *opsEnv) configText(c opsConf) string {
 	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = %q\nstate_dir = %q\n", http, e.stateDir)
 	if c.adminNets != "" {
 		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
+	}
+	if c.httpNets != "" {
+		fmt.Fprintf(&b, "http_nets = %s\n", c.httpNets)
 	}
 	b.WriteString(c.serverExtra)
 	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", opsKey, opsSecret)

@@ -67,6 +67,24 @@ type updateError struct {
 
 func (e *updateError) Error() string { return e.why }
 
+// extendedError is the Extended DNS Error (RFC 8914) for the refusal: its
+// own when it has one, else the reason the log has, as Prohibited for a
+// policy refusal (REFUSED), Not Authoritative for a zone not ours, Other
+// for the rest (a TSIG failure, a malformed or failed request).
+func (e *updateError) extendedError() *dns.EDNS0_EDE {
+	if e.ede != nil {
+		return e.ede
+	}
+	code := dns.ExtendedErrorCodeOther
+	switch {
+	case e.rcode == dns.RcodeRefused:
+		code = dns.ExtendedErrorCodeProhibited
+	case e.rcode == dns.RcodeNotAuth && e.tsigErr == 0:
+		code = dns.ExtendedErrorCodeNotAuthoritative
+	}
+	return &dns.EDNS0_EDE{InfoCode: code, ExtraText: clip(e.why)}
+}
+
 func refuse(rcode int, format string, args ...any) *updateError {
 	return &updateError{rcode: rcode, why: fmt.Sprintf(format, args...)}
 }
@@ -168,12 +186,17 @@ func (s *Server) answerUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, cli
 			}
 			s.log.Warn("UPDATE refused", attrs...)
 		}
-		if uerr.ede != nil && r.IsEdns0() != nil {
-			o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
-			o.SetUDPSize(uint16(s.Snapshot().Config.Server.UDPSize))
-			o.Option = append(o.Option, uerr.ede)
-			m.Extra = append(m.Extra, o)
+	}
+	// RFC 6891: an OPT answers an OPT, and only an OPT. The refusal's
+	// reason goes in it (RFC 8914), so a client sees why without the
+	// server log. (nsupdate sends UPDATEs without EDNS, so it cannot be
+	// told: the log remains its only source.)
+	if opt := r.IsEdns0(); opt != nil {
+		o := responseOPT(s.Snapshot(), opt)
+		if uerr != nil {
+			o.Option = append(o.Option, uerr.extendedError())
 		}
+		m.Extra = append(m.Extra, o)
 	}
 	if s.metrics != nil {
 		s.metrics.updates.WithLabelValues(dns.RcodeToString[m.Rcode]).Inc()
@@ -247,10 +270,19 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 			return refuse(dns.RcodeFormatError, "class %s in the update section", dns.ClassToString[h.Class])
 		}
 		k, ok := snap.PinKeyOf(name)
+		dormant := false
 		if !ok {
-			return refuse(dns.RcodeRefused, "%s %s: only TXT records at _pin.<service> or _pin.<location>._loc.<service> of a configured service may be changed", h.Name, dns.TypeToString[h.Rrtype])
+			// A pin whose service or location left the config can still
+			// be deleted where it was set, or it would stay in state_dir
+			// and come back unasked with its location.
+			k, _, dormant = snap.DormantPinNamed(name)
+			if !dormant {
+				return refuse(dns.RcodeRefused, "%s %s: only TXT records at _pin.<service> or _pin.<location>._loc.<service> of a configured service may be changed", h.Name, dns.TypeToString[h.Rrtype])
+			}
 		}
 		switch {
+		case dormant && h.Class == dns.ClassINET:
+			return refuse(dns.RcodeRefused, "%s is a dormant pin (its service or location is not in the config): it can only be deleted", h.Name)
 		case h.Class == dns.ClassINET && h.Rrtype == dns.TypeTXT:
 			p, err := zones.ParsePin(rr.(*dns.TXT).Txt)
 			if err == nil {
@@ -282,7 +314,7 @@ func (s *Server) applyUpdate(r *dns.Msg, keyName string, client netip.Addr) *upd
 	if len(ops) == 0 {
 		return nil // prerequisites only: answered NOERROR, nothing to change
 	}
-	err := s.engine.UpdatePins(func(pins map[zones.PinKey]zones.Pin) (map[zones.PinKey]zones.Pin, error) {
+	err := s.engine.UpdatePinsAs(strings.ToLower(keyName), client.String(), func(pins map[zones.PinKey]zones.Pin) (map[zones.PinKey]zones.Pin, error) {
 		// Again, against the pins this change applies to: in cluster mode
 		// they are read in the same etcd transaction that commits the
 		// change, so the prerequisites hold at the commit (RFC 2136 3.2).

@@ -819,3 +819,57 @@ func TestUpdateRefusalLogRateLimited(t *testing.T) {
 		t.Errorf("failoverdns_updates_total{rcode=REFUSED} = %v, want %d (every refusal counted)", refused, n+51)
 	}
 }
+
+// TestUpdateDormantPinDeletable: a location pin whose location left the
+// config is kept, dormant; _status and /status list it as dormant, an
+// UPDATE may delete it at the name it was set on (but not set it again),
+// and once deleted it does not come back with the location.
+func TestUpdateDormantPinDeletable(t *testing.T) {
+	e := admStart(t, admConf{})
+	e.mustUpdate(t, admPinMsg(admEMEAPin, "sems2"))
+	e.wantActive(t, admEMEAIP, "sems2")
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const emea = "\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n"
+	if !bytes.Contains(cfg, []byte(emea)) {
+		t.Fatalf("the fixture's config has no emea location:\n%s", cfg)
+	}
+	writeCfg := func(b []byte) {
+		if err := os.WriteFile(e.cfgPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCfg(bytes.Replace(cfg, []byte(emea), nil, 1))
+	e.close()
+	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	e.wantActive(t, admEMEAIP, "sems1")
+
+	if lines := e.status(t, ""); !containsPrefix(lines, "dormant pin "+admEMEAPin+" sems2 ") {
+		t.Errorf("_status does not list the dormant pin: %q", lines)
+	}
+	st := e.in.Status()
+	if len(st.DormantPins) != 1 || st.DormantPins[0].Name != admEMEAPin || st.DormantPins[0].Node != "sems2" || st.DormantPins[0].Why == "" {
+		t.Errorf("/status dormant pins: %+v, want %s -> sems2 with why", st.DormantPins, admEMEAPin)
+	}
+
+	r, verr := admSend(t, e.addr, admPinMsg(admEMEAPin, "sems3"), admSign{})
+	if r.Rcode != dns.RcodeRefused || verr != nil {
+		t.Errorf("setting a dormant pin again: %s (TSIG %v), want REFUSED", dns.RcodeToString[r.Rcode], verr)
+	}
+	e.mustUpdate(t, admUnpinMsg(admEMEAPin))
+	if pins := e.savedPins(t); len(pins) != 0 {
+		t.Errorf("saved pins after deleting the dormant one: %+v, want none", pins)
+	}
+	if st := e.in.Status(); len(st.DormantPins) != 0 {
+		t.Errorf("/status still lists dormant pins: %+v", st.DormantPins)
+	}
+
+	// The location returns: the deleted pin does not.
+	writeCfg(cfg)
+	if err := e.in.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.wantActive(t, admEMEAIP, "sems1")
+}

@@ -51,6 +51,9 @@ type ServerConfig struct {
 	HTTP      *string  `toml:"http"`
 	StateDir  string   `toml:"state_dir"`
 	AdminNets []string `toml:"admin_nets"`
+	// HTTPNets may GET /status and /metrics; absent, admin_nets may.
+	// /healthz and /readyz answer everyone (load balancers, orchestrators).
+	HTTPNets []string `toml:"http_nets"`
 
 	// UDPSize is the EDNS payload size we advertise and the most we send
 	// over UDP. 1232 is the DNS Flag Day 2020 figure: no IP fragmentation on
@@ -88,6 +91,7 @@ type ServerConfig struct {
 	ProbeSource string `toml:"probe_source"`
 
 	adminPrefixes []netip.Prefix
+	httpPrefixes  []netip.Prefix
 	probeSource   netip.Addr
 }
 
@@ -155,9 +159,36 @@ func (s *ServerConfig) QueryLogEvery() uint64 {
 func (s *ServerConfig) UseECS() bool { return s.ECS == nil || *s.ECS }
 
 // IsAdmin reports whether addr may read and write admin records.
-func (s *ServerConfig) IsAdmin(addr netip.Addr) bool {
+func (s *ServerConfig) IsAdmin(addr netip.Addr) bool { return prefixesContain(s.adminPrefixes, addr) }
+
+// parseNets parses the CIDR prefixes of server.<key>, each problem an error
+// at its line.
+func (c *Config) parseNets(file string, errs *ErrorList, key string, nets []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range nets {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			errs.add(file, c.line("server."+key), "server.%s: %q is not a CIDR prefix; write it like \"10.0.0.0/8\" or \"2001:db8::/32\"", key, n)
+			continue
+		}
+		if p.Masked() != p {
+			errs.add(file, c.line("server."+key), "server.%s: %q has host bits set; did you mean %q?", key, n, p.Masked())
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// MayReadHTTP reports whether addr may GET /status and /metrics:
+// server.http_nets, by default admin_nets.
+func (s *ServerConfig) MayReadHTTP(addr netip.Addr) bool {
+	return prefixesContain(s.httpPrefixes, addr)
+}
+
+func prefixesContain(ps []netip.Prefix, addr netip.Addr) bool {
 	addr = addr.Unmap()
-	for _, p := range s.adminPrefixes {
+	for _, p := range ps {
 		if p.Contains(addr) {
 			return true
 		}
@@ -247,20 +278,19 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	if s.AdminNets == nil {
 		s.AdminNets = []string{"127.0.0.0/8", "::1/128"}
 	}
-	for _, n := range s.AdminNets {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			errs.add(file, c.line("server.admin_nets"), "server.admin_nets: %q is not a CIDR prefix; write it like \"10.0.0.0/8\" or \"2001:db8::/32\"", n)
-			continue
-		}
-		if p.Masked() != p {
-			errs.add(file, c.line("server.admin_nets"), "server.admin_nets: %q has host bits set; did you mean %q?", n, p.Masked())
-			continue
-		}
+	s.adminPrefixes = c.parseNets(file, errs, "admin_nets", s.AdminNets)
+	for _, p := range s.adminPrefixes {
 		if p.Bits() == 0 {
-			c.warnings.add(file, c.line("server.admin_nets"), "server.admin_nets: %q is every %s address: anyone who reaches the server may read _pin and _status, POST /reload and (unless http_nets says otherwise) read /status and /metrics, and UPDATEs are held back by TSIG alone; list the operators' networks instead", n, map[bool]string{true: "IPv4", false: "IPv6"}[p.Addr().Is4()])
+			c.warnings.add(file, c.line("server.admin_nets"), "server.admin_nets: %q is every %s address: anyone who reaches the server may read _pin and _status, POST /reload and (unless http_nets says otherwise) read /status and /metrics, and UPDATEs are held back by TSIG alone; list the operators' networks instead", p.String(), map[bool]string{true: "IPv4", false: "IPv6"}[p.Addr().Is4()])
 		}
-		s.adminPrefixes = append(s.adminPrefixes, p)
+	}
+	// /status and /metrics say which nodes exist and which are down, as
+	// _status does: operators only, unless the config names the
+	// monitoring networks.
+	if s.HTTPNets == nil {
+		s.httpPrefixes = s.adminPrefixes
+	} else {
+		s.httpPrefixes = c.parseNets(file, errs, "http_nets", s.HTTPNets)
 	}
 	switch {
 	case s.UDPSize == 0:

@@ -108,8 +108,9 @@ type Engine struct {
 	base    *Snapshot
 	current map[decisionKey]Decision
 	next    time.Time
-	pins    map[PinKey]Pin // dynamic pins (UPDATE), as saved in store
-	active  map[PinKey]Pin // those that apply to the config in force
+	pins    map[PinKey]Pin        // dynamic pins (UPDATE), as saved in store
+	active  map[PinKey]Pin        // those that apply to the config in force
+	dormant map[PinKey]DormantPin // the others: kept until deleted
 	store   PinSaver
 	// agreed is, in cluster mode, what the cluster decided (nil: this
 	// engine decides alone). writePins then commits pin changes to the
@@ -167,14 +168,16 @@ func (e *Engine) SetPins(store PinSaver, pins map[PinKey]Pin) {
 // deleting it, or its until=, removes it.
 func (e *Engine) refreshActive(logDormant bool) {
 	e.active = make(map[PinKey]Pin, len(e.pins))
+	e.dormant = map[PinKey]DormantPin{}
 	for k, p := range e.pins {
 		err := e.pinApplies(k, p)
 		if err == nil {
 			e.active[k] = p
 			continue
 		}
+		e.dormant[k] = DormantPin{Pin: p, Why: err.Error()}
 		if logDormant {
-			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "err", err)
+			e.log.Warn("pin kept but not applied: the config no longer matches it", "pin", k.Name(), "node", p.Node, "key", p.Key, "from", p.From, "err", err)
 		}
 	}
 }
@@ -198,6 +201,13 @@ func (e *Engine) Pins() map[PinKey]Pin {
 // it takes effect; if saving fails nothing changes and the error is
 // returned. Every change is logged.
 func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
+	return e.UpdatePinsAs("", "", change)
+}
+
+// UpdatePinsAs is UpdatePins for a change made with TSIG key from source
+// from, which the log lines of pins it removes name (a pin set carries its
+// own).
+func (e *Engine) UpdatePinsAs(key, from string, change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error {
 	if e.writePins != nil {
 		// Cluster mode: the change is committed to the cluster and comes
 		// back through SetAgreed like every other instance's; nothing is
@@ -220,7 +230,7 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 	if err := e.store.Save(next); err != nil {
 		return err
 	}
-	e.logPinChanges(e.pins, next, "update")
+	e.logPinChangesBy(e.pins, next, "update", key, from)
 	e.pins = next
 	e.refreshActive(false)
 	e.recomputeLocked()
@@ -229,6 +239,14 @@ func (e *Engine) UpdatePins(change func(cur map[PinKey]Pin) (map[PinKey]Pin, err
 }
 
 func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
+	e.logPinChangesBy(old, next, why, "", "")
+}
+
+// logPinChangesBy logs every pin set or removed with the TSIG key and the
+// source address behind it: a set names the pin's own; a removal names
+// key and from when given (an UPDATE's), else the removed pin's (an until=
+// it carried, or a change committed by another cluster member).
+func (e *Engine) logPinChangesBy(old, next map[PinKey]Pin, why, key, from string) {
 	count := func(action string) {
 		if e.OnPinChange != nil {
 			e.OnPinChange(action)
@@ -251,7 +269,11 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 			} else {
 				count("removed")
 			}
-			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "reason", why)
+			k2, f2 := key, from
+			if k2 == "" && f2 == "" {
+				k2, f2 = o.Key, o.From
+			}
+			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "key", k2, "from", f2, "reason", why)
 		}
 	}
 }
@@ -472,6 +494,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	e.next = next
 	snap := e.base.withDecisions(decided, h)
 	snap.dynPins = maps.Clone(e.active)
+	snap.dormantPins = maps.Clone(e.dormant)
 	snap.cluster = e.agreed
 	snap.isolation = iso
 	e.publish(snap)

@@ -44,6 +44,12 @@ type Pin struct {
 	Static bool      `json:"-"` // from the zone file
 }
 
+// DormantPin is a dynamic pin kept but not applied, and why.
+type DormantPin struct {
+	Pin
+	Why string `json:"why"`
+}
+
 // MaxPinReason bounds a pin's reason: it travels in TXT strings (255
 // octets each) and in every _status answer.
 const MaxPinReason = 200

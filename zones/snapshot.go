@@ -38,6 +38,8 @@ type Snapshot struct {
 	// one overlay per location so a query picks its view with an index.
 	staticPins map[PinKey]Pin
 	dynPins    map[PinKey]Pin
+	// dormantPins are the dynamic pins the config no longer matches.
+	dormantPins map[PinKey]DormantPin
 
 	answers  map[string][]answerSet
 	overlays []*overlay
@@ -349,6 +351,22 @@ func (s *Snapshot) DynamicPins() map[PinKey]Pin { return s.dynPins }
 // Isolation returns the anchors' verdict on the prober when the snapshot
 // was decided.
 func (s *Snapshot) Isolation() health.Isolation { return s.isolation }
+
+// DormantPins returns the dynamic pins kept but not applied, because the
+// config in force lacks their service, location or node. An UPDATE may
+// delete one at its name (PinKey.Name); it applies again if the config
+// matches it again.
+func (s *Snapshot) DormantPins() map[PinKey]DormantPin { return s.dormantPins }
+
+// DormantPinNamed returns the dormant pin whose _pin name is name.
+func (s *Snapshot) DormantPinNamed(name string) (PinKey, DormantPin, bool) {
+	for k, p := range s.dormantPins {
+		if strings.EqualFold(k.Name(), dns.Fqdn(name)) {
+			return k, p, true
+		}
+	}
+	return PinKey{}, DormantPin{}, false
+}
 
 // HealthState returns the node states the answers were computed from.
 func (s *Snapshot) HealthState() map[string]health.State { return s.health }

@@ -54,6 +54,10 @@ func Summary(s *Snapshot) string {
 	if n := len(s.staticPins); n > 0 {
 		fmt.Fprintf(&b, "static pins: %d\n", n)
 	}
-	fmt.Fprintf(&b, "tsig keys: %d; state_dir %s; admin_nets %s\n", len(c.TSIG), c.Server.StateDir, strings.Join(c.Server.AdminNets, " "))
+	httpNets := "(admin_nets)"
+	if c.Server.HTTPNets != nil {
+		httpNets = strings.Join(c.Server.HTTPNets, " ")
+	}
+	fmt.Fprintf(&b, "tsig keys: %d; state_dir %s; admin_nets %s; http_nets %s\n", len(c.TSIG), c.Server.StateDir, strings.Join(c.Server.AdminNets, " "), httpNets)
 	return b.String()
 }

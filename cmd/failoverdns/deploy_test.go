@@ -253,3 +253,72 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }
+
+// TestDockerfile: image names are fully qualified (podman and buildah
+// refuse short names), and the health check asks for readiness.
+func TestDockerfile(t *testing.T) {
+	df := string(mustRead(t, "../../Dockerfile"))
+	for _, line := range strings.Split(df, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || !strings.EqualFold(f[0], "FROM") {
+			continue
+		}
+		img := f[1]
+		host, _, ok := strings.Cut(img, "/")
+		if img != "scratch" && (!ok || !strings.ContainsAny(host, ".:")) {
+			t.Errorf("Dockerfile: %q: not a fully qualified image name (write docker.io/library/...)", line)
+		}
+	}
+	if !strings.Contains(df, `CMD ["/usr/local/bin/failoverdns", "healthcheck", "-ready",`) {
+		t.Errorf("Dockerfile: the HEALTHCHECK does not ask for readiness (healthcheck -ready)")
+	}
+	if !strings.Contains(df, `-X main.revision=${REVISION}`) {
+		t.Errorf("Dockerfile: the build does not stamp the revision")
+	}
+}
+
+// TestBuildImageScript: deploy/build-image.sh says why it skips where no
+// engine works, and builds with the first one that does, in the docker
+// format (podman, buildah) with the version and revision. Stub engines
+// stand in for real ones, which this machine need not have.
+func TestBuildImageScript(t *testing.T) {
+	stubs := t.TempDir()
+	calls := filepath.Join(stubs, "calls")
+	stub := func(name, script string) {
+		body := "#!/bin/sh\necho \"" + name + " $*\" >> " + calls + "\n" + script + "\n"
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stub("docker", `[ "$1" = info ] && { echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2; exit 1; }; exit 0`)
+	stub("podman", `exit 0`)
+	run := func(env ...string) (int, string) {
+		t.Helper()
+		os.Remove(calls)
+		cmd := exec.Command("sh", filepath.Join(deployDir, "build-image.sh"))
+		cmd.Env = append(os.Environ(), append([]string{"PATH=" + stubs + string(os.PathListSeparator) + os.Getenv("PATH"), "TAG=failoverdns:test", "VERSION=v9.9.9"}, env...)...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+
+	code, out := run("ENGINES=docker")
+	if code != 0 || !strings.Contains(out, "skipping the image build: no container engine works here") ||
+		!strings.Contains(out, "docker: installed, but 'docker info' fails: Cannot connect to the Docker daemon") {
+		t.Errorf("no working engine: exit %d, output:\n%s\nwant 0 and the reason", code, out)
+	}
+	if code, out := run("ENGINES=docker buildah-missing", "REQUIRE_ENGINE=1"); code != 1 || !strings.Contains(out, "buildah-missing: not installed") {
+		t.Errorf("REQUIRE_ENGINE=1 without an engine: exit %d, output:\n%s\nwant 1", code, out)
+	}
+
+	code, out = run("ENGINES=docker podman", "REVISION=0123abc")
+	got, _ := os.ReadFile(calls)
+	want := "podman build --format docker --build-arg VERSION=v9.9.9 --build-arg REVISION=0123abc"
+	if code != 0 || !strings.Contains(string(got), want) || !strings.Contains(string(got), "-t failoverdns:test -f Dockerfile .") ||
+		!strings.Contains(string(got), "podman run --rm failoverdns:test version") {
+		t.Errorf("podman: exit %d, output:\n%s\nengine calls:\n%s\nwant %q, the tag, and a run of the image", code, out, got, want)
+	}
+}
