@@ -88,6 +88,13 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	}
 	agreed := snap.Cluster()
 	out := clusterStatus(agreed, time.Now())
+	if iso := snap.Isolation(); iso.Isolated || len(iso.Held) > 0 {
+		what := "prober holding node falls"
+		if iso.Isolated {
+			what = "prober isolated"
+		}
+		out = append(out, clip(fmt.Sprintf("%s: every anchor fails (%s), last answered %s; held as up: %s", what, iso.Err, iso.AnchorOK.UTC().Format(time.RFC3339), strings.Join(iso.Held, ", "))))
+	}
 	for _, n := range order {
 		out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n))
 	}

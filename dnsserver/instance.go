@@ -106,6 +106,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
+	in.registerIsolation()
 	in.Prober = health.NewProber(logger, func() {
 		in.Engine.Kick()
 		if m := in.member.Load(); m != nil {
@@ -113,6 +114,9 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		}
 	})
 	in.Prober.OnResult = func(node string, r health.Result) {
+		if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
+			in.Engine.Kick() // an anchor answered: held falls are real
+		}
 		in.Metrics.observeProbe(node, in.checkType(node), r)
 		in.probes.add(node, r)
 	}

@@ -15,7 +15,8 @@ type State struct {
 	Up      bool
 	Since   time.Time // when Up last changed (or first set)
 	Last    Result
-	Checked bool // false until the first probe result is known
+	Checked bool      // false until the first probe result is known
+	LastOK  time.Time // when a probe last succeeded
 }
 
 // maxInFlight caps the probes that wait on a worker: checks that block by
@@ -438,6 +439,7 @@ func (p *Prober) record(n *node, r Result, direct bool) bool {
 	old := *st
 	st.Last = r
 	if r.OK {
+		st.LastOK = r.At
 		n.succ++
 		n.fail = 0
 	} else {

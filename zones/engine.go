@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failoverdns/failoverdns/health"
@@ -122,7 +123,9 @@ type Engine struct {
 	agreed    *Agreed
 	writePins func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error
 
-	allDown, allDownSeen bool // every node down (logged once per episode)
+	allDown, allDownSeen bool        // every node down (logged once per episode)
+	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
+	holding              atomic.Bool // node falls held for an anchor's answer
 }
 
 type decisionKey struct {
@@ -429,10 +432,8 @@ func (e *Engine) recomputeLocked() *Snapshot {
 		// already ignores a lapsed one until its deletion arrives.
 		e.lapsePins(now)
 	}
-	var h map[string]health.State
-	if e.Health != nil {
-		h = e.Health()
-	}
+	h, iso := e.guarded()
+	e.noteIsolation(iso)
 	next := time.Time{}
 	decided := make(map[decisionKey]Decision, len(e.current))
 	for _, svc := range e.base.Services {
@@ -505,6 +506,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	snap.dynPins = maps.Clone(e.active)
 	snap.dormantPins = maps.Clone(e.dormant)
 	snap.cluster = e.agreed
+	snap.isolation = iso
 	e.publish(snap)
 	return snap
 }
@@ -534,6 +536,38 @@ func decideView(svc *Service, order []string, prev Decision, pin Pin, pinned boo
 	}
 	return d, n
 }
+
+// guarded is the node health the engine decides from: the prober's, with
+// node falls held while the anchors say the prober itself is cut off.
+func (e *Engine) guarded() (map[string]health.State, health.Isolation) {
+	if e.Health == nil {
+		return nil, health.Isolation{}
+	}
+	return guard(e.Health())
+}
+
+// Guarded is guarded for others (a cluster member publishing what this
+// prober sees): the same states the engine decides from.
+func (e *Engine) Guarded() (map[string]health.State, health.Isolation) { return e.guarded() }
+
+// noteIsolation logs the start and end of a prober isolation, once each.
+func (e *Engine) noteIsolation(iso health.Isolation) {
+	if iso.Isolated != e.isolated {
+		if iso.Isolated {
+			e.log.Error("prober isolated: every anchor fails as well as the nodes; node falls since an anchor last answered are held, and no answer changes until one answers again",
+				"anchor_ok", iso.AnchorOK.UTC().Format(time.RFC3339), "err", iso.Err, "held", iso.Held)
+		} else {
+			e.log.Warn("prober no longer isolated: an anchor answers; node states are judged as probed again")
+		}
+		e.isolated = iso.Isolated
+	}
+	e.holding.Store(len(iso.Held) > 0)
+}
+
+// Holding reports whether node falls are held waiting for an anchor to
+// answer: the caller kicks the engine when one does (an anchor's success
+// that changes no state is no prober event).
+func (e *Engine) Holding() bool { return e.holding.Load() }
 
 func answerName(x Decision) string {
 	if x.Servfail {

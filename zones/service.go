@@ -435,6 +435,7 @@ func (c *Config) HealthSpecs() map[string]health.Spec {
 			Source:      c.Server.probeSource,
 		}
 	}
+	c.anchorSpecs(out)
 	return out
 }
 
