@@ -100,6 +100,7 @@ type probeRing struct {
 	mu   sync.Mutex
 	n    int // probes recorded; the newest is at (n-1) % probeKeep
 	ring [probeKeep]probeSample
+	last health.Result // the newest, whole (its error)
 }
 
 func newProbeHistory() *probeHistory {
@@ -123,16 +124,18 @@ func (p *probeHistory) add(node string, r health.Result) {
 	ring.mu.Lock()
 	ring.ring[ring.n%probeKeep] = probeSample{us: uint32(us), ok: r.OK}
 	ring.n++
+	ring.last = r
 	ring.mu.Unlock()
 }
 
-// recent returns a node's recent probes, oldest first.
-func (p *probeHistory) recent(node string) []probeSample {
+// recent returns a node's recent probes, oldest first, and the newest
+// result whole.
+func (p *probeHistory) recent(node string) ([]probeSample, health.Result) {
 	p.mu.RLock()
 	ring := p.nodes[node]
 	p.mu.RUnlock()
 	if ring == nil {
-		return nil
+		return nil, health.Result{}
 	}
 	ring.mu.Lock()
 	defer ring.mu.Unlock()
@@ -141,7 +144,7 @@ func (p *probeHistory) recent(node string) []probeSample {
 	for i := ring.n - k; i < ring.n; i++ {
 		out = append(out, ring.ring[i%probeKeep])
 	}
-	return out
+	return out, ring.last
 }
 
 func (p *probeHistory) retain(keep func(node string) bool) {
@@ -154,9 +157,11 @@ func (p *probeHistory) retain(keep func(node string) bool) {
 	}
 }
 
-// handleHistory serves the history at /events, to admin_nets only.
+// handleHistory serves the history at /events and the status page at /
+// (page.go), to admin_nets only.
 func (in *Instance) handleHistory(mux *http.ServeMux) {
 	mux.HandleFunc("GET /events", in.adminOnly("/events", in.serveEvents))
+	in.handlePage(mux)
 }
 
 // fromAdmin reports whether an HTTP request comes from admin_nets.
