@@ -139,7 +139,7 @@ type pageData struct {
 
 type pageSummary struct {
 	Services, Views, Moved, AllDown, Pinned, Local int
-	NodesUp, NodesDown, NodesUnknown                int
+	NodesUp, NodesDown, NodesUnknown               int
 }
 
 // pager is one table's paging: which rows this page shows, and links to
