@@ -56,6 +56,11 @@ type Prober struct {
 	// worker. Calls for one node never overlap, and Snapshot called from
 	// it already reflects r.
 	OnResult func(node string, r Result)
+	// OnStateChange, if set before Run, is called when a node's Up or
+	// Checked changed (what the "health state changed" log line reports),
+	// with its state before and after and the result that decided it.
+	// The same rules as OnResult apply.
+	OnStateChange func(node string, old, now State, r Result)
 
 	logger   *slog.Logger
 	onChange func()
@@ -397,6 +402,9 @@ func (p *Prober) settle(rd *round, outs []outcome) {
 	for i := range outs {
 		if o := &outs[i]; o.changed {
 			p.logChange(o.n, o.old, o.now, o.r)
+			if p.OnStateChange != nil {
+				p.OnStateChange(o.n.name, o.old, o.now, o.r)
+			}
 		}
 	}
 	if p.OnResult != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 // Decision is the active node of one (service, location) and why.
@@ -98,6 +99,10 @@ type Engine struct {
 	// lock and must not call back into it.
 	OnActiveChange func(service, location string)
 	OnPinChange    func(action string)
+	// OnEvent, when set before the engine runs, is told of every change
+	// the logs report, as a typed event (the event history). Like the
+	// hooks above it runs under the engine's lock: it must not block.
+	OnEvent func(events.Event)
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -260,20 +265,22 @@ func (e *Engine) logPinChangesBy(old, next map[PinKey]Pin, why, key, from string
 				attrs = append(attrs, "old", o.Text())
 			}
 			e.log.Warn("pin set", attrs...)
+			e.pinEvent(k, events.ActionSet, o.Text(), p, why)
 		}
 	}
 	for k, o := range old {
 		if _, ok := next[k]; !ok {
+			action := events.ActionRemoved
 			if why == "until passed" {
-				count("lapsed")
-			} else {
-				count("removed")
+				action = events.ActionLapsed
 			}
+			count(string(action))
 			k2, f2 := key, from
 			if k2 == "" && f2 == "" {
 				k2, f2 = o.Key, o.From
 			}
 			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "key", k2, "from", f2, "reason", why)
+			e.pinEvent(k, action, o.Text(), Pin{Key: k2, From: f2}, why)
 		}
 	}
 }
@@ -469,6 +476,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 				} else {
 					e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
 				}
+				e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
 			}
 		}
 	}
@@ -484,8 +492,10 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	if allDown != e.allDown {
 		if allDown {
 			e.log.Error("every node fails its checks: if they cannot all be down at once, the prober may be cut off from them; answers follow each service's when_all_down", "nodes", len(h))
+			e.emit(events.Event{Kind: events.KindAllDown, Action: events.ActionStart, Reason: fmt.Sprintf("every node (%d) fails its checks: the prober may be cut off from them", len(h))})
 		} else if e.allDownSeen {
 			e.log.Warn("nodes pass their checks again", "nodes", len(h))
+			e.emit(events.Event{Kind: events.KindAllDown, Action: events.ActionEnd, Reason: "nodes pass their checks again"})
 		}
 		e.allDown = allDown
 		e.allDownSeen = e.allDownSeen || allDown
@@ -569,6 +579,11 @@ func answerName(x Decision) string {
 func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 	name := answerName
 	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
+	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason}
+	if had {
+		ev.Old = name(old)
+	}
+	e.emit(ev) // Old "": the view's first decision
 	if had {
 		attrs = append(attrs, "old", name(old))
 		e.log.Warn("active node changed", attrs...)
