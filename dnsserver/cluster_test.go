@@ -371,3 +371,23 @@ func TestClusterImportAndLapse(t *testing.T) {
 		t.Errorf("etcd still holds %d pin keys after until passed: %s", len(resp.Kvs), resp.Kvs[0].Key)
 	}
 }
+
+// TestClusterScheduledPin: a pin with at= sent to one instance switches
+// every instance at at=, not before.
+func TestClusterScheduledPin(t *testing.T) {
+	c := clStart(t, 3, "")
+	at := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
+	if rc := c.update(t, 2, admPinMsg(admPinName, "sems3 at="+at.UTC().Format(time.RFC3339))); rc != dns.RcodeSuccess {
+		t.Fatalf("scheduled pin via ns3: %s", dns.RcodeToString[rc])
+	}
+	for time.Now().Before(at) {
+		for i, e := range c.ins {
+			got := e.admActive(t, "127.0.0.1")
+			if got != "sems1" && time.Now().Before(at) {
+				t.Fatalf("ns%d answered %s before at=%s", i+1, got, at.Format(time.RFC3339))
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.waitAgreed(t, "sems3")
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/cluster"
+	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 // Instance is a running failoverdns: listeners, the prober, the engine that
@@ -44,6 +45,11 @@ type Instance struct {
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
 	member atomic.Pointer[cluster.Member]
+
+	// Events is the event history (history.go); probes the recent probe
+	// results of each node, for the status page.
+	Events *events.Log
+	probes *probeHistory
 }
 
 // Options tune Start.
@@ -100,6 +106,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
+	in.registerIsolation()
 	in.Prober = health.NewProber(logger, func() {
 		in.Engine.Kick()
 		if m := in.member.Load(); m != nil {
@@ -107,8 +114,13 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		}
 	})
 	in.Prober.OnResult = func(node string, r health.Result) {
+		if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
+			in.Engine.Kick() // an anchor answered: held falls are real
+		}
 		in.Metrics.observeProbe(node, in.checkType(node), r)
+		in.probes.add(node, r)
 	}
+	in.startHistory(snap)
 	in.Engine.Health = in.Prober.Snapshot
 	in.Server.engine = in.Engine
 	in.Server.liveHealth = in.Prober.Snapshot
@@ -190,6 +202,7 @@ func (in *Instance) Reload() error {
 	in.reloadMu.Lock()
 	defer in.reloadMu.Unlock()
 	err := in.reload()
+	in.recordReload(err)
 	if err != nil {
 		in.Metrics.reloads.WithLabelValues("failure").Inc()
 		in.Metrics.lastReloadOK.Set(0)

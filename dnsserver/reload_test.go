@@ -444,7 +444,13 @@ func (e *opsEnv) reload(t testing.TB) {
 // labels include labels (name, value pairs); 0 when there is none.
 func (e *opsEnv) gathered(t testing.TB, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := e.in.Metrics.Registry.Gather()
+	return gathered(t, e.in, name, labels...)
+}
+
+// gathered is opsEnv.gathered for any instance.
+func gathered(t testing.TB, in *dnsserver.Instance, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := in.Metrics.Registry.Gather()
 	if err != nil {
 		t.Fatalf("Gather: %v", err)
 	}

@@ -15,7 +15,8 @@ type State struct {
 	Up      bool
 	Since   time.Time // when Up last changed (or first set)
 	Last    Result
-	Checked bool // false until the first probe result is known
+	Checked bool      // false until the first probe result is known
+	LastOK  time.Time // when a probe last succeeded
 }
 
 // maxInFlight caps the probes that wait on a worker: checks that block by
@@ -55,6 +56,11 @@ type Prober struct {
 	// worker. Calls for one node never overlap, and Snapshot called from
 	// it already reflects r.
 	OnResult func(node string, r Result)
+	// OnStateChange, if set before Run, is called when a node's Up or
+	// Checked changed (what the "health state changed" log line reports),
+	// with its state before and after and the result that decided it.
+	// The same rules as OnResult apply.
+	OnStateChange func(node string, old, now State, r Result)
 
 	logger   *slog.Logger
 	onChange func()
@@ -434,6 +440,9 @@ func (p *Prober) settle(rd *round, outs []outcome) {
 	for i := range outs {
 		if o := &outs[i]; o.changed {
 			p.logChange(o.n, o.old, o.now, o.r)
+			if p.OnStateChange != nil {
+				p.OnStateChange(o.n.name, o.old, o.now, o.r)
+			}
 		}
 	}
 	if p.OnResult != nil {
@@ -468,6 +477,7 @@ func (p *Prober) record(n *node, r Result, direct bool) bool {
 	old := *st
 	st.Last = r
 	if r.OK {
+		st.LastOK = r.At
 		n.succ++
 		n.fail = 0
 	} else {

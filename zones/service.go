@@ -442,6 +442,7 @@ func (c *Config) HealthSpecs() map[string]health.Spec {
 			Source:      c.Server.probeSource,
 		}
 	}
+	c.anchorSpecs(out)
 	return out
 }
 
