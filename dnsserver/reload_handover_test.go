@@ -22,20 +22,20 @@ func TestReloadChangedNodeProbedFirst(t *testing.T) {
 		want  string // the answer right after the reload
 	}{
 		{"address moves to a dead one", nil, func(c *opsConf, n *opsNode) {
-			c.addrs = map[string]string{"sems1": "127.0.10.9"}
+			c.addrs = map[string]string{"sems1": "127.0.10.77"}
 			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", n.port, slow)}
 		}, "sems2"},
 		{"check port moves to a closed one", nil, func(c *opsConf, n *opsNode) {
 			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", opsClosedPort(t, n.ip), slow)}
 		}, "sems2"},
 		{"check target moves to a dead one", nil, func(c *opsConf, n *opsNode) {
-			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.9\"\n%s", n.port, slow)}
+			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.77\"\n%s", n.port, slow)}
 		}, "sems2"},
 		{"address moves, the check and its target stay", func(c *opsConf, n *opsNode) {
 			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = %q\n%s", n.port, n.ip, slow)}
 		}, func(c *opsConf, n *opsNode) {
-			c.addrs = map[string]string{"sems1": "127.0.10.9"}
-		}, "127.0.10.9"},
+			c.addrs = map[string]string{"sems1": "127.0.10.77"}
+		}, "127.0.10.77"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := opsNodes(t, "sems1", "sems2")
