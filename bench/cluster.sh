@@ -31,6 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-10}
+ETCD_ARG=${ETCD:-}
 ETCD=${ETCD:-$(command -v etcd || true)}
 SCENARIOS=${SCENARIOS:-}
 
@@ -56,7 +57,7 @@ echo "== bench/cluster.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load1
 bench_revision
 echo "etcd: $ETCD_VERSION ($ETCD)"
 echo "runs per scenario: $RUNS; scenarios: ${SCENARIOS:-all}; session_ttl 2s, local_failover_after 3s, checks every 200ms fall 2 rise 2, queries every 10ms"
-echo "command: RUNS=$RUNS ETCD=$ETCD${SCENARIOS:+ SCENARIOS=$SCENARIOS} bench/cluster.sh"
+echo "command: RUNS=$RUNS${ETCD_ARG:+ ETCD=$ETCD_ARG}${SCENARIOS:+ SCENARIOS=$SCENARIOS} bench/cluster.sh"
 echo
 
 rc=0
