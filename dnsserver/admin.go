@@ -75,8 +75,10 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		order = svc.Orders[loc]
 	}
 	d, ok := snap.Decision(svc.Name, loc)
+	decidedBy := loc // the view whose decision applies
 	if !ok {
 		d, _ = snap.Decision(svc.Name, 0)
+		decidedBy = 0
 	}
 	states := snap.HealthState()
 	if s.liveHealth != nil {
@@ -86,6 +88,13 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	}
 	agreed := snap.Cluster()
 	out := clusterStatus(agreed, time.Now())
+	if iso := snap.Isolation(); iso.Isolated || len(iso.Held) > 0 {
+		what := "prober holding node falls"
+		if iso.Isolated {
+			what = "prober isolated"
+		}
+		out = append(out, clip(fmt.Sprintf("%s: every anchor fails (%s), last answered %s; held as up: %s", what, iso.Err, iso.AnchorOK.UTC().Format(time.RFC3339), strings.Join(iso.Held, ", "))))
+	}
 	for _, n := range order {
 		out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n))
 	}
@@ -117,6 +126,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
+	answer += s.changeNote(svc.Name, snap.LocationName(decidedBy), answer, now)
 	if d.TTL != 0 {
 		answer += fmt.Sprintf(" ttl=%d (counting down to a scheduled switch)", d.TTL)
 	}
@@ -128,6 +138,7 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
+				a += s.changeNote(svc.Name, snap.LocationName(i), a, now)
 				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
 			}
 		}

@@ -16,8 +16,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// startHTTP serves /metrics, /healthz, /readyz, /status and POST /reload on
-// server.http. It returns the bound address ("" when disabled).
+// startHTTP serves /metrics, /healthz, /readyz, /status, POST /reload, and
+// the event history and status page (history.go, page.go) on server.http. It returns the bound address ("" when disabled).
 func (in *Instance) startHTTP(addr string) (string, error) {
 	if addr == "" {
 		return "", nil
@@ -52,6 +52,7 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 		}
 		fmt.Fprintln(w, "reloaded")
 	})
+	in.handleHistory(mux)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("server.http: %w", err)
@@ -62,7 +63,7 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 			in.log.Error("http listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	in.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz /status POST /reload")
+	in.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/events /metrics /healthz /readyz /status POST /reload")
 	return ln.Addr().String(), nil
 }
 
