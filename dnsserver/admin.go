@@ -75,8 +75,10 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		order = svc.Orders[loc]
 	}
 	d, ok := snap.Decision(svc.Name, loc)
+	decidedBy := loc // the view whose decision applies
 	if !ok {
 		d, _ = snap.Decision(svc.Name, 0)
+		decidedBy = 0
 	}
 	states := snap.HealthState()
 	if s.liveHealth != nil {
@@ -86,6 +88,13 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	}
 	agreed := snap.Cluster()
 	out := clusterStatus(agreed, time.Now())
+	if iso := snap.Isolation(); iso.Isolated || len(iso.Held) > 0 {
+		what := "prober holding node falls"
+		if iso.Isolated {
+			what = "prober isolated"
+		}
+		out = append(out, clip(fmt.Sprintf("%s: every anchor fails (%s), last answered %s; held as up: %s", what, iso.Err, iso.AnchorOK.UTC().Format(time.RFC3339), strings.Join(iso.Held, ", "))))
+	}
 	for _, n := range order {
 		out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n))
 	}
@@ -117,10 +126,11 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
+	note := s.changeNote(svc.Name, snap.LocationName(decidedBy), answer, now)
 	if d.TTL != 0 {
 		answer += fmt.Sprintf(" ttl=%d (counting down to a scheduled switch)", d.TTL)
 	}
-	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
+	out = append(out, viewLine(fmt.Sprintf("view %s: answer %s: ", snap.LocationName(loc), answer), d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc))+note))
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -128,7 +138,8 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
-				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
+				note := s.changeNote(svc.Name, snap.LocationName(i), a, now)
+				out = append(out, viewLine(fmt.Sprintf("view %s: answer %s: ", snap.LocationName(i), a), od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i))+note))
 			}
 		}
 	}

@@ -44,7 +44,8 @@ var admSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-admin-test
 
 // admNodeIPs are the client-facing addresses answered for each node; with
 // tcp checks the node's listener is on the same address.
-var admNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3"}
+// "anchor" is isolation_test.go's reference target, not a node.
+var admNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3", "anchor": "127.0.10.9"}
 
 // admNode is a node's TCP health endpoint, which a test stops and restarts.
 type admNode struct {

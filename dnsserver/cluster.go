@@ -21,14 +21,13 @@ func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[
 		dnsAddr = snap.Config.Server.Listen[0]
 	}
 	m, err := cluster.Start(cluster.Options{
-		Engine:      in.Engine,
-		Base:        snap,
-		LocalHealth: in.Prober.Snapshot,
-		Logger:      in.log,
-		StateDir:    snap.Config.Server.StateDir,
-		Version:     version,
-		DNSAddr:     dnsAddr,
-		ImportPins:  pins,
+		Engine:     in.Engine,
+		Base:       snap,
+		Logger:     in.log,
+		StateDir:   snap.Config.Server.StateDir,
+		Version:    version,
+		DNSAddr:    dnsAddr,
+		ImportPins: pins,
 	})
 	if err != nil {
 		return err

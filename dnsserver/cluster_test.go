@@ -3,6 +3,7 @@ package dnsserver_test
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -369,5 +370,68 @@ func TestClusterImportAndLapse(t *testing.T) {
 	}
 	if len(resp.Kvs) != 0 {
 		t.Errorf("etcd still holds %d pin keys after until passed: %s", len(resp.Kvs), resp.Kvs[0].Key)
+	}
+}
+
+// TestClusterScheduledPin: a pin with at= sent to one instance switches
+// every instance at at=, not before.
+func TestClusterScheduledPin(t *testing.T) {
+	c := clStart(t, 3, "")
+	at := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
+	if rc := c.update(t, 2, admPinMsg(admPinName, "sems3 at="+at.UTC().Format(time.RFC3339))); rc != dns.RcodeSuccess {
+		t.Fatalf("scheduled pin via ns3: %s", dns.RcodeToString[rc])
+	}
+	for time.Now().Before(at) {
+		for i, e := range c.ins {
+			got := e.admActive(t, "127.0.0.1")
+			if got != "sems1" && time.Now().Before(at) {
+				t.Fatalf("ns%d answered %s before at=%s", i+1, got, at.Format(time.RFC3339))
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.waitAgreed(t, "sems3")
+}
+
+// TestClusterIsolatedObserverWithdrawn: an instance whose anchors all fail
+// withdraws its observations, so the vote counts the others only.
+func TestClusterIsolatedObserverWithdrawn(t *testing.T) {
+	c := clStart(t, 3, "")
+	anchor := admNewNode(t, "anchor", true)
+	e := c.ins[2]
+	b, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "[server]\n", fmt.Sprintf("[server]\nanchors = [\"127.0.10.9:%d\"]\n", anchor.port), 1)
+	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.in.Reload(); err != nil {
+		t.Fatalf("reload with anchors: %v", err)
+	}
+	c.waitVotes(t, "sems1", "3/3")
+	anchor.stop()
+	c.waitVotes(t, "sems1", "2/2")
+	anchor.start(t)
+	c.waitVotes(t, "sems1", "3/3")
+}
+
+// waitVotes waits until every instance's /status shows node with votes.
+func (c *clEnv) waitVotes(t *testing.T, node, votes string) {
+	t.Helper()
+	deadline := time.Now().Add(clWithin)
+	for {
+		var got []string
+		for _, e := range c.ins {
+			got = append(got, e.in.Status().Cluster.Nodes[node].Votes)
+		}
+		if slices.Equal(got, []string{votes, votes, votes}[:len(got)]) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("votes for %s %v after %s, want %s everywhere", node, got, clWithin, votes)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/cluster"
+	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 // Instance is a running failoverdns: listeners, the prober, the engine that
@@ -44,6 +45,11 @@ type Instance struct {
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
 	member atomic.Pointer[cluster.Member]
+
+	// Events is the event history (history.go); probes the recent probe
+	// results of each node, for the status page.
+	Events *events.Log
+	probes *probeHistory
 }
 
 // Options tune Start.
@@ -100,6 +106,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
+	in.registerIsolation()
 	in.Prober = health.NewProber(logger, func() {
 		in.Engine.Kick()
 		if m := in.member.Load(); m != nil {
@@ -107,8 +114,13 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		}
 	})
 	in.Prober.OnResult = func(node string, r health.Result) {
+		if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
+			in.Engine.Kick() // an anchor answered: held falls are real
+		}
 		in.Metrics.observeProbe(node, in.checkType(node), r)
+		in.probes.add(node, r)
 	}
+	in.startHistory(snap)
 	in.Engine.Health = in.Prober.Snapshot
 	in.Server.engine = in.Engine
 	in.Server.liveHealth = in.Prober.Snapshot
@@ -153,13 +165,19 @@ func (in *Instance) checkType(node string) string {
 // initialRound probes every node not yet checked, bounded by the largest
 // check timeout (plus a guard against a bug there).
 func (in *Instance) initialRound(specs map[string]health.Spec) {
+	ctx, cancel := context.WithTimeout(in.ctx, probeBound(specs))
+	defer cancel()
+	in.Prober.InitialRound(ctx)
+}
+
+// probeBound is how long one probe of every node in specs may take: the
+// largest check timeout, plus a guard against a bug there.
+func probeBound(specs map[string]health.Spec) time.Duration {
 	var m time.Duration
 	for _, s := range specs {
 		m = max(m, s.Timeout)
 	}
-	ctx, cancel := context.WithTimeout(in.ctx, m+5*time.Second)
-	defer cancel()
-	in.Prober.InitialRound(ctx)
+	return m + 5*time.Second
 }
 
 // publish is the engine's output: the snapshot goes to the query path, and
@@ -184,6 +202,7 @@ func (in *Instance) Reload() error {
 	in.reloadMu.Lock()
 	defer in.reloadMu.Unlock()
 	err := in.reload()
+	in.recordReload(err)
 	if err != nil {
 		in.Metrics.reloads.WithLabelValues("failure").Inc()
 		in.Metrics.lastReloadOK.Set(0)
@@ -226,10 +245,19 @@ func (in *Instance) reload() error {
 	if old.Server.StateDir != snap.Config.Server.StateDir {
 		return fmt.Errorf("reload: state_dir changed from %s to %s; restart to move the pin state", old.Server.StateDir, snap.Config.Server.StateDir)
 	}
+	// One ordered hand-over. The nodes this config adds or changes (an
+	// address, a target, a port, a check) are probed first, aside, while
+	// the old config keeps serving on the old states; then the prober's
+	// node set and the engine's config are swapped under the engine's
+	// lock, so no decision is made from one config's node names and the
+	// other's health, and no state judged for an old address vouches for
+	// a new one.
 	specs := snap.Config.HealthSpecs()
-	in.Prober.Set(specs)
-	in.initialRound(specs)
-	in.Engine.SetBase(snap)
+	changed := in.Prober.Changed(specs)
+	ctx, cancel := context.WithTimeout(in.ctx, probeBound(changed))
+	fresh := in.Prober.Probe(ctx, changed)
+	cancel()
+	in.Engine.Handover(snap, func() { in.Prober.Install(specs, fresh) })
 	if m := in.member.Load(); m != nil {
 		m.SetBase(snap)
 	}

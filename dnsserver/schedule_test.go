@@ -175,3 +175,50 @@ func TestPinReasonRequired(t *testing.T) {
 
 // unescapeTXT undoes miekg/dns's presentation escape of quotes in TXT data.
 func unescapeTXT(s string) string { return strings.ReplaceAll(s, `\"`, `"`) }
+
+// TestScheduledPinThroughResolver: through a real unbound that caches the
+// answers, no client is handed the old node more than a second after at=.
+func TestScheduledPinThroughResolver(t *testing.T) {
+	e := admStart(t, admConf{})
+	u := opsStartUnbound(t, admZone, e.addr)
+	c := opsClient("udp", "", 2*time.Second)
+	ask := func() (string, time.Time) {
+		q := new(dns.Msg).SetQuestion(admService, dns.TypeA)
+		r, _, err := c.Exchange(q, u.addr)
+		if err != nil {
+			t.Fatalf("query through unbound: %v", err)
+		}
+		return admNodeOf(r), time.Now()
+	}
+	if node, _ := ask(); node != "sems1" { // cached now, TTL 5
+		t.Fatalf("through unbound: %s, want sems1", node)
+	}
+	at := time.Now().Add(4 * time.Second).Truncate(time.Second).Add(time.Second)
+	e.mustUpdate(t, admPinMsg(admPinName, "sems2 at="+at.UTC().Format(time.RFC3339)))
+	var lastOld time.Time
+	for {
+		node, got := ask()
+		switch node {
+		case "sems1":
+			lastOld = got
+		case "sems2":
+			if got.Before(at) {
+				t.Fatalf("unbound handed out sems2 at %s, before at=%s", got.Format(time.RFC3339Nano), at.Format(time.RFC3339))
+			}
+		default:
+			t.Fatalf("through unbound: %s", node)
+		}
+		if got.After(at.Add(3 * time.Second)) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	late := lastOld.Sub(at)
+	t.Logf("last sems1 through unbound %v after at=", late)
+	// TTLs are whole seconds and the last one is 1 (never 0): a resolver
+	// that cached the answer just before the switch may hand it out for
+	// up to a second after it. Loosely: not a whole TTL (5 s) late.
+	if late > 1500*time.Millisecond {
+		t.Fatalf("unbound still handed out sems1 %v after the switch, want at most about 1s", late)
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
+	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 var _ dns.Handler = (*Server)(nil)
@@ -42,6 +43,7 @@ type Server struct {
 	// and the prober's live view for _status.
 	engine     *zones.Engine
 	liveHealth func() map[string]health.State
+	history    *events.Log // last change of each view, for _status
 	metrics    *Metrics
 	logSeq     atomic.Uint64 // query log sampling
 

@@ -81,6 +81,10 @@ type ServerConfig struct {
 	// RequirePinReason refuses a dynamic pin without reason="…": the
 	// next on-call engineer must be able to tell why it is there.
 	RequirePinReason bool `toml:"require_pin_reason"`
+	// Anchors are host:port targets probed like nodes; when they fail
+	// together with the nodes, the prober is cut off and holds node states.
+	Anchors []string `toml:"anchors"`
+	anchors []netip.AddrPort
 	// ProbeSource is the local address health checks leave from ("" = the
 	// kernel's choice). Several instances on one host are told apart by
 	// it, and a multi-homed host probes from the interface it names.
@@ -358,6 +362,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	c.validateLocations(file, errs)
 	c.validateTSIG(file, errs)
 	c.validateCluster(file, errs)
+	c.validateAnchors(file, errs)
 }
 
 // uniqueName checks the domain name in key of [[table]] number i: present,

@@ -8,9 +8,11 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failoverdns/failoverdns/health"
+	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 // Decision is the active node of one (service, location) and why.
@@ -97,6 +99,10 @@ type Engine struct {
 	// lock and must not call back into it.
 	OnActiveChange func(service, location string)
 	OnPinChange    func(action string)
+	// OnEvent, when set before the engine runs, is told of every change
+	// the logs report, as a typed event (the event history). Like the
+	// hooks above it runs under the engine's lock: it must not block.
+	OnEvent func(events.Event)
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -117,7 +123,9 @@ type Engine struct {
 	agreed    *Agreed
 	writePins func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error
 
-	allDown, allDownSeen bool // every node down (logged once per episode)
+	allDown, allDownSeen bool        // every node down (logged once per episode)
+	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
+	holding              atomic.Bool // node falls held for an anchor's answer
 }
 
 type decisionKey struct {
@@ -257,20 +265,22 @@ func (e *Engine) logPinChangesBy(old, next map[PinKey]Pin, why, key, from string
 				attrs = append(attrs, "old", o.Text())
 			}
 			e.log.Warn("pin set", attrs...)
+			e.pinEvent(k, events.ActionSet, o.Text(), p, why)
 		}
 	}
 	for k, o := range old {
 		if _, ok := next[k]; !ok {
+			action := events.ActionRemoved
 			if why == "until passed" {
-				count("lapsed")
-			} else {
-				count("removed")
+				action = events.ActionLapsed
 			}
+			count(string(action))
 			k2, f2 := key, from
 			if k2 == "" && f2 == "" {
 				k2, f2 = o.Key, o.From
 			}
 			e.log.Warn("pin removed", "pin", k.Name(), "old", o.Text(), "key", k2, "from", f2, "reason", why)
+			e.pinEvent(k, action, o.Text(), Pin{Key: k2, From: f2}, why)
 		}
 	}
 }
@@ -383,9 +393,19 @@ func (e *Engine) rearm() {
 
 // SetBase replaces the static part (config and zones) after a reload.
 // Decisions for services and locations that still exist carry over.
-func (e *Engine) SetBase(base *Snapshot) *Snapshot {
+func (e *Engine) SetBase(base *Snapshot) *Snapshot { return e.Handover(base, nil) }
+
+// Handover is SetBase for a reload that also changes the node set: install
+// (which swaps what Health returns, e.g. Prober.Install) runs under the
+// engine's lock, right before base is swapped in. No decision is ever made
+// from one config's node names and the other's health: a recompute (a
+// prober kick, an UPDATE, a hold-down) sees both old or both new.
+func (e *Engine) Handover(base *Snapshot, install func()) *Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if install != nil {
+		install()
+	}
 	// Location indexes may move when locations are added or reordered:
 	// carry decisions over by location name.
 	byName := make(map[string]Decision, len(e.current))
@@ -422,10 +442,8 @@ func (e *Engine) recomputeLocked() *Snapshot {
 		// already ignores a lapsed one until its deletion arrives.
 		e.lapsePins(now)
 	}
-	var h map[string]health.State
-	if e.Health != nil {
-		h = e.Health()
-	}
+	h, iso := e.guarded()
+	e.noteIsolation(iso)
 	next := time.Time{}
 	decided := make(map[decisionKey]Decision, len(e.current))
 	for _, svc := range e.base.Services {
@@ -468,6 +486,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 				} else {
 					e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
 				}
+				e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
 			}
 		}
 	}
@@ -483,8 +502,10 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	if allDown != e.allDown {
 		if allDown {
 			e.log.Error("every node fails its checks: if they cannot all be down at once, the prober may be cut off from them; answers follow each service's when_all_down", "nodes", len(h))
+			e.emit(events.Event{Kind: events.KindAllDown, Action: events.ActionStart, Reason: fmt.Sprintf("every node (%d) fails its checks: the prober may be cut off from them", len(h))})
 		} else if e.allDownSeen {
 			e.log.Warn("nodes pass their checks again", "nodes", len(h))
+			e.emit(events.Event{Kind: events.KindAllDown, Action: events.ActionEnd, Reason: "nodes pass their checks again"})
 		}
 		e.allDown = allDown
 		e.allDownSeen = e.allDownSeen || allDown
@@ -495,6 +516,7 @@ func (e *Engine) recomputeLocked() *Snapshot {
 	snap.dynPins = maps.Clone(e.active)
 	snap.dormantPins = maps.Clone(e.dormant)
 	snap.cluster = e.agreed
+	snap.isolation = iso
 	e.publish(snap)
 	return snap
 }
@@ -525,6 +547,38 @@ func decideView(svc *Service, order []string, prev Decision, pin Pin, pinned boo
 	return d, n
 }
 
+// guarded is the node health the engine decides from: the prober's, with
+// node falls held while the anchors say the prober itself is cut off.
+func (e *Engine) guarded() (map[string]health.State, health.Isolation) {
+	if e.Health == nil {
+		return nil, health.Isolation{}
+	}
+	return guard(e.Health())
+}
+
+// Guarded is guarded for others (a cluster member publishing what this
+// prober sees): the same states the engine decides from.
+func (e *Engine) Guarded() (map[string]health.State, health.Isolation) { return e.guarded() }
+
+// noteIsolation logs the start and end of a prober isolation, once each.
+func (e *Engine) noteIsolation(iso health.Isolation) {
+	if iso.Isolated != e.isolated {
+		if iso.Isolated {
+			e.log.Error("prober isolated: every anchor fails as well as the nodes; node falls since an anchor last answered are held, and no answer changes until one answers again",
+				"anchor_ok", iso.AnchorOK.UTC().Format(time.RFC3339), "err", iso.Err, "held", iso.Held)
+		} else {
+			e.log.Warn("prober no longer isolated: an anchor answers; node states are judged as probed again")
+		}
+		e.isolated = iso.Isolated
+	}
+	e.holding.Store(len(iso.Held) > 0)
+}
+
+// Holding reports whether node falls are held waiting for an anchor to
+// answer: the caller kicks the engine when one does (an anchor's success
+// that changes no state is no prober event).
+func (e *Engine) Holding() bool { return e.holding.Load() }
+
 func answerName(x Decision) string {
 	if x.Servfail {
 		return "SERVFAIL"
@@ -535,6 +589,11 @@ func answerName(x Decision) string {
 func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 	name := answerName
 	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
+	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason}
+	if had {
+		ev.Old = name(old)
+	}
+	e.emit(ev) // Old "": the view's first decision
 	if had {
 		attrs = append(attrs, "old", name(old))
 		e.log.Warn("active node changed", attrs...)

@@ -86,6 +86,10 @@ func TestProbeSourceRefused(t *testing.T) {
 		{"probe-source-unspecified.toml", []string{
 			"server.probe_source 0.0.0.0 is not a unicast address",
 		}},
+		{"anchor-bad.toml", []string{
+			`server.anchors[0] "192.0.2.53": want an IP address and a TCP port`,
+			`"192.0.2.53:53"`,
+		}},
 		{"probe-source-family.toml", []string{
 			"server.probe_source ::1 is IPv6, but nodes are checked at IPv4 addresses (sems1 at 127.0.10.1, sems2 at 127.0.10.2)",
 			"set probe_source to an IPv4 address",

@@ -46,6 +46,8 @@ type Snapshot struct {
 	health   map[string]health.State
 	decided  map[decisionKey]Decision
 	cluster  *Agreed
+	// isolation is the anchors' verdict on the prober when decided.
+	isolation health.Isolation
 }
 
 // Service is a configured service bound to its zone, with its node orders
@@ -345,6 +347,10 @@ func (s *Snapshot) Node(name string) *NodeConfig { return s.nodes[name] }
 
 // DynamicPins returns the pins set by UPDATE that this snapshot answers with.
 func (s *Snapshot) DynamicPins() map[PinKey]Pin { return s.dynPins }
+
+// Isolation returns the anchors' verdict on the prober when the snapshot
+// was decided.
+func (s *Snapshot) Isolation() health.Isolation { return s.isolation }
 
 // DormantPins returns the dynamic pins kept but not applied, because the
 // config in force lacks their service, location or node. An UPDATE may

@@ -13,20 +13,17 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
-	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
 // Options are what a Member needs from the instance it belongs to.
 type Options struct {
-	Engine *zones.Engine   // answers from what the member agrees
-	Base   *zones.Snapshot // the config in force; SetBase on reload
-	// LocalHealth is this instance's own prober's view.
-	LocalHealth func() map[string]health.State
-	Logger      *slog.Logger
-	StateDir    string
-	Version     string
-	DNSAddr     string
+	Engine   *zones.Engine   // answers from what the member agrees
+	Base     *zones.Snapshot // the config in force; SetBase on reload
+	Logger   *slog.Logger
+	StateDir string
+	Version  string
+	DNSAddr  string
 	// ImportPins are the pins of state_dir from before cluster mode,
 	// written to etcd once (per instance) where etcd has none for the view.
 	ImportPins map[zones.PinKey]zones.Pin
@@ -51,6 +48,7 @@ type Member struct {
 	dirty       bool                // the cache lags the mirror
 	applied     int64               // revision in member/ now
 	fromCache   bool                // answering state_dir's cache, not yet etcd's
+	engineRev   int64               // the revision the engine has been handed
 
 	obsKick    chan struct{}
 	leaderKick chan struct{}
@@ -222,6 +220,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 	m.mu.Unlock()
 	m.log.Info("joined the cluster", "revision", resp.Header.Revision, "leader", m.mir.leader(), "members", len(m.mir.members))
 	m.applyAgreed()
+	m.signalApplied()
 	connected()
 
 	// WithRequireLeader: an etcd member that loses its quorum ends the
@@ -299,6 +298,7 @@ func (m *Member) saveCacheLocked() {
 
 func (m *Member) signalApplied() {
 	m.mu.Lock()
+	m.engineRev = m.mir.rev
 	close(m.applyWait)
 	m.applyWait = make(chan struct{})
 	m.mu.Unlock()
@@ -335,13 +335,23 @@ const maxOps = 120
 // only: latency and error text do not count) and deletes those of nodes
 // the config no longer has.
 func (m *Member) publishObs(ctx context.Context, lease clientv3.LeaseID) error {
-	h := m.o.LocalHealth()
+	// What the engine decides from: with anchors, node falls are held
+	// while the prober may be the one cut off, and an isolated prober's
+	// observations are withdrawn from the vote altogether.
+	h, iso := m.o.Engine.Guarded()
 	m.mu.Lock()
 	base := m.base
 	pub := maps.Clone(m.published)
 	m.mu.Unlock()
 	var ops []clientv3.Op
 	next := map[string]obsValue{}
+	if iso.Isolated {
+		h = nil
+		for n := range pub {
+			ops = append(ops, clientv3.OpDelete(m.obsKey(n)))
+		}
+		pub = nil
+	}
 	for _, n := range base.Config.Nodes {
 		st, ok := h[n.Name]
 		if !ok || !st.Checked {
@@ -474,7 +484,7 @@ func (m *Member) UpdatePins(change func(cur map[zones.PinKey]zones.Pin) (map[zon
 func (m *Member) waitApplied(ctx context.Context, rev int64) {
 	for {
 		m.mu.Lock()
-		done, ch := m.mir.rev >= rev, m.applyWait
+		done, ch := m.engineRev >= rev, m.applyWait
 		m.mu.Unlock()
 		if done {
 			return
