@@ -240,8 +240,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	buf := packBufs.Get().(*[]byte)
 	if b, err := packAnswer(m, limit, *buf); err == nil {
-		_, _ = w.Write(b) // sent or copied before Write returns
-		if cap(b) <= 4096 { // a large TCP answer's buffer is not kept
+		// Sent, or copied, before Write returns; a large TCP answer's
+		// buffer is not kept.
+		_, _ = w.Write(b)
+		if cap(b) <= 4096 {
 			*buf = b[:0]
 		}
 	}
