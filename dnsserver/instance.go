@@ -165,13 +165,19 @@ func (in *Instance) checkType(node string) string {
 // initialRound probes every node not yet checked, bounded by the largest
 // check timeout (plus a guard against a bug there).
 func (in *Instance) initialRound(specs map[string]health.Spec) {
+	ctx, cancel := context.WithTimeout(in.ctx, probeBound(specs))
+	defer cancel()
+	in.Prober.InitialRound(ctx)
+}
+
+// probeBound is how long one probe of every node in specs may take: the
+// largest check timeout, plus a guard against a bug there.
+func probeBound(specs map[string]health.Spec) time.Duration {
 	var m time.Duration
 	for _, s := range specs {
 		m = max(m, s.Timeout)
 	}
-	ctx, cancel := context.WithTimeout(in.ctx, m+5*time.Second)
-	defer cancel()
-	in.Prober.InitialRound(ctx)
+	return m + 5*time.Second
 }
 
 // publish is the engine's output: the snapshot goes to the query path, and
@@ -239,10 +245,19 @@ func (in *Instance) reload() error {
 	if old.Server.StateDir != snap.Config.Server.StateDir {
 		return fmt.Errorf("reload: state_dir changed from %s to %s; restart to move the pin state", old.Server.StateDir, snap.Config.Server.StateDir)
 	}
+	// One ordered hand-over. The nodes this config adds or changes (an
+	// address, a target, a port, a check) are probed first, aside, while
+	// the old config keeps serving on the old states; then the prober's
+	// node set and the engine's config are swapped under the engine's
+	// lock, so no decision is made from one config's node names and the
+	// other's health, and no state judged for an old address vouches for
+	// a new one.
 	specs := snap.Config.HealthSpecs()
-	in.Prober.Set(specs)
-	in.initialRound(specs)
-	in.Engine.SetBase(snap)
+	changed := in.Prober.Changed(specs)
+	ctx, cancel := context.WithTimeout(in.ctx, probeBound(changed))
+	fresh := in.Prober.Probe(ctx, changed)
+	cancel()
+	in.Engine.Handover(snap, func() { in.Prober.Install(specs, fresh) })
 	if m := in.member.Load(); m != nil {
 		m.SetBase(snap)
 	}

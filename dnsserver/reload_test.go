@@ -92,6 +92,14 @@ type opsConf struct {
 	checks map[string]string
 	// failbackAfter is the service's failback_after; "" = "0s".
 	failbackAfter string
+	// whenAllDown is the service's when_all_down; "" = "keep".
+	whenAllDown string
+	// addrs replaces a node's address (its check, unless checks says
+	// otherwise, probes the fixture node's port there).
+	addrs map[string]string
+	// alias maps a node name written in the config to the fixture node
+	// whose address and endpoint it has (a renamed node).
+	alias map[string]string
 }
 
 func (c opsConf) zone() string {
@@ -178,16 +186,24 @@ func (e *opsEnv) configText(c opsConf) string {
 		interval = "100ms"
 	}
 	for _, name := range nodes {
-		n := e.nodes[name]
+		fixture := name
+		if a, ok := c.alias[name]; ok {
+			fixture = a
+		}
+		n := e.nodes[fixture]
 		if n == nil {
 			panic("opsConf names node " + name + " that the test did not create")
 		}
+		ip := n.ip
+		if a, ok := c.addrs[name]; ok {
+			ip = a
+		}
 		if chk, ok := c.checks[name]; ok {
-			fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n%s", name, n.ip, chk)
+			fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n%s", name, ip, chk)
 			continue
 		}
 		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"tcp\"\nport = %d\ninterval = %q\ntimeout = \"1s\"\nrise = %d\nfall = 2\n",
-			name, n.ip, n.port, interval, rise)
+			name, ip, n.port, interval, rise)
 	}
 	b.WriteString("\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
 	ttl := c.ttl
@@ -198,8 +214,12 @@ func (e *opsEnv) configText(c opsConf) string {
 	if after == "" {
 		after = "0s"
 	}
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = \"auto\"\nfailback_after = %q\nwhen_all_down = \"keep\"\n",
-		c.service(), ttl, opsQuoted(c.order), after)
+	allDown := c.whenAllDown
+	if allDown == "" {
+		allDown = "keep"
+	}
+	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = \"auto\"\nfailback_after = %q\nwhen_all_down = %q\n",
+		c.service(), ttl, opsQuoted(c.order), after, allDown)
 	if c.emea != nil {
 		fmt.Fprintf(&b, "[service.locations]\nemea = [%s]\n", opsQuoted(c.emea))
 	}
@@ -352,6 +372,41 @@ func (e *opsEnv) holdActive(t testing.TB, want string, d time.Duration, why stri
 		}
 		time.Sleep(opsPoll) // query interval
 	}
+}
+
+// watchActive queries the service from 127.0.0.1 on workers goroutines
+// (pausing pause between queries) until the returned halt is called; halt
+// returns the first answer other than want (nil when every one was want)
+// and how many queries were asked. It is safe to call more than once.
+func (e *opsEnv) watchActive(t testing.TB, want string, workers int, pause time.Duration) (halt func() (bad any, asked int64)) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first atomic.Value
+	var n atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got, err := e.tryActive("")
+				n.Add(1)
+				if err == nil && got != want {
+					first.CompareAndSwap(nil, got)
+				}
+				time.Sleep(pause) // query interval
+			}
+		})
+	}
+	halt = func() (any, int64) {
+		once.Do(func() { close(stop); wg.Wait() })
+		return first.Load(), n.Load()
+	}
+	t.Cleanup(func() { halt() })
+	return halt
 }
 
 // health describes the prober's view of every node, for failure messages.
@@ -573,29 +628,7 @@ func TestReloadNewNodeProbedFirst(t *testing.T) {
 	e.wantActive(t, "sems1", "at start")
 
 	// Query without pause while the reload runs.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer halt()
-	var bad atomic.Value
-	var asked atomic.Int64
-	for range 2 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				got, err := e.tryActive("")
-				asked.Add(1)
-				if err == nil && got != "sems1" {
-					bad.CompareAndSwap(nil, got)
-				}
-			}
-		})
-	}
+	halt := e.watchActive(t, "sems1", 2, 0)
 	c.order = []string{"sems3", "sems1", "sems2"}
 	e.write(t, c)
 	e.reload(t)
@@ -603,9 +636,8 @@ func TestReloadNewNodeProbedFirst(t *testing.T) {
 	// Several probe intervals (100ms, rise 2) to see that sems3 never
 	// comes up.
 	e.holdActive(t, "sems1", time.Second, "sems3's port is closed")
-	halt()
-	if v := bad.Load(); v != nil {
-		t.Errorf("during or after the reload a query answered %v, want sems1 every time (%d queries)", v, asked.Load())
+	if v, asked := halt(); v != nil {
+		t.Errorf("during or after the reload a query answered %v, want sems1 every time (%d queries)", v, asked)
 	}
 	s, ok := e.in.Prober.Snapshot()["sems3"]
 	if !ok || !s.Checked || s.Up {
@@ -904,26 +936,7 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 	e := opsStart(t, c, nodes)
 	e.wantActive(t, "sems1", "at start")
 	changes := e.gathered(t, "failoverdns_active_changes_total")
-
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var once sync.Once
-	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer halt()
-	var bad atomic.Value
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if got, err := e.tryActive(""); err == nil && got != "sems1" {
-				bad.CompareAndSwap(nil, got)
-			}
-			time.Sleep(5 * time.Millisecond) // query interval
-		}
-	})
+	halt := e.watchActive(t, "sems1", 1, 5*time.Millisecond)
 
 	c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"http\"\nport = %d\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"5s\"\nrise = 2\nfall = 2\n",
 		ln.Addr().(*net.TCPAddr).Port)}
@@ -934,8 +947,7 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 	e.reload(t)
 	took := time.Since(start)
 	e.waitDown(t, "sems3")
-	halt()
-	if v := bad.Load(); v != nil {
+	if v, _ := halt(); v != nil {
 		t.Errorf("while sems1's changed check ran its first probe, a query was answered %v, want sems1 all along\nlog:\n%s", v, e.logs)
 	}
 	if got := e.gathered(t, "failoverdns_active_changes_total"); got != changes {

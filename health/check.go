@@ -41,6 +41,12 @@ type Spec struct {
 	Interval    time.Duration
 	Timeout     time.Duration // whole check (dial + handshake + request + body) bounded by this
 	Rise, Fall  int           // consecutive successes to go up / failures to go down
+	// Answers are the addresses handed out on this node's behalf while it
+	// is up. No check uses them; they are part of the Spec because a
+	// result vouches for them: when they change (a new address probed at
+	// an unchanged check target), the node is a changed node, and its
+	// state starts over (Install).
+	Answers []netip.Addr
 	// Source is the local address probes leave from; the zero Addr lets
 	// the kernel choose. It lets one instance's probes be told apart (and
 	// filtered, as the cluster fault tests do) from another's on the same

@@ -110,28 +110,25 @@ func NewProber(logger *slog.Logger, onChange func()) *Prober {
 // now is the current time on the heap's clock.
 func (p *Prober) now() int64 { return int64(time.Since(p.epoch)) }
 
-// Set replaces the set of probed nodes (key = node name). Nodes whose Spec is
-// unchanged keep their state and schedule, so a config reload does not reset
-// health; changed ones keep their state and are probed promptly with the new
-// check, under rise/fall; new ones start unchecked (never answered before
-// their first probe); removed ones stop being probed. Safe to call while Run
-// is active.
-func (p *Prober) Set(specs map[string]Spec) {
+// Set replaces the set of probed nodes (key = node name): Install with no
+// fresh states.
+func (p *Prober) Set(specs map[string]Spec) { p.Install(specs, nil) }
+
+// Install replaces the set of probed nodes (key = node name). Only a node
+// whose Spec is unchanged keeps its state and schedule, so a config reload
+// does not reset health. Any other node, new or changed (an address, a
+// port, a check: a Spec is everything a result vouches for), takes its
+// state from fresh (what Probe found) or else starts unchecked, never
+// answered before its first probe: an "up" judged for the old Spec says
+// nothing about the new one. Removed nodes stop being probed. Safe to call
+// while Run is active.
+func (p *Prober) Install(specs map[string]Spec, fresh map[string]State) {
 	p.mu.Lock()
 	now := p.now()
-	// A node whose check changed keeps its state: the new check is judged
-	// by rise/fall from there, so editing a check (a new path, a longer
-	// timeout) on reload cannot by itself move traffic.
-	carried := map[string]State{}
 	for name, old := range p.nodes {
-		spec, ok := specs[name]
-		if ok && reflect.DeepEqual(old.spec, spec) {
-			continue
+		if spec, ok := specs[name]; !ok || !reflect.DeepEqual(old.spec, spec) {
+			p.drop(old)
 		}
-		if ok {
-			carried[name] = old.state
-		}
-		p.drop(old)
 	}
 	for name, spec := range specs {
 		if _, ok := p.nodes[name]; ok {
@@ -145,13 +142,54 @@ func (p *Prober) Set(specs map[string]Spec) {
 			chk:   newChecker(spec),
 			slack: int64(min(batchSlack, interval(spec.Interval)/20)),
 			index: -1,
-			state: carried[name],
+		}
+		due := now + int64(firstJitter(spec.Interval))
+		if st, ok := fresh[name]; ok && st.Checked {
+			// Probed just now: the next probe is a full interval away.
+			n.state = st
+			due = now + int64(jitter(spec.Interval))
 		}
 		p.nodes[name] = n
-		p.queue.push(n, now+int64(firstJitter(spec.Interval)))
+		p.queue.push(n, due)
 	}
 	p.mu.Unlock()
 	p.nudge()
+}
+
+// Changed returns the specs Install would not keep as they run now: new
+// nodes and nodes whose Spec differs.
+func (p *Prober) Changed(specs map[string]Spec) map[string]Spec {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]Spec{}
+	for name, spec := range specs {
+		if n, ok := p.nodes[name]; !ok || !reflect.DeepEqual(n.spec, spec) {
+			out[name] = spec
+		}
+	}
+	return out
+}
+
+// Probe checks each of specs once, as InitialRound does (one result sets
+// the state), without adding them to p: a reload probes its new and changed
+// nodes while the old ones keep serving, then installs the results with
+// Install. The probes share p's worker cap and OnResult. It returns when all
+// are done or ctx ends; a node whose probe did not finish is not Checked.
+func (p *Prober) Probe(ctx context.Context, specs map[string]Spec) map[string]State {
+	if len(specs) == 0 {
+		return nil
+	}
+	scratch := &Prober{
+		OnResult: p.OnResult,
+		logger:   p.logger,
+		sem:      p.sem,
+		wake:     make(chan struct{}, 1),
+		epoch:    p.epoch,
+		nodes:    make(map[string]*node, len(specs)),
+	}
+	scratch.Set(specs)
+	scratch.InitialRound(ctx)
+	return scratch.Snapshot()
 }
 
 // drop forgets a node; a probe still in flight for it is discarded when it

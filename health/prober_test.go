@@ -330,11 +330,12 @@ func TestProberSet(t *testing.T) {
 	}
 }
 
-func TestSetChangedSpecKeepsStateUntilRiseFall(t *testing.T) {
-	var results atomic.Int64
+// TestInstallChangedSpecStartsOver: only an unchanged Spec keeps its state.
+// A changed one (here the check moves to a closed port) starts unchecked,
+// or from the fresh state Probe found for it, never from the old "up".
+func TestInstallChangedSpecStartsOver(t *testing.T) {
 	p := NewProber(nil, nil)
-	p.OnResult = func(string, Result) { results.Add(1) }
-	spec := Spec{Type: TypeNone, Interval: time.Second, Rise: 1, Fall: 2}
+	spec := Spec{Type: TypeNone, Interval: time.Hour, Rise: 1, Fall: 2}
 	p.Set(map[string]Spec{"a": spec})
 	p.InitialRound(context.Background())
 	before := p.Snapshot()["a"]
@@ -345,32 +346,40 @@ func TestSetChangedSpecKeepsStateUntilRiseFall(t *testing.T) {
 	if got := p.Snapshot()["a"]; got != before {
 		t.Errorf("identical Set changed the state: %+v, want %+v", got, before)
 	}
-	// The check now points at a closed port: the state carries over (no
-	// flap on reload) until fall = 2 failures of the new check.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().(*net.TCPAddr)
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	spec = Spec{Type: TypeTCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: uint16(addr.Port), Interval: 20 * time.Millisecond, Timeout: time.Second, Rise: 1, Fall: 2}
+	changed := Spec{Type: TypeTCP, Addr: netip.MustParseAddr("127.0.0.1"), Port: port, Interval: time.Hour, Timeout: time.Second, Rise: 1, Fall: 2}
+	specs := map[string]Spec{"a": changed}
+	if got := p.Changed(specs); len(got) != 1 {
+		t.Errorf("Changed = %v, want a", got)
+	}
+	if got := p.Changed(map[string]Spec{"a": spec}); len(got) != 0 {
+		t.Errorf("Changed for the spec in force = %v, want none", got)
+	}
+
+	p.Set(specs)
+	if got := p.Snapshot()["a"]; got.Checked || got.Up {
+		t.Fatalf("changed spec kept the old state: %+v, want unchecked", got)
+	}
+
+	// Probe judges the new spec aside, without touching what p runs ...
 	p.Set(map[string]Spec{"a": spec})
-	if got := p.Snapshot()["a"]; got != before {
-		t.Fatalf("changed spec reset the state: %+v, want %+v kept", got, before)
+	p.InitialRound(context.Background())
+	fresh := p.Probe(context.Background(), specs)
+	if got := p.Snapshot()["a"]; !got.Up {
+		t.Errorf("Probe changed p's own state: %+v", got)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for p.Snapshot()["a"].Up {
-		if time.Now().After(deadline) {
-			t.Fatal("the new check never took the node down")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if st := fresh["a"]; !st.Checked || st.Up || st.Last.Err == "" {
+		t.Fatalf("Probe of the closed port: %+v, want checked, down, with an error", st)
 	}
-	if n := results.Load(); n < 2 {
-		t.Errorf("down after %d probe results of the new check, want at least fall = 2", n)
+	// ... and Install takes its result.
+	p.Install(specs, fresh)
+	if got := p.Snapshot()["a"]; got != fresh["a"] {
+		t.Errorf("after Install: %+v, want the probed state %+v", got, fresh["a"])
 	}
 }
 

@@ -393,9 +393,19 @@ func (e *Engine) rearm() {
 
 // SetBase replaces the static part (config and zones) after a reload.
 // Decisions for services and locations that still exist carry over.
-func (e *Engine) SetBase(base *Snapshot) *Snapshot {
+func (e *Engine) SetBase(base *Snapshot) *Snapshot { return e.Handover(base, nil) }
+
+// Handover is SetBase for a reload that also changes the node set: install
+// (which swaps what Health returns, e.g. Prober.Install) runs under the
+// engine's lock, right before base is swapped in. No decision is ever made
+// from one config's node names and the other's health: a recompute (a
+// prober kick, an UPDATE, a hold-down) sees both old or both new.
+func (e *Engine) Handover(base *Snapshot, install func()) *Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if install != nil {
+		install()
+	}
 	// Location indexes may move when locations are added or reordered:
 	// carry decisions over by location name.
 	byName := make(map[string]Decision, len(e.current))

@@ -417,7 +417,14 @@ func (c *Config) HealthSpecs() map[string]health.Spec {
 		if host == "" {
 			host = hostOf[n.Name]
 		}
+		var answers []netip.Addr
+		for _, a := range []netip.Addr{n.addr, n.addr6} {
+			if a.IsValid() {
+				answers = append(answers, a)
+			}
+		}
 		out[n.Name] = health.Spec{
+			Answers:     answers,
 			Type:        ch.Type,
 			Addr:        target,
 			Port:        uint16(ch.Port),

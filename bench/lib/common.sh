@@ -1,6 +1,6 @@
 # Shared set-up for the bench scripts: source it from the repository root,
-# then call bench_init NAME. It tees all output to
-# bench/results/NAME-<date>.txt, makes WORK (a temporary folder) and PIDS (the
+# then call bench_init NAME [SUFFIX]. It tees all output to
+# bench/results/NAME-<date>[-SUFFIX].txt, makes WORK (a temporary folder) and PIDS (the
 # jobs to stop), and on exit stops every process below those jobs and removes
 # WORK. die prints "NAME.sh: message" and exits 2.
 
@@ -39,7 +39,7 @@ bench_cleanup() {
 bench_init() {
 	BENCH_NAME=$1
 	mkdir -p bench/results
-	OUT="bench/results/$BENCH_NAME-$(date +%Y-%m-%d).txt"
+	OUT="bench/results/$BENCH_NAME-$(date +%Y-%m-%d)${2:+-$2}.txt"
 	exec > >(tee "$OUT") 2>&1
 	WORK=$(mktemp -d "/tmp/failoverdns-$BENCH_NAME.XXXXXX")
 	PIDS=()

@@ -146,7 +146,7 @@ func cfLeaderCutOff(t *testing.T, e *cfEnv) cfResult {
 	old, rest := e.ins[l].name, e.others(l)
 	t0 := time.Now()
 	res.faultAt = t0
-	heal := netns.CutOff(t, e.ins[l].ip, e.etcdAddrs()...)
+	heal := e.cutOff(t, l)
 	e.rec.countOut(l)
 
 	if rc := e.cfPin(t, &res, l, "apac", "sems2"); rc != dns.RcodeServerFailure {
@@ -187,7 +187,7 @@ func cfFollowerCutOff(t *testing.T, e *cfEnv) cfResult {
 	live := e.others(c)
 	t0 := time.Now()
 	res.faultAt = t0
-	heal := netns.CutOff(t, e.ins[c].ip, e.etcdAddrs()...)
+	heal := e.cutOff(t, c)
 	e.rec.countOut(c)
 	e.waitConnected(t, c, false)
 	if rc := e.cfPin(t, &res, c, "apac", "sems2"); rc != dns.RcodeServerFailure {
@@ -253,7 +253,7 @@ func cfProberIsolated(t *testing.T, e *cfEnv) cfResult {
 	name := e.ins[p].name
 	t0 := time.Now()
 	res.faultAt = t0
-	undo := netns.Drop(t, netns.Rule{Src: e.ins[p].ip, Dst: peNodeIPs["sems1"]})
+	undo := e.drop(t, netns.Rule{Src: e.ins[p].ip, Dst: peNodeIPs["sems1"]})
 	suspect := "suspect observer: " + name + " sees sems1 down, outvoted (2/3 up)"
 	e.waitStatus(t, p, "reporting "+name+" as a suspect observer", func(st dnsserver.Status) bool {
 		return !st.Nodes["sems1"].Up && strings.Join(st.Cluster.Problems, "\n") == suspect && st.Cluster.Nodes["sems1"].Up
@@ -326,7 +326,7 @@ func cfRunTest(t *testing.T, name string) {
 		netns.Drop(t, netns.Rule{Src: "127.0.0.254", Dst: "127.0.0.254"})() // skip without iptables
 		for _, s := range cfScenarios {
 			if s.name == name {
-				e := cfStart(t, cfOptions{})
+				e := cfStart(t, cfOptions{ns: t})
 				res := s.run(t, e)
 				e.rec.stop()
 				for i, in := range e.ins {

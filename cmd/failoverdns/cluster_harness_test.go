@@ -57,6 +57,9 @@ var cfInstanceIPs = []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 
 // cfOptions shape one environment.
 type cfOptions struct {
+	// ns is the test netns.Run runs in: iptables rules are refused to any
+	// other, subtests included (see cfEnv.drop).
+	ns            *testing.T
 	etcd          string        // etcd binary; "" = the one on PATH
 	every         time.Duration // query interval per instance; default 20ms
 	localFailover time.Duration // local_failover_after; default 3s
@@ -257,7 +260,25 @@ func (e *cfEnv) others(i int) []int {
 	return out
 }
 
-// etcdAddrs are the etcd members' addresses, for CutOff.
+// drop adds an iptables rule in the namespace, removed when t ends at the
+// latest, so a failed run leaves no partition to the next. netns accepts
+// rules only from the test it runs in (o.ns), not from a subtest's t: on
+// an iptables error it fails o.ns, which cannot happen to a healthy run.
+func (e *cfEnv) drop(t *testing.T, r netns.Rule) (undo func()) {
+	undo = netns.Drop(e.o.ns, r)
+	t.Cleanup(undo)
+	return undo
+}
+
+// cutOff partitions instance i from every etcd member, both ways (as
+// drop, removed when t ends at the latest).
+func (e *cfEnv) cutOff(t *testing.T, i int) (heal func()) {
+	heal = netns.CutOff(e.o.ns, e.ins[i].ip, e.etcdAddrs()...)
+	t.Cleanup(heal)
+	return heal
+}
+
+// etcdAddrs are the etcd members' addresses, for cutOff.
 func (e *cfEnv) etcdAddrs() []string {
 	var out []string
 	for i := range e.etcd.Members() {
