@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/health/healthtest"
 )
 
 // End-to-end tests: the real binary, driven by the real dig.
@@ -487,20 +489,21 @@ func TestSIGTERMDuringStart(t *testing.T) {
 	t.Fatal("server could not bind a free port in 5 tries")
 }
 
-// TestDemo: with no arguments the embedded demo serves demo.test on
-// 127.0.0.1:5353.
-func TestDemo(t *testing.T) {
-	digBinary(t)
-	for _, network := range []string{"udp", "tcp"} {
+// startDemo starts the embedded demo (no arguments) and waits until it
+// answers, or skips the test when its fixed addresses are taken:
+// 127.0.0.1:5353 (DNS) and 127.0.0.1:5380 (the status page).
+func startDemo(t *testing.T) *proc {
+	t.Helper()
+	for _, a := range []struct{ network, addr string }{{"udp", "127.0.0.1:5353"}, {"tcp", "127.0.0.1:5353"}, {"tcp", "127.0.0.1:5380"}} {
 		var c interface{ Close() error }
 		var err error
-		if network == "udp" {
-			c, err = net.ListenPacket("udp", "127.0.0.1:5353")
+		if a.network == "udp" {
+			c, err = net.ListenPacket("udp", a.addr)
 		} else {
-			c, err = net.Listen("tcp", "127.0.0.1:5353")
+			c, err = net.Listen("tcp", a.addr)
 		}
 		if err != nil {
-			t.Skipf("127.0.0.1:5353/%s is busy (%v): the demo needs it", network, err)
+			t.Skipf("%s/%s is busy (%v): the demo needs it", a.addr, a.network, err)
 		}
 		c.Close()
 	}
@@ -511,6 +514,14 @@ func TestDemo(t *testing.T) {
 		}
 		t.Fatalf("demo: %v\nstderr:\n%s", err, p.stderr.String())
 	}
+	return p
+}
+
+// TestDemo: with no arguments the embedded demo serves demo.test on
+// 127.0.0.1:5353.
+func TestDemo(t *testing.T) {
+	digBinary(t)
+	p := startDemo(t)
 	if !strings.Contains(p.stdout.String(), "failoverdns demo") {
 		t.Errorf("demo banner missing from stdout:\n%s", p.stdout.String())
 	}
@@ -527,4 +538,39 @@ func TestDemo(t *testing.T) {
 	if code := p.terminate(t); code != 0 {
 		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
 	}
+}
+
+// TestSIGTERMDuringReload: a SIGTERM while a SIGHUP's reload is stuck (a
+// new node's first probe hangs on a server that never answers, timeout
+// 30 s) stops the process at once, with status 0: shutdown cancels the
+// reload instead of waiting for it.
+func TestSIGTERMDuringReload(t *testing.T) {
+	port, asked := healthtest.HangingHTTP(t, "127.0.0.1")
+
+	p, _ := startServerProc(t)
+	cfg := p.cmd.Args[len(p.cmd.Args)-1]
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := fmt.Sprintf("\n[[node]]\nname = \"slow\"\naddress = \"192.0.2.9\"\n[node.check]\ntype = \"http\"\nport = %d\ntarget = \"127.0.0.1\"\ninterval = \"1s\"\ntimeout = \"30s\"\n", port)
+	if err := os.WriteFile(cfg, append(b, hang...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the reload never probed the new node\nstderr:\n%s", p.stderr.String())
+	}
+	start := time.Now()
+	if code := p.terminate(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM during a reload, want 0\nstderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "reload failed") {
+		t.Errorf("the canceled reload is not logged as failed\nstderr:\n%s", p.stderr.String())
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(start))
 }
