@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 
@@ -15,10 +17,11 @@ import (
 // NODATA, NXDOMAIN, REFUSED; with or without EDNS and ECS) by copying bytes
 // precomputed when the snapshot changed. Each template is the general path's
 // own answer, packed the way ServeDNS sends it when it fits (packAnswer:
-// compressed, against the question in lower case), minus the question,
-// which the fast path copies from the query. So the two paths cannot
-// disagree: the fast path either produces the general path's bytes or
-// declines and lets the general path answer.
+// name-compressed, against the question in lower case), minus the question,
+// which the fast path copies from the query; a static RRset is compressed
+// while it is copied, as packAnswer would (compressRRset). So the two paths
+// cannot disagree: the fast path either produces the general path's bytes
+// or declines and lets the general path answer.
 
 // tmpl is an answer without ID, question and OPT record.
 type tmpl struct {
@@ -35,27 +38,44 @@ type tmpl struct {
 	// moves by k (see relocate).
 	qlen int
 	ptrs []uint16
+	// rrset: rest is instead one RRset of the question's name and type as
+	// a zone keeps it (uncompressed), compressed while it is copied.
+	rrset bool
+	qtype uint16
 }
 
-// fastName is what the fast path knows about one existing owner name.
+// fastName is what the fast path knows about an owner name whose answers
+// are not its zone's packed records as they are: a service, or a CNAME
+// (chased). Every other name is answered from the zone's own packed form
+// (fastZone.z), so a million static names cost the fast path nothing.
 type fastName struct {
 	types   map[uint16]*tmpl // answers by qtype; nil entry: not fast
 	nodata  *tmpl            // for any other data type; nil: fall back
-	cut     bool             // at a delegation: referrals go the slow way
 	service int              // > 0: A/AAAA come from fastTable.services[service-1]
-	// wildChild: "*.<this name>" exists, so a missing name right below it
-	// is synthesized (RFC 4592), which the slow path does.
-	wildChild bool
 }
 
-// fastZone is per zone: its NXDOMAIN answer, and the labels right below the
-// apex that its negative answers' names use (the SOA's MNAME and RNAME):
-// a query name with one of those there shares more than the apex with
-// them, which the general path's compression would use, so the shared
-// template would not be its bytes.
+// fastZone is per zone: its NXDOMAIN and NODATA answers and its data.
 type fastZone struct {
 	nxdomain *tmpl
-	clash    map[string]bool
+	nodata   *tmpl
+	z        *zones.Zone
+	// okFlags: the header flags of an authoritative answer (QR, AA).
+	okFlags uint16
+	// clash holds the labels right below the apex that the names of the
+	// negative answers use (the SOA's MNAME and RNAME): a query name with
+	// one of those there shares more than the apex with them, which the
+	// general path's compression uses, so the shared templates would not
+	// be its bytes.
+	clash map[string]bool
+}
+
+// negative returns t (fz's NXDOMAIN or NODATA) for a query name whose label
+// right below the apex is label, or nil when the name clashes (see clash).
+func (fz *fastZone) negative(t *tmpl, label []byte) *tmpl {
+	if fz.clash[string(label)] {
+		return nil
+	}
+	return t
 }
 
 // fastService holds, per view, the A and AAAA answer of a service.
@@ -66,6 +86,7 @@ type fastService struct {
 
 // fastTable is everything the fast path reads; one per published snapshot.
 type fastTable struct {
+	static   *fastStatic // what names, zones and the templates come from
 	names    map[string]*fastName
 	zones    map[string]*fastZone
 	services []*fastService // in snapshot.Services order, which a config fixes
@@ -210,8 +231,9 @@ func apexChild(name, origin string) (label string, ok bool) {
 	return above[strings.LastIndexByte(above, '.')+1:], true
 }
 
-// buildStatic precomputes answers for every name of every zone by asking the
-// general path, with a plain query from no particular client.
+// buildStatic precomputes the answers of services and CNAMEs by asking the
+// general path, with a plain query from no particular client; the zones'
+// other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
 		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
@@ -230,45 +252,46 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	for i, svc := range snap.Services {
 		svcIndex[svc.Name] = i + 1
 	}
+	ok := &dns.Msg{}
+	ok.Response, ok.Authoritative = true, true
+	okFlags := makeTmpl(ok, ".").flags
 	for _, z := range snap.Zones {
 		m := &dns.Msg{}
 		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
 		m.Ns = []dns.RR{z.NegSOA}
-		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), clash: map[string]bool{}}
+		nd := &dns.Msg{}
+		nd.Response, nd.Authoritative = true, true
+		nd.Ns = []dns.RR{z.NegSOA}
+		st.nodata[z] = makeTmpl(nd, z.Origin)
+		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), nodata: st.nodata[z], z: z, okFlags: okFlags, clash: map[string]bool{}}
 		for _, n := range []string{z.NegSOA.Hdr.Name, z.NegSOA.Ns, z.NegSOA.Mbox} {
 			n = strings.ToLower(n)
 			if !dns.IsSubDomain(z.Origin, n) {
 				continue
 			}
 			if l, ok := apexChild(n, z.Origin); !ok {
-				fz.nxdomain = nil // cannot tell what it shares with a query name
+				fz.nxdomain, fz.nodata = nil, nil // cannot tell what it shares with a query name
 			} else if l != "" {
 				fz.clash[l] = true
 			}
 		}
 		st.zones[z.Origin] = fz
-		nd := &dns.Msg{}
-		nd.Response, nd.Authoritative = true, true
-		nd.Ns = []dns.RR{z.NegSOA}
-		st.nodata[z] = makeTmpl(nd, z.Origin)
 		for name, n := range z.Nodes() {
-			if snap.FindZone(name) != z || zones.IsAdminName(name) {
-				continue // another zone answers it, or admin names: slow path
+			svc := svcIndex[name]
+			if svc == 0 && !n.Has(dns.TypeCNAME) {
+				continue // answered from the zone's packed records
 			}
-			fn := &fastName{types: map[uint16]*tmpl{}}
-			_, fn.wildChild = z.Nodes()["*."+name]
+			if snap.FindZone(name) != z || zones.IsAdminName(name) || n.Below() {
+				continue // another zone answers it, admin names, referrals: slow path
+			}
+			fn := &fastName{types: map[uint16]*tmpl{}, service: svc}
 			st.names[name] = fn
-			if z.InsideCut(name) {
-				fn.cut = true
-				continue
-			}
-			fn.service = svcIndex[name]
-			for _, qt := range n.Types {
+			for _, qt := range n.Types() {
 				if tp, ok := general(name, qt); ok {
 					fn.types[qt] = tp
 				}
 			}
-			if len(n.RRsets[dns.TypeCNAME]) > 0 {
+			if n.Has(dns.TypeCNAME) {
 				// A CNAME answers every type by chasing: only the types
 				// precomputed above (CNAME itself) are fast, plus A/AAAA.
 				for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
@@ -296,28 +319,44 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 // below the apex is one the SOA's names use (see fastZone.clash).
 func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
 	fz := st.zones[z.Origin]
-	if l, ok := apexChild(name, z.Origin); !ok || fz.nxdomain == nil || fz.clash[l] {
+	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clash[l] {
 		return nil
 	}
-	return st.nodata[z]
+	return fz.nodata
 }
 
 // build returns the fast table for a snapshot, reusing st's static part.
-func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
-	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+// When prev is the table of the snapshot snap was derived from, only the
+// services snap changed are built again; the others are shared, so a
+// failover costs what it touches, not the size of the config.
+func (st *fastStatic) build(snap *zones.Snapshot, prev *published) *fastTable {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	nloc := snap.LocationCount()
-	for i, svc := range snap.Services {
-		fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
-		for loc := range nloc {
-			ov := snap.Overlay(loc)
-			fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
-			fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	if parent, changed, ok := snap.Derived(); ok && prev != nil && prev.fast != nil && prev.fast.static == st && prev.snap.Gen() == parent {
+		ft := *prev.fast
+		ft.services = slices.Clone(prev.fast.services)
+		for _, i := range changed {
+			ft.services[i] = st.service(snap, snap.Services[i])
 		}
-		ft.services[i] = fs
+		return &ft
+	}
+	ft := &fastTable{static: st, names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+	for i, svc := range snap.Services {
+		ft.services[i] = st.service(snap, svc)
 	}
 	return ft
+}
+
+// service builds one service's templates (st.mu held).
+func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastService {
+	nloc := snap.LocationCount()
+	fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+	for loc := range nloc {
+		ov := snap.Overlay(loc)
+		fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
+		fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	}
+	return fs
 }
 
 func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16) *tmpl {
@@ -355,6 +394,7 @@ type fastQuery struct {
 	ecsBytes int
 	name     [256]byte // canonical presentation name, for map lookups
 	nameLen  int
+	lwire    [256]byte // the name in wire form, lower case (compressRRset)
 }
 
 // parseFast reads a query the fast path can answer, or reports false for
@@ -390,6 +430,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
 			return false // pointers, long labels and names: slow path
 		}
+		q.lwire[n] = byte(l) // the name's wire form is its presentation shifted by one
 		for _, c := range pkt[off : off+l] {
 			switch {
 			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
@@ -399,6 +440,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 				return false
 			}
 			q.name[n] = c
+			q.lwire[n+1] = c
 			n++
 		}
 		q.name[n] = '.'
@@ -408,6 +450,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 	if n == 0 || off+4 > len(pkt) {
 		return false
 	}
+	q.lwire[n] = 0
 	q.nameLen = n
 	q.qtype = binary.BigEndian.Uint16(pkt[off:])
 	if binary.BigEndian.Uint16(pkt[off+2:]) != dns.ClassINET || !isFastQtype(q.qtype) {
@@ -510,11 +553,9 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 		loc, bits = snap.Locate(client)
 	}
 	var t *tmpl
+	var packed tmpl // an answer from a zone's packed records, on the stack
 	scope := 0
 	if fn := ft.names[string(name)]; fn != nil {
-		if fn.cut {
-			return nil, 0, 0, false
-		}
 		if fn.service > 0 && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 			fs := ft.services[fn.service-1]
 			if q.qtype == dns.TypeA {
@@ -529,7 +570,7 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 			t = fn.nodata
 		}
 	} else {
-		t = ft.nxOrRefused(name)
+		t = ft.staticAnswer(name, q.qtype, &packed)
 	}
 	if t == nil {
 		return nil, 0, 0, false
@@ -546,7 +587,8 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 			optLen += 4 + 4 + q.ecsBytes
 		}
 	}
-	if 12+len(q.qname)+len(t.rest)+optLen > limit {
+	// A zone's RRset is stored uncompressed: if it fits so, it fits.
+	if 12+len(q.qname)+len(t.rest)+optLen > limit && !t.rrset {
 		return nil, 0, 0, false
 	}
 	ar := t.ar
@@ -560,9 +602,15 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 	out = binary.BigEndian.AppendUint16(out, t.ns)
 	out = binary.BigEndian.AppendUint16(out, ar)
 	out = append(out, q.qname...)
-	out = append(out, t.rest...)
-	if delta := len(q.qname) - 4 - t.qlen; delta != 0 && len(t.ptrs) > 0 {
-		relocate(t, out[len(out)-len(t.rest):], delta)
+	if t.rrset {
+		if out, ok = compressRRset(out, t.rest, q); !ok || len(out)+optLen > limit {
+			return nil, 0, 0, false
+		}
+	} else {
+		out = append(out, t.rest...)
+		if delta := len(q.qname) - 4 - t.qlen; delta != 0 && len(t.ptrs) > 0 {
+			relocate(t, out[len(out)-len(t.rest):], delta)
+		}
 	}
 	if q.edns {
 		out = append(out, 0) // root
@@ -588,42 +636,206 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 	return out, t.rcode, loc, true
 }
 
-// nxOrRefused answers a name that does not exist: NXDOMAIN from the zone
-// that holds it, unless its closest existing ancestor is at or below a
-// delegation (a referral) or has a wildcard child (synthesis): those, and
-// admin names, go the slow way. REFUSED when no zone holds the name.
-func (ft *fastTable) nxOrRefused(name []byte) *tmpl {
+// staticAnswer answers a name of no service and no CNAME from its zone's
+// packed records: the records of qtype (written into packed), NODATA, or
+// NXDOMAIN; REFUSED when no zone holds the name. It returns nil, for the
+// general path, for what that path does more than copy records: names at or
+// below a delegation (referrals), a missing name whose closest encloser has
+// a wildcard child (synthesis), and admin names.
+func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl {
 	if hasPrefix(name, "_pin.") || hasPrefix(name, "_status.") {
 		return nil
 	}
-	encloser := false
-	prev := 0 // where the label before name[i:] starts
+	// The zone: the longest origin that is a suffix of name, as FindZone
+	// picks it; the root zone last.
+	var fz *fastZone
+	at := 0
 	for i := 0; i < len(name); {
-		suffix := name[i:]
-		if !encloser {
-			if fn := ft.names[string(suffix)]; fn != nil {
-				if fn.cut || fn.wildChild {
-					return nil
-				}
-				encloser = true
-			}
+		if fz = ft.zones[string(name[i:])]; fz != nil {
+			at = i
+			break
 		}
-		if fz := ft.zones[string(suffix)]; fz != nil {
-			if i > 0 && fz.clash[string(name[prev:i-1])] {
-				return nil // see fastZone.clash
-			}
-			return fz.nxdomain
-		}
-		prev = i
 		for i < len(name) && name[i] != '.' {
 			i++
 		}
 		i++
 	}
-	if ft.zones["."] != nil {
-		return nil
+	if fz == nil {
+		if fz = ft.zones["."]; fz == nil {
+			return ft.refused
+		}
+		at = len(name) - 1
 	}
-	return ft.refused
+	// The label right below the apex, for the shared negative answers.
+	var label []byte
+	if at > 0 {
+		above := name[:at-1] // without the dot before the origin
+		if fz.z.Origin == "." {
+			above = name[:at]
+		}
+		label = above[bytes.LastIndexByte(above, '.')+1:]
+	}
+	if n := fz.z.NodeOf(name); n != nil {
+		if n.Below() {
+			return nil
+		}
+		if wire, count := n.Packed(qtype); wire != nil {
+			*packed = tmpl{flags: fz.okFlags, an: count, rest: wire, rrset: true, qtype: qtype}
+			return packed
+		}
+		if n.Has(dns.TypeCNAME) {
+			return nil // chased by the general path
+		}
+		return fz.negative(fz.nodata, label)
+	}
+	// The closest encloser: the first existing name above, the apex at
+	// the latest.
+	for i := 0; i < at; {
+		for i < at && name[i] != '.' {
+			i++
+		}
+		i++
+		suffix := name[min(i, len(name)-1):] // past the last label: the root
+		if e := fz.z.NodeOf(suffix); e != nil {
+			if e.Below() || e.WildChild() {
+				return nil
+			}
+			break
+		}
+	}
+	return fz.negative(fz.nxdomain, label)
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// compressRRset appends wire, one RRset of the question's name as a zone
+// keeps it (uncompressed, owner names in full), compressed the way
+// packAnswer's miekg/dns packing compresses that answer after the question
+// in lower case (q.lwire at offset 12): every owner is then the question
+// (a pointer to 12), and the names in the RDATA of the types miekg/dns
+// compresses (NS, MX, SOA, PTR, ...) point at the longest suffix already in
+// the message, the question's or an earlier RDATA name's, else are written
+// out and become such suffixes themselves. false: an owner that is not the
+// question byte for byte (a zone written in upper case), or more names
+// than kept track of; the general path answers those.
+func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
+	qlen := 0
+	for q.lwire[qlen] != 0 {
+		qlen += 1 + int(q.lwire[qlen])
+	}
+	qlen++
+	// at reads the message as packAnswer packed it: the question in lower
+	// case, then what was written.
+	at := func(o int) byte {
+		if o >= 12 && o < 12+qlen {
+			return q.lwire[o-12]
+		}
+		return out[o]
+	}
+	// same reports whether the message's name at o equals the
+	// uncompressed name c, letter case included (as miekg/dns's
+	// compression map compares).
+	same := func(o int, c []byte) bool {
+		for i := 0; ; {
+			l := int(at(o))
+			for l&0xC0 == 0xC0 {
+				o = (l&0x3F)<<8 | int(at(o+1))
+				l = int(at(o))
+			}
+			if l != int(c[i]) {
+				return false
+			}
+			if l == 0 {
+				return true
+			}
+			for k := 1; k <= l; k++ {
+				if at(o+k) != c[i+k] {
+					return false
+				}
+			}
+			o, i = o+1+l, i+1+l
+		}
+	}
+	var kept [32]uint16 // where RDATA names' suffixes not found were written
+	nkept := 0
+	find := func(c []byte) (int, bool) {
+		for o := 12; o < 12+qlen-1; o += 1 + int(q.lwire[o-12]) {
+			if same(o, c) {
+				return o, true
+			}
+		}
+		for _, o := range kept[:nkept] {
+			if same(int(o), c) {
+				return int(o), true
+			}
+		}
+		return 0, false
+	}
+	// name appends the uncompressed name at wire[off:], compressed; it
+	// returns the offset past it in wire.
+	name := func(off int) (int, bool) {
+		for {
+			l := int(wire[off])
+			if l == 0 {
+				out = append(out, 0) // the root is never compressed
+				return off + 1, true
+			}
+			if p, ok := find(wire[off:]); ok {
+				out = append(out, 0xC0|byte(p>>8), byte(p))
+				for wire[off] != 0 {
+					off += 1 + int(wire[off])
+				}
+				return off + 1, true
+			}
+			if len(out) < 1<<14 { // miekg/dns's maxCompressionOffset
+				if nkept == len(kept) {
+					return 0, false
+				}
+				kept[nkept] = uint16(len(out))
+				nkept++
+			}
+			out = append(out, wire[off:off+1+l]...)
+			off += 1 + l
+		}
+	}
+	for off := 0; off < len(wire); {
+		// The owner: the question, or the root.
+		if !bytes.HasPrefix(wire[off:], q.lwire[:qlen]) {
+			return out, false
+		}
+		off += qlen
+		if qlen == 1 {
+			out = append(out, 0)
+		} else {
+			out = append(out, 0xC0, 12)
+		}
+		typ := binary.BigEndian.Uint16(wire[off:])
+		rdlen := int(binary.BigEndian.Uint16(wire[off+8:]))
+		out = append(out, wire[off:off+8]...) // type, class, TTL
+		lenAt := len(out)
+		out = append(out, 0, 0)
+		off += 10
+		end := off + rdlen
+		names, skip := 0, 0
+		switch typ {
+		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
+			names = 1
+		case dns.TypeMX:
+			names, skip = 1, 2
+		case dns.TypeSOA, dns.TypeMINFO:
+			names = 2
+		}
+		out = append(out, wire[off:off+skip]...)
+		off += skip
+		for range names {
+			var ok bool
+			if off, ok = name(off); !ok {
+				return out, false
+			}
+		}
+		out = append(out, wire[off:end]...)
+		off = end
+		binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
+	}
+	return out, true
+}

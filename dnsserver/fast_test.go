@@ -143,7 +143,7 @@ func identityCases(s *Server) []rawCase {
 		// templates', and names sharing more than the apex with the SOA's
 		// MNAME (ns1) and RNAME (hostmaster).
 		"x.ns1.fast.test.", "x.hostmaster.fast.test.", "hostmaster.fast.test.", "a.b.c.d.e.nope.fast.test.",
-		"NoPe.FAST.test.", "WWW.fast.test.", "A.B.Ent.Fast.Test.", "b.ent.fast.test.", "Ns1.Fast.Test.", "x.Ns1.fast.test.")
+		"NoPe.FAST.test.", "WWW.fast.test.", "A.B.Ent.Fast.Test.", "b.ent.fast.test.", "Ns1.Fast.Test.", "x.Ns1.fast.test.", "upper.fast.test.", "MX2.fast.test.", "x.mx2.fast.test.")
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeMX, dns.TypeSOA, dns.TypeNS, dns.TypeCNAME,
 		dns.TypeDS, dns.TypeANY, dns.TypeAXFR, dns.TypeSRV, dns.TypeCAA, 99, 65000}
 	edns := []func(*dns.Msg){
@@ -307,7 +307,10 @@ func TestFastPathZeroAllocs(t *testing.T) {
 		{"service A ECS", packQ("keys.fast.test.", dns.TypeA, ecs("10.20.3.0", 24))},
 		{"service AAAA ECS6", packQ("keys.fast.test.", dns.TypeAAAA, ecs("2001:db8:20::", 56))},
 		{"static", packQ("www.fast.test.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false) })},
+		{"static SOA, compressed while copied", packQ("fast.test.", dns.TypeSOA, nil)},
+		{"static MX", packQ("MX.fast.test.", dns.TypeMX, nil)},
 		{"nxdomain", packQ("nope.fast.test.", dns.TypeA, nil)},
+		{"nxdomain relocated", packQ("a.b.nope.fast.test.", dns.TypeA, nil)},
 		{"nodata", packQ("www.fast.test.", dns.TypeSRV, nil)},
 		{"refused", packQ("example.com.", dns.TypeA, nil)},
 	} {
