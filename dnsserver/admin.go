@@ -126,11 +126,11 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 	if d.Servfail {
 		answer = "SERVFAIL"
 	}
-	answer += s.changeNote(svc.Name, snap.LocationName(decidedBy), answer, now)
+	note := s.changeNote(svc.Name, snap.LocationName(decidedBy), answer, now)
 	if d.TTL != 0 {
 		answer += fmt.Sprintf(" ttl=%d (counting down to a scheduled switch)", d.TTL)
 	}
-	out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(loc), answer, d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc)))))
+	out = append(out, viewLine(fmt.Sprintf("view %s: answer %s: ", snap.LocationName(loc), answer), d.Reason, generation(agreed, d, k.Service, snap.LocationName(loc))+note))
 	if k.Location == "" {
 		for i := 1; i < snap.LocationCount(); i++ {
 			if od, ok := snap.Decision(svc.Name, i); ok {
@@ -138,8 +138,8 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 				if od.Servfail {
 					a = "SERVFAIL"
 				}
-				a += s.changeNote(svc.Name, snap.LocationName(i), a, now)
-				out = append(out, clip(fmt.Sprintf("view %s: answer %s: %s%s", snap.LocationName(i), a, od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i)))))
+				note := s.changeNote(svc.Name, snap.LocationName(i), a, now)
+				out = append(out, viewLine(fmt.Sprintf("view %s: answer %s: ", snap.LocationName(i), a), od.Reason, generation(agreed, od, svc.Name, snap.LocationName(i))+note))
 			}
 		}
 	}

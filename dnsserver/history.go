@@ -100,6 +100,7 @@ type probeRing struct {
 	mu   sync.Mutex
 	n    int // probes recorded; the newest is at (n-1) % probeKeep
 	ring [probeKeep]probeSample
+	last health.Result // the newest, whole (its error)
 }
 
 func newProbeHistory() *probeHistory {
@@ -123,16 +124,18 @@ func (p *probeHistory) add(node string, r health.Result) {
 	ring.mu.Lock()
 	ring.ring[ring.n%probeKeep] = probeSample{us: uint32(us), ok: r.OK}
 	ring.n++
+	ring.last = r
 	ring.mu.Unlock()
 }
 
-// recent returns a node's recent probes, oldest first.
-func (p *probeHistory) recent(node string) []probeSample {
+// recent returns a node's recent probes, oldest first, and the newest
+// result whole.
+func (p *probeHistory) recent(node string) ([]probeSample, health.Result) {
 	p.mu.RLock()
 	ring := p.nodes[node]
 	p.mu.RUnlock()
 	if ring == nil {
-		return nil
+		return nil, health.Result{}
 	}
 	ring.mu.Lock()
 	defer ring.mu.Unlock()
@@ -141,7 +144,7 @@ func (p *probeHistory) recent(node string) []probeSample {
 	for i := ring.n - k; i < ring.n; i++ {
 		out = append(out, ring.ring[i%probeKeep])
 	}
-	return out
+	return out, ring.last
 }
 
 func (p *probeHistory) retain(keep func(node string) bool) {
@@ -154,9 +157,11 @@ func (p *probeHistory) retain(keep func(node string) bool) {
 	}
 }
 
-// handleHistory serves the history at /events, to admin_nets only.
+// handleHistory serves the history at /events and the status page at /
+// (page.go), to admin_nets only.
 func (in *Instance) handleHistory(mux *http.ServeMux) {
 	mux.HandleFunc("GET /events", in.adminOnly("/events", in.serveEvents))
+	in.handlePage(mux)
 }
 
 // fromAdmin reports whether an HTTP request comes from admin_nets.
@@ -241,14 +246,14 @@ func (in *Instance) serveEvents(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(EventsReply{Events: evs, LastSeq: in.Events.LastSeq(), Truncated: truncated})
 }
 
-// changeNote is what _status adds to a view's answer about its last
-// change: " (since 10:02:11Z, was sems1)", so that with the reason after it
-// the line reads "view default: answer sems2 (since 10:02:11Z, was sems1):
-// sems1 is down: connect: connection refused". decidedBy names the view
-// whose decision applies (a location without its own order follows the
-// default view). Empty when the view has not changed since it was first
-// decided, or the history does not know: the note is kept short because
-// _status must fit a 512-byte UDP answer where it can.
+// changeNote is what _status adds to a view's line about its last change:
+// "; since 10:02:11Z, was sems1", so the line reads "view default: answer
+// sems2: sems1 is down: connect: connection refused; since 10:02:11Z, was
+// sems1". decidedBy names the view whose decision applies (a location
+// without its own order follows the default view). Empty when the view has
+// not changed since it was first decided, or the history does not know:
+// the note is kept short because _status must fit a 512-byte UDP answer
+// where it can.
 func (s *Server) changeNote(service, decidedBy, answer string, now time.Time) string {
 	if s.history == nil {
 		return ""
@@ -261,5 +266,15 @@ func (s *Server) changeNote(service, decidedBy, answer string, now time.Time) st
 	if now.Sub(ev.Time) < 20*time.Hour {
 		at = ev.Time.UTC().Format("15:04:05Z") // today's: the date is noise
 	}
-	return " (since " + at + ", was " + ev.Old + ")"
+	return "; since " + at + ", was " + ev.Old
+}
+
+// viewLine is a _status view line, head + reason + tail, within a TXT
+// string's 255 octets: a long reason is cut rather than the tail (the
+// generation and the last change), which is shorter and says more.
+func viewLine(head, reason, tail string) string {
+	if room := 255 - len(head) - len(tail); len(reason) > room && room > 3 {
+		reason = clip(reason[:room-3] + "...")
+	}
+	return clip(head + reason + tail)
 }

@@ -112,7 +112,7 @@ func TestEventHistory(t *testing.T) {
 		t.Errorf("failover event %+v, want sems1 -> sems2 because sems1 is down, after the node event %d", moved, down.Seq)
 	}
 	// _status: since when, from what, why.
-	wantLine := regexp.MustCompile(`^view default: answer sems2 \(since (\S+), was sems1\): sems1 is down: .*refused`)
+	wantLine := regexp.MustCompile(`^view default: answer sems2: sems1 is down: .*refused; since (\S+), was sems1$`)
 	var since string
 	for _, l := range hiStatus(t, e) {
 		if m := wantLine.FindStringSubmatch(l); m != nil {

@@ -63,7 +63,7 @@ func (in *Instance) startHTTP(addr string) (string, error) {
 			in.log.Error("http listener stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	in.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/events /metrics /healthz /readyz /status POST /reload")
+	in.log.Info("http listening", "addr", ln.Addr().String(), "paths", "/ /events /metrics /healthz /readyz /status POST /reload")
 	return ln.Addr().String(), nil
 }
 
@@ -167,48 +167,9 @@ func (in *Instance) Status() Status {
 		ns.Address, ns.Address6 = n.Address.String(), n.Address6.String()
 		st.Nodes[n.Name] = ns
 	}
-	agreed := snap.Cluster()
-	if agreed != nil {
-		cs := &ClusterStatus{Leader: agreed.Leader, Connected: agreed.Connected, Cached: agreed.Cached, Revision: agreed.Revision, Nodes: agreed.Health, Problems: agreed.Problems, BeatAgeSec: -1}
-		if !agreed.Connected {
-			cs.CutOffSince = agreed.CutOffSince
-		}
-		if t := agreed.LastBeat(); !t.IsZero() {
-			cs.BeatAgeSec = time.Since(t).Seconds()
-		}
-		if m := in.member.Load(); m != nil {
-			cs.IsLeader = m.IsLeader()
-		}
-		st.Cluster = cs
-	}
+	st.Cluster = in.clusterStatusOf(snap)
 	for _, svc := range snap.Services {
-		ss := ServiceStatus{Name: svc.Name}
-		for loc, order := range svc.Orders {
-			d, ok := snap.Decision(svc.Name, loc)
-			if !ok {
-				continue
-			}
-			if order == nil {
-				order = svc.Orders[0]
-			}
-			v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason, Local: d.Local}
-			k := zones.PinKey{Service: svc.Name}
-			if loc > 0 {
-				k.Location = snap.LocationName(loc)
-			}
-			if agreed != nil && !d.Local {
-				if ad, ok := agreed.Decisions[k]; ok {
-					v.Generation = ad.Generation
-				}
-			}
-			if p, ok := snap.DynamicPins()[k]; ok {
-				v.Pin = &PinJSON{p, "dynamic"}
-			} else if p, ok := snap.StaticPins()[k]; ok {
-				v.Pin = &PinJSON{p, "zone"}
-			}
-			ss.Views = append(ss.Views, v)
-		}
-		st.Services = append(st.Services, ss)
+		st.Services = append(st.Services, serviceStatus(snap, svc))
 	}
 	sort.Slice(st.Services, func(i, j int) bool { return st.Services[i].Name < st.Services[j].Name })
 	for k, p := range snap.DormantPins() {
@@ -216,4 +177,56 @@ func (in *Instance) Status() Status {
 	}
 	sort.Slice(st.DormantPins, func(i, j int) bool { return st.DormantPins[i].Name < st.DormantPins[j].Name })
 	return st
+}
+
+// clusterStatusOf is /status's cluster part, nil outside cluster mode.
+func (in *Instance) clusterStatusOf(snap *zones.Snapshot) *ClusterStatus {
+	agreed := snap.Cluster()
+	if agreed == nil {
+		return nil
+	}
+	cs := &ClusterStatus{Leader: agreed.Leader, Connected: agreed.Connected, Cached: agreed.Cached, Revision: agreed.Revision, Nodes: agreed.Health, Problems: agreed.Problems, BeatAgeSec: -1}
+	if !agreed.Connected {
+		cs.CutOffSince = agreed.CutOffSince
+	}
+	if t := agreed.LastBeat(); !t.IsZero() {
+		cs.BeatAgeSec = time.Since(t).Seconds()
+	}
+	if m := in.member.Load(); m != nil {
+		cs.IsLeader = m.IsLeader()
+	}
+	return cs
+}
+
+// serviceStatus describes one service's decided views (/status, and the
+// status page for the services it shows).
+func serviceStatus(snap *zones.Snapshot, svc *zones.Service) ServiceStatus {
+	agreed := snap.Cluster()
+	ss := ServiceStatus{Name: svc.Name}
+	for loc, order := range svc.Orders {
+		d, ok := snap.Decision(svc.Name, loc)
+		if !ok {
+			continue
+		}
+		if order == nil {
+			order = svc.Orders[0]
+		}
+		v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason, Local: d.Local}
+		k := zones.PinKey{Service: svc.Name}
+		if loc > 0 {
+			k.Location = snap.LocationName(loc)
+		}
+		if agreed != nil && !d.Local {
+			if ad, ok := agreed.Decisions[k]; ok {
+				v.Generation = ad.Generation
+			}
+		}
+		if p, ok := snap.DynamicPins()[k]; ok {
+			v.Pin = &PinJSON{p, "dynamic"}
+		} else if p, ok := snap.StaticPins()[k]; ok {
+			v.Pin = &PinJSON{p, "zone"}
+		}
+		ss.Views = append(ss.Views, v)
+	}
+	return ss
 }

@@ -12,15 +12,20 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-const demoBanner = `failoverdns demo: serving demo.test on %v
+// demoBanner takes the DNS addresses, the pid and the status page's
+// address.
+const demoBanner = `failoverdns demo: serving demo.test on %[1]v
   dig @127.0.0.1 -p 5353 demo.test SOA
   dig @127.0.0.1 -p 5353 keys.demo.test          (the active node: sems1, 127.0.10.1)
-To see a failover: kill -USR1 %d   (sems1's health endpoint starts failing;
-  keys.demo.test moves to sems2 within about a second; send USR1 again to
-  bring sems1 back, and traffic returns after failback_after = 10s)
+Status page:   http://%[3]s/   (live: open it, then make a failover)
+To see a failover: kill -USR1 %[2]d   (sems1's health endpoint starts failing;
+  keys.demo.test moves to sems2 within about a second, and the page shows it;
+  send USR1 again to bring sems1 back, and traffic returns after
+  failback_after = 10s)
 To pin sems2:  printf 'server 127.0.0.1 5353\nzone demo.test\nupdate add _pin.keys.demo.test 0 TXT "sems2"\nsend\n' \
                  | nsupdate -y hmac-sha256:demo-admin.:ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q=
 To see why:    dig @127.0.0.1 -p 5353 TXT _status.keys.demo.test +short
+What changed:  curl -s http://%[3]s/events
 `
 
 // demoNodes are the HTTP health endpoints of the demo's nodes, served by the

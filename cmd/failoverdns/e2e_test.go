@@ -487,20 +487,21 @@ func TestSIGTERMDuringStart(t *testing.T) {
 	t.Fatal("server could not bind a free port in 5 tries")
 }
 
-// TestDemo: with no arguments the embedded demo serves demo.test on
-// 127.0.0.1:5353.
-func TestDemo(t *testing.T) {
-	digBinary(t)
-	for _, network := range []string{"udp", "tcp"} {
+// startDemo starts the embedded demo (no arguments) and waits until it
+// answers, or skips the test when its fixed addresses are taken:
+// 127.0.0.1:5353 (DNS) and 127.0.0.1:5380 (the status page).
+func startDemo(t *testing.T) *proc {
+	t.Helper()
+	for _, a := range []struct{ network, addr string }{{"udp", "127.0.0.1:5353"}, {"tcp", "127.0.0.1:5353"}, {"tcp", "127.0.0.1:5380"}} {
 		var c interface{ Close() error }
 		var err error
-		if network == "udp" {
-			c, err = net.ListenPacket("udp", "127.0.0.1:5353")
+		if a.network == "udp" {
+			c, err = net.ListenPacket("udp", a.addr)
 		} else {
-			c, err = net.Listen("tcp", "127.0.0.1:5353")
+			c, err = net.Listen("tcp", a.addr)
 		}
 		if err != nil {
-			t.Skipf("127.0.0.1:5353/%s is busy (%v): the demo needs it", network, err)
+			t.Skipf("%s/%s is busy (%v): the demo needs it", a.addr, a.network, err)
 		}
 		c.Close()
 	}
@@ -511,6 +512,14 @@ func TestDemo(t *testing.T) {
 		}
 		t.Fatalf("demo: %v\nstderr:\n%s", err, p.stderr.String())
 	}
+	return p
+}
+
+// TestDemo: with no arguments the embedded demo serves demo.test on
+// 127.0.0.1:5353.
+func TestDemo(t *testing.T) {
+	digBinary(t)
+	p := startDemo(t)
 	if !strings.Contains(p.stdout.String(), "failoverdns demo") {
 		t.Errorf("demo banner missing from stdout:\n%s", p.stdout.String())
 	}

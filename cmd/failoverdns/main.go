@@ -191,7 +191,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		logger.Warn("telling systemd we are ready (NOTIFY_SOCKET)", "err", err)
 	}
 	if demo {
-		fmt.Fprintf(stdout, demoBanner, in.Server.Addrs(), os.Getpid())
+		fmt.Fprintf(stdout, demoBanner, in.Server.Addrs(), os.Getpid(), in.HTTPAddr)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,237 @@
+package dnsserver_test
+
+// Tests of the status page at / as served (HTML, no browser): what it
+// shows without JavaScript, its filters and paging, who may read it, and
+// its size with 10,000 services. The browser's view is in
+// page_browser_test.go. The small fixture is reload_test.go's; the large
+// one is pgLarge below.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/zones/events"
+)
+
+// pgRow returns the <tr> of a service view or a node (attr: data-service
+// or data-node), "" when the page has none.
+func pgRow(page, attr, name string) string {
+	i := strings.Index(page, attr+`="`+name+`"`)
+	if i < 0 {
+		return ""
+	}
+	start := strings.LastIndex(page[:i], "<tr")
+	end := strings.Index(page[i:], "</tr>")
+	if start < 0 || end < 0 {
+		return ""
+	}
+	return page[start : i+end]
+}
+
+// pgText strips tags, so assertions read what a person reads.
+var pgTags = regexp.MustCompile(`<[^>]*>`)
+
+func pgText(html string) string {
+	return strings.Join(strings.Fields(pgTags.ReplaceAllString(html, " ")), " ")
+}
+
+// pgTimeline returns the timeline's entries as text, newest first.
+func pgTimeline(page string) []string {
+	i := strings.Index(page, `<ol class="timeline"`)
+	if i < 0 {
+		return nil
+	}
+	j := strings.Index(page[i:], "</ol>")
+	var out []string
+	for _, li := range strings.Split(page[i:i+j], "<li")[1:] {
+		out = append(out, pgText("<li"+li))
+	}
+	return out
+}
+
+// TestPageShowsFailover: the page as first served (what a browser without
+// JavaScript shows): the view's answer, since when, what it was and why;
+// the node that failed with its error and probes; the timeline newest
+// first; filters and the live part.
+func TestPageShowsFailover(t *testing.T) {
+	nodes := opsNodes(t, "sems1", "sems2")
+	e := opsStart(t, opsConf{order: []string{"sems1", "sems2"}, http: true}, nodes)
+	svc := e.c.service()
+	code, page := opsGet(t, e.http, "/")
+	if code != http.StatusOK {
+		t.Fatalf("/: %d %s", code, page)
+	}
+	if row := pgText(pgRow(page, "data-service", svc)); !strings.Contains(row, "default sems1 ") || !strings.Contains(row, "first node up in order") {
+		t.Errorf("the page's row for %s reads %q, want the default view answering sems1, first node up in order", svc, row)
+	}
+
+	nodes["sems1"].stop()
+	e.waitActive(t, "", "sems2")
+	hiWait(t, e, 0, "failover", func(ev events.Event) bool { return hiView(e, events.KindActive, ev) })
+	_, page = opsGet(t, e.http, "/")
+	row := pgText(pgRow(page, "data-service", svc))
+	for _, want := range []string{svc + " default sems2 ", "was sems1", "sems1 › sems2", "sems1 is down: connect: connection refused"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("after the failover the row for %s reads %q, want %q in it", svc, row, want)
+		}
+	}
+	if !strings.Contains(pgRow(page, "data-service", svc), `class="warn"`) {
+		t.Errorf("a view off its first node is not marked: %s", pgRow(page, "data-service", svc))
+	}
+	node := pgRow(page, "data-node", "sems1")
+	if txt := pgText(node); !strings.Contains(txt, "sems1 down tcp") || !strings.Contains(txt, "connect: connection refused") || !strings.Contains(node, "<svg") || !strings.Contains(node, "failed") {
+		t.Errorf("the row for sems1 reads %q, want down, tcp, the error and a sparkline with failed probes:\n%s", txt, node)
+	}
+	tl := pgTimeline(page)
+	if len(tl) < 2 || !strings.Contains(tl[0], svc+": sems1 → sems2") || !strings.Contains(tl[1], "node sems1 up → down") {
+		t.Errorf("timeline %q, want the failover first, then sems1 going down", tl)
+	}
+
+	// Filters work without JavaScript: a form GET.
+	if _, p := opsGet(t, e.http, "/?q=nothing"); pgRow(p, "data-service", svc) != "" || !strings.Contains(p, "No service matches.") {
+		t.Errorf("?q=nothing still lists %s", svc)
+	}
+	if _, p := opsGet(t, e.http, "/?q=KEYS"); pgRow(p, "data-service", svc) == "" {
+		t.Errorf("?q=KEYS does not list %s", svc)
+	}
+	if _, p := opsGet(t, e.http, "/?service=other.ops.test"); len(pgTimeline(p)) != 1 || !strings.Contains(pgTimeline(p)[0], "No events for this service yet.") {
+		t.Errorf("the timeline of another service: %q, want none", pgTimeline(p))
+	}
+	if _, p := opsGet(t, e.http, "/?service="+strings.TrimSuffix(svc, ".")); len(pgTimeline(p)) != 2 {
+		t.Errorf("the timeline of %s: %q, want its failover and its node's fall", svc, pgTimeline(p))
+	}
+
+	// The live part the script fetches is the same rendering, without
+	// the document around it.
+	_, live := opsGet(t, e.http, "/?part=live")
+	if strings.Contains(live, "<html") || strings.Contains(live, "<script") || pgText(pgRow(live, "data-service", svc)) != row {
+		t.Errorf("?part=live is not the page's live part:\n%s", live)
+	}
+}
+
+// TestPageAdminNets: / is for admin_nets only, and sends a policy that
+// keeps the browser from asking any other host.
+func TestPageAdminNets(t *testing.T) {
+	e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`}, opsNodes(t, "sems1"))
+	for _, path := range []string{"/", "/?part=live", "/?q=keys"} {
+		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.http, path)
+		if code != http.StatusForbidden || !strings.Contains(body, "admin_nets") || strings.Contains(body, "sems1") {
+			t.Errorf("GET %s from 127.0.0.2 (outside admin_nets): %d %q, want 403 naming admin_nets and nothing of the state", path, code, body)
+		}
+	}
+	resp, err := opsHTTPClient("127.0.0.1").Get("http://" + e.http + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(csp, "default-src 'none';") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "http") {
+		t.Errorf("GET / from 127.0.0.1: %d, CSP %q; want 200 and a policy allowing only this server", resp.StatusCode, csp)
+	}
+	if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.http, "/nothing-here"); code != http.StatusNotFound {
+		t.Errorf("GET /nothing-here: %d, want 404", code)
+	}
+}
+
+// pgLarge is an instance with n services in one zone, two nodes each with
+// checks of type "none" (nothing is probed), every tenth service with its
+// own order in location "east": the shape of zones/reload_bench_test.go's
+// large config, served over HTTP.
+type pgLarge struct {
+	in   *dnsserver.Instance
+	http string
+}
+
+func pgStartLarge(t testing.TB, n int) *pgLarge {
+	t.Helper()
+	dir := t.TempDir()
+	zone := "$ORIGIN big.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 30\n  IN NS ns1\nns1 IN A 127.0.0.53\n"
+	if err := os.WriteFile(filepath.Join(dir, "big.test.zone"), []byte(zone), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.toml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<16)
+	fmt.Fprintf(w, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"127.0.0.1:0\"\nstate_dir = %q\n\n", filepath.Join(dir, "state"))
+	fmt.Fprintf(w, "[[zone]]\norigin = \"big.test.\"\nfile = \"big.test.zone\"\n\n[[location]]\nname = \"east\"\nsubnets = [\"10.1.0.0/16\"]\n\n")
+	for i := range 2 * n {
+		fmt.Fprintf(w, "[[node]]\nname = \"n%05d\"\naddress = \"100.%d.%d.%d\"\n[node.check]\ntype = \"none\"\ninterval = \"60s\"\n\n", i, 64+i>>16, i>>8&255, i&255)
+	}
+	for s := range n {
+		fmt.Fprintf(w, "[[service]]\nname = \"s%05d.big.test.\"\nttl = 30\npolicy = \"failover\"\nnodes = [\"n%05d\", \"n%05d\"]\n", s, 2*s, 2*s+1)
+		if s%10 == 0 {
+			fmt.Fprintf(w, "[service.locations]\neast = [\"n%05d\", \"n%05d\"]\n", 2*s+1, 2*s)
+		}
+		fmt.Fprintln(w)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	in, err := dnsserver.StartWith(admLoad(t, path), dnsserver.Options{Logger: slog.New(slog.DiscardHandler), Version: "v0.0.0-page"})
+	if err != nil {
+		t.Fatalf("StartWith: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), opsTimeout)
+		defer cancel()
+		in.Close(ctx)
+	})
+	return &pgLarge{in: in, http: in.HTTPAddr}
+}
+
+// TestPageLarge: with 10,000 services (20,000 nodes) the first response
+// is one page of each table, far under 1 MB; the rest is a search or a
+// page away.
+func TestPageLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 10,000 services")
+	}
+	l := pgStartLarge(t, 10000)
+	t0 := time.Now()
+	code, page := opsGet(t, l.http, "/")
+	took := time.Since(t0)
+	if code != http.StatusOK {
+		t.Fatalf("/: %d", code)
+	}
+	t.Logf("10,000 services: the first response is %d bytes, served in %s", len(page), took.Round(time.Millisecond))
+	if len(page) >= 1<<20 {
+		t.Errorf("the first response is %d bytes, want under 1 MB", len(page))
+	}
+	rows := strings.Count(page, "data-service=")
+	if rows < 50 || rows > 2*50 {
+		t.Errorf("the first page has %d view rows, want one page of 50 services (their views)", rows)
+	}
+	if !strings.Contains(page, "1–50 of 10000") || !strings.Contains(page, "1–50 of 20000") {
+		t.Errorf("the page does not say which 50 of 10000 services and 20000 nodes it shows")
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"/?q=s09999", `data-service="s09999.big.test."`},
+		{"/?page=200", `data-service="s09999.big.test."`},
+		{"/?page=999", `data-service="s09999.big.test."`}, // past the end: the last page
+		{"/?npage=400", `data-node="n19999"`},
+		{"/?q=s00010", `data-node="n00021"`}, // its nodes come with it
+	} {
+		if _, p := opsGet(t, l.http, tc.query); !strings.Contains(p, tc.want) {
+			t.Errorf("GET %s: no %s in the page", tc.query, tc.want)
+		}
+	}
+	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00000.big.test."`) || !strings.Contains(p, `data-service="s00050.big.test."`) {
+		t.Errorf("page 2 does not start at the 51st service")
+	}
+}
