@@ -1,12 +1,12 @@
 package zones
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,12 +102,17 @@ type answerSet struct {
 
 // Load reads the config at path and every zone it names, validates them all,
 // and returns the snapshot or every problem found.
-func Load(path string) (*Snapshot, error) {
-	cfg, err := ParseConfig(path)
+func Load(path string) (*Snapshot, error) { return LoadContext(context.Background(), path) }
+
+// LoadContext is Load that gives up when ctx ends (a reload that shutdown
+// cancels). Every file is read as readFile says: regular, bounded in size
+// and time.
+func LoadContext(ctx context.Context, path string) (*Snapshot, error) {
+	cfg, err := parseConfig(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return Build(cfg, path)
+	return build(ctx, cfg, path)
 }
 
 // LoadReusing is Load for a reload: when the config file holds exactly the
@@ -117,25 +122,34 @@ func Load(path string) (*Snapshot, error) {
 // its own copy of the config, so nothing keyed on the config's identity
 // (precomputed answers) is reused by mistake.
 func LoadReusing(path string, prev *Config) (*Snapshot, error) {
+	return LoadReusingContext(context.Background(), path, prev)
+}
+
+// LoadReusingContext is LoadReusing that gives up when ctx ends.
+func LoadReusingContext(ctx context.Context, path string, prev *Config) (*Snapshot, error) {
 	if prev == nil {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil || abs != prev.File {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
-	src, err := os.ReadFile(abs)
+	src, err := readFile(ctx, abs)
 	if err != nil || sha256.Sum256(src) != prev.srcHash {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
 	cfg := *prev
 	cfg.src, cfg.lines = src, nil
-	return Build(&cfg, path)
+	return build(ctx, &cfg, path)
 }
 
 // Build loads the zones of an already parsed config. display is the config
 // path as the operator wrote it, used in messages.
 func Build(cfg *Config, display string) (*Snapshot, error) {
+	return build(context.Background(), cfg, display)
+}
+
+func build(ctx context.Context, cfg *Config, display string) (*Snapshot, error) {
 	defer func() { cfg.src = nil }() // the last use of line numbers
 	var errs ErrorList
 	s := &Snapshot{Config: cfg, byOrigin: map[string]*Zone{}}
@@ -143,7 +157,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		// Zone files are named by their resolved path in every message, so
 		// the operator sees which file was read whatever the working folder.
 		path := cfg.ZonePath(zc)
-		src, err := os.ReadFile(path)
+		src, err := readFile(ctx, path)
 		if err != nil {
 			errs.add(display, cfg.line(fmt.Sprintf("zone[%d].file", i)), "zone %s: cannot read file %q (resolved to %s): %v; fix the path (relative paths are relative to this config's folder)",
 				zc.Origin, zc.File, path, unwrapPathErr(err))

@@ -3,6 +3,7 @@ package zones
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -50,7 +51,7 @@ var parseLineRE = regexp.MustCompile(`^(?:.*?: )?dns: (.*) at line: (\d+):\d+$`)
 // LoadZone parses and validates one RFC 1035 master file. $INCLUDE is refused:
 // it can read any file the process can, and a zone is one file here.
 func LoadZone(origin, path, display string) (*Zone, error) {
-	src, err := os.ReadFile(path)
+	src, err := readFile(context.Background(), path)
 	if err != nil {
 		return nil, &Error{File: display, Msg: fmt.Sprintf("cannot read zone file for %s: %v", origin, unwrapPathErr(err))}
 	}
