@@ -208,7 +208,7 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 		var found ErrorList
 		for name, n := range z.nodes {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-				for _, rr := range n.RRsets[t] {
+				for _, rr := range n.RRs(t) {
 					var ip net.IP
 					switch v := rr.(type) {
 					case *dns.A:
@@ -228,7 +228,7 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 					if mine.IsValid() {
 						fix = fmt.Sprintf(" (node %q's is %s)", owner.node, mine)
 					}
-					found.add(z.File, z.lines[rrsetKey{name, t}], "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
+					found.add(z.File, n.line(t), "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
 						name, dns.TypeToString[t], a.Unmap(), owner.node, owner.key, fix)
 				}
 			}
@@ -260,7 +260,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		}
 		if n := z.nodes[sc.Name]; n != nil {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-				if len(n.RRsets[t]) > 0 {
+				if n.Has(t) {
 					errs.add(file, cfg.line(at), "service %s also has a static %s record in %s: the service answers A/AAAA itself; remove the static record from the zone file", sc.Name, dns.TypeToString[t], z.File)
 				}
 			}
