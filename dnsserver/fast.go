@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -27,20 +28,23 @@ type tmpl struct {
 	rcode      uint16
 }
 
-// fastName is what the fast path knows about one existing owner name.
+// fastName is what the fast path knows about an owner name whose answers
+// are not its zone's packed records as they are: a service, or a CNAME
+// (chased). Every other name is answered from the zone's own packed form
+// (fastZone.z), so a million static names cost the fast path nothing.
 type fastName struct {
 	types   map[uint16]*tmpl // answers by qtype; nil entry: not fast
 	nodata  *tmpl            // for any other data type; nil: fall back
-	cut     bool             // at a delegation: referrals go the slow way
 	service int              // > 0: A/AAAA come from fastTable.services[service-1]
-	// wildChild: "*.<this name>" exists, so a missing name right below it
-	// is synthesized (RFC 4592), which the slow path does.
-	wildChild bool
 }
 
-// fastZone is per zone: its NXDOMAIN answer.
+// fastZone is per zone: its NXDOMAIN and NODATA answers and its data.
 type fastZone struct {
 	nxdomain *tmpl
+	nodata   *tmpl
+	z        *zones.Zone
+	// okFlags: the header flags of an authoritative answer (QR, AA).
+	okFlags uint16
 }
 
 // fastService holds, per view, the A and AAAA answer of a service.
@@ -51,6 +55,7 @@ type fastService struct {
 
 // fastTable is everything the fast path reads; one per published snapshot.
 type fastTable struct {
+	static   *fastStatic // what names, zones and the templates come from
 	names    map[string]*fastName
 	zones    map[string]*fastZone
 	services []*fastService // in snapshot.Services order, which a config fixes
@@ -105,8 +110,9 @@ func makeTmpl(m *dns.Msg) *tmpl {
 	}
 }
 
-// buildStatic precomputes answers for every name of every zone by asking the
-// general path, with a plain query from no particular client.
+// buildStatic precomputes the answers of services and CNAMEs by asking the
+// general path, with a plain query from no particular client; the zones'
+// other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
 		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
@@ -125,33 +131,34 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	for i, svc := range snap.Services {
 		svcIndex[svc.Name] = i + 1
 	}
+	ok := &dns.Msg{}
+	ok.Response, ok.Authoritative = true, true
+	okFlags := makeTmpl(ok).flags
 	for _, z := range snap.Zones {
 		m := &dns.Msg{}
 		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
 		m.Ns = []dns.RR{z.NegSOA}
-		st.zones[z.Origin] = &fastZone{nxdomain: makeTmpl(m)}
 		nd := &dns.Msg{}
 		nd.Response, nd.Authoritative = true, true
 		nd.Ns = []dns.RR{z.NegSOA}
 		st.nodata[z] = makeTmpl(nd)
+		st.zones[z.Origin] = &fastZone{nxdomain: makeTmpl(m), nodata: st.nodata[z], z: z, okFlags: okFlags}
 		for name, n := range z.Nodes() {
-			if snap.FindZone(name) != z || zones.IsAdminName(name) {
-				continue // another zone answers it, or admin names: slow path
+			svc := svcIndex[name]
+			if svc == 0 && !n.Has(dns.TypeCNAME) {
+				continue // answered from the zone's packed records
 			}
-			fn := &fastName{types: map[uint16]*tmpl{}}
-			_, fn.wildChild = z.Nodes()["*."+name]
+			if snap.FindZone(name) != z || zones.IsAdminName(name) || n.Below() {
+				continue // another zone answers it, admin names, referrals: slow path
+			}
+			fn := &fastName{types: map[uint16]*tmpl{}, service: svc}
 			st.names[name] = fn
-			if z.InsideCut(name) {
-				fn.cut = true
-				continue
-			}
-			fn.service = svcIndex[name]
-			for _, qt := range n.Types {
+			for _, qt := range n.Types() {
 				if tp, ok := general(name, qt); ok {
 					fn.types[qt] = tp
 				}
 			}
-			if len(n.RRsets[dns.TypeCNAME]) > 0 {
+			if n.Has(dns.TypeCNAME) {
 				// A CNAME answers every type by chasing: only the types
 				// precomputed above (CNAME itself) are fast, plus A/AAAA.
 				for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
@@ -175,21 +182,37 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 }
 
 // build returns the fast table for a snapshot, reusing st's static part.
-func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
-	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+// When prev is the table of the snapshot snap was derived from, only the
+// services snap changed are built again; the others are shared, so a
+// failover costs what it touches, not the size of the config.
+func (st *fastStatic) build(snap *zones.Snapshot, prev *published) *fastTable {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	nloc := snap.LocationCount()
-	for i, svc := range snap.Services {
-		fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
-		for loc := range nloc {
-			ov := snap.Overlay(loc)
-			fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
-			fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	if parent, changed, ok := snap.Derived(); ok && prev != nil && prev.fast != nil && prev.fast.static == st && prev.snap.Gen() == parent {
+		ft := *prev.fast
+		ft.services = slices.Clone(prev.fast.services)
+		for _, i := range changed {
+			ft.services[i] = st.service(snap, snap.Services[i])
 		}
-		ft.services[i] = fs
+		return &ft
+	}
+	ft := &fastTable{static: st, names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+	for i, svc := range snap.Services {
+		ft.services[i] = st.service(snap, svc)
 	}
 	return ft
+}
+
+// service builds one service's templates (st.mu held).
+func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastService {
+	nloc := snap.LocationCount()
+	fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+	for loc := range nloc {
+		ov := snap.Overlay(loc)
+		fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
+		fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	}
+	return fs
 }
 
 func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16) *tmpl {
@@ -382,11 +405,9 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 		loc, bits = snap.Locate(client)
 	}
 	var t *tmpl
+	var packed tmpl // an answer from a zone's packed records, on the stack
 	scope := 0
 	if fn := ft.names[string(name)]; fn != nil {
-		if fn.cut {
-			return nil, 0, 0, false
-		}
 		if fn.service > 0 && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 			fs := ft.services[fn.service-1]
 			if q.qtype == dns.TypeA {
@@ -401,7 +422,7 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 			t = fn.nodata
 		}
 	} else {
-		t = ft.nxOrRefused(name)
+		t = ft.staticAnswer(name, q.qtype, &packed)
 	}
 	if t == nil {
 		return nil, 0, 0, false
@@ -457,37 +478,65 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 	return out, t.rcode, loc, true
 }
 
-// nxOrRefused answers a name that does not exist: NXDOMAIN from the zone
-// that holds it, unless its closest existing ancestor is at or below a
-// delegation (a referral) or has a wildcard child (synthesis): those, and
-// admin names, go the slow way. REFUSED when no zone holds the name.
-func (ft *fastTable) nxOrRefused(name []byte) *tmpl {
+// staticAnswer answers a name of no service and no CNAME from its zone's
+// packed records: the records of qtype (written into packed), NODATA, or
+// NXDOMAIN; REFUSED when no zone holds the name. It returns nil, for the
+// general path, for what that path does more than copy records: names at or
+// below a delegation (referrals), a missing name whose closest encloser has
+// a wildcard child (synthesis), and admin names.
+func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl {
 	if hasPrefix(name, "_pin.") || hasPrefix(name, "_status.") {
 		return nil
 	}
-	encloser := false
+	// The zone: the longest origin that is a suffix of name, as FindZone
+	// picks it; the root zone last.
+	var fz *fastZone
+	at := 0
 	for i := 0; i < len(name); {
-		suffix := name[i:]
-		if !encloser {
-			if fn := ft.names[string(suffix)]; fn != nil {
-				if fn.cut || fn.wildChild {
-					return nil
-				}
-				encloser = true
-			}
-		}
-		if fz := ft.zones[string(suffix)]; fz != nil {
-			return fz.nxdomain
+		if fz = ft.zones[string(name[i:])]; fz != nil {
+			at = i
+			break
 		}
 		for i < len(name) && name[i] != '.' {
 			i++
 		}
 		i++
 	}
-	if ft.zones["."] != nil {
-		return nil
+	if fz == nil {
+		if fz = ft.zones["."]; fz == nil {
+			return ft.refused
+		}
+		at = len(name) - 1
 	}
-	return ft.refused
+	if n := fz.z.NodeOf(name); n != nil {
+		if n.Below() {
+			return nil
+		}
+		if wire, count := n.Packed(qtype); wire != nil {
+			*packed = tmpl{flags: fz.okFlags, an: count, rest: wire}
+			return packed
+		}
+		if n.Has(dns.TypeCNAME) {
+			return nil // chased by the general path
+		}
+		return fz.nodata
+	}
+	// The closest encloser: the first existing name above, the apex at
+	// the latest.
+	for i := 0; i < at; {
+		for i < at && name[i] != '.' {
+			i++
+		}
+		i++
+		suffix := name[min(i, len(name)-1):] // past the last label: the root
+		if e := fz.z.NodeOf(suffix); e != nil {
+			if e.Below() || e.WildChild() {
+				return nil
+			}
+			break
+		}
+	}
+	return fz.nxdomain
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }

@@ -38,10 +38,17 @@ type Instance struct {
 	ready      atomic.Bool
 	httpSrv    *http.Server
 	reloadMu   sync.Mutex
+	// reloads is canceled first by Close: a reload in progress (reading a
+	// file, probing a new node) gives up, keeping the old config, so it
+	// never holds up shutdown; closed (under reloadMu) refuses later ones.
+	reloads     context.Context
+	stopReloads context.CancelCauseFunc
+	closed      bool
 
 	gaugeMu    sync.Mutex
 	gauges     gauges
 	gaugeLocal map[zones.PinKey]bool
+	localGen   uint64 // the snapshot gaugeLocal follows
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
 	member atomic.Pointer[cluster.Member]
@@ -95,6 +102,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Instance{log: logger, cancel: cancel, ctx: ctx, configPath: o.ConfigPath, Metrics: NewMetrics()}
+	in.reloads, in.stopReloads = context.WithCancelCause(ctx)
 	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 	in.Server = New(snap, logger, o.Version)
 	in.Server.metrics = in.Metrics
@@ -198,10 +206,21 @@ func (in *Instance) publish(snap *zones.Snapshot) {
 // file:line and counted, and readiness is unaffected. Health of nodes that
 // still exist and pins of services that still exist carry over; new nodes
 // are probed once before they can be answered.
-func (in *Instance) Reload() error {
+func (in *Instance) Reload() error { return in.ReloadContext(context.Background()) }
+
+// ReloadContext is Reload that gives up, keeping the old configuration,
+// when ctx ends (cmd cancels it on SIGTERM) or the instance closes.
+func (in *Instance) ReloadContext(ctx context.Context) error {
 	in.reloadMu.Lock()
 	defer in.reloadMu.Unlock()
-	err := in.reload()
+	if in.closed {
+		return errors.New("reload: the server is shutting down")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(in.reloads, func() { cancel(context.Cause(in.reloads)) })
+	defer stop()
+	err := in.reload(ctx)
 	in.recordReload(err)
 	if err != nil {
 		in.Metrics.reloads.WithLabelValues("failure").Inc()
@@ -221,7 +240,7 @@ func (in *Instance) Reload() error {
 	return nil
 }
 
-func (in *Instance) reload() error {
+func (in *Instance) reload(ctx context.Context) error {
 	if in.configPath == "" {
 		return errors.New("reload: this instance was started without a config path")
 	}
@@ -230,7 +249,7 @@ func (in *Instance) reload() error {
 	// grow for it instead of collecting several times mid-load (a fifth of
 	// a 10,000-service reload), then collect once, after the swap.
 	gc := debug.SetGCPercent(400)
-	snap, err := zones.LoadReusing(in.configPath, old)
+	snap, err := zones.LoadReusingContext(ctx, in.configPath, old)
 	debug.SetGCPercent(gc)
 	if err != nil {
 		return err
@@ -254,9 +273,12 @@ func (in *Instance) reload() error {
 	// a new one.
 	specs := snap.Config.HealthSpecs()
 	changed := in.Prober.Changed(specs)
-	ctx, cancel := context.WithTimeout(in.ctx, probeBound(changed))
-	fresh := in.Prober.Probe(ctx, changed)
+	pctx, cancel := context.WithTimeout(ctx, probeBound(changed))
+	fresh := in.Prober.Probe(pctx, changed)
 	cancel()
+	if ctx.Err() != nil {
+		return fmt.Errorf("reload canceled while probing new and changed nodes (%v); keeping the previous configuration", context.Cause(ctx))
+	}
 	in.Engine.Handover(snap, func() { in.Prober.Install(specs, fresh) })
 	if m := in.member.Load(); m != nil {
 		m.SetBase(snap)
@@ -268,6 +290,12 @@ func (in *Instance) reload() error {
 // Close stops the listeners, then probing, and waits for both.
 func (in *Instance) Close(ctx context.Context) {
 	in.ready.Store(false)
+	// A reload in progress gives up first (it keeps the old config), and
+	// none starts after.
+	in.stopReloads(errors.New("the server is shutting down"))
+	in.reloadMu.Lock()
+	in.closed = true
+	in.reloadMu.Unlock()
 	in.Server.Shutdown(ctx)
 	in.stopHTTP(ctx)
 	if m := in.member.Load(); m != nil {

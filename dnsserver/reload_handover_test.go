@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/health/healthtest"
 )
 
 // TestReloadChangedNodeProbedFirst: a node whose address, check target or
@@ -99,5 +101,51 @@ func TestReloadRenameNoFlap(t *testing.T) {
 			t.Errorf("a rename-only reload published a decision saying %q\nlog:\n%s", s, logs)
 			break
 		}
+	}
+}
+
+// TestReloadCanceledByClose: a reload stuck on a new node's first probe
+// (an HTTP check whose server never answers, timeout 30 s) does not hold
+// up shutdown: Close cancels it, the reload fails, and the config in force
+// stays the old one.
+func TestReloadCanceledByClose(t *testing.T) {
+	nodes := opsNodes(t, "sems1", "sems2", "sems3")
+	port, asked := healthtest.HangingHTTP(t, opsIPs["sems3"])
+
+	c := opsConf{order: []string{"sems1", "sems2"}}
+	e := opsStart(t, c, nodes)
+	c.order = []string{"sems1", "sems2", "sems3"}
+	c.checks = map[string]string{"sems3": fmt.Sprintf("type = \"http\"\nport = %d\ninterval = \"1s\"\ntimeout = \"30s\"\n", port)}
+	e.write(t, c)
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- e.in.Reload() }()
+	select {
+	case <-asked:
+	case err := <-reloaded:
+		t.Fatalf("the reload returned (%v) before probing sems3", err)
+	case <-time.After(opsWithin):
+		t.Fatal("sems3's check never reached its server")
+	}
+
+	closed := make(chan struct{})
+	go func() { e.closeIn(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(opsWithin):
+		t.Fatal("Close did not return while a reload was probing")
+	}
+	select {
+	case err := <-reloaded:
+		if err == nil || !strings.Contains(err.Error(), "cancel") {
+			t.Errorf("the canceled reload returned %v, want an error saying it was canceled", err)
+		}
+	case <-time.After(opsWithin):
+		t.Fatal("the reload did not return after Close")
+	}
+	if n := len(e.in.Server.Snapshot().Config.Nodes); n != 2 {
+		t.Errorf("after the canceled reload the config in force has %d nodes, want the old 2", n)
+	}
+	if _, ok := e.in.Prober.Snapshot()["sems3"]; ok {
+		t.Errorf("the canceled reload's node sems3 is in the prober")
 	}
 }

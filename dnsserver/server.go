@@ -68,7 +68,7 @@ func (s *Server) Store(snap *zones.Snapshot) {
 	if s.static == nil || s.static.cfg != snap.Config {
 		s.static = s.buildStatic(snap)
 	}
-	s.pub.Store(&published{snap: snap, fast: s.static.build(snap)})
+	s.pub.Store(&published{snap: snap, fast: s.static.build(snap, s.pub.Load())})
 }
 
 // Snapshot returns the snapshot in force.

@@ -1,13 +1,13 @@
 package zones
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -198,14 +198,16 @@ func prefixesContain(ps []netip.Prefix, addr netip.Addr) bool {
 
 // ParseConfig decodes and validates the config at path (without loading the
 // zone files: see Load). Every problem is reported, each with file:line.
-func ParseConfig(path string) (*Config, error) {
+func ParseConfig(path string) (*Config, error) { return parseConfig(context.Background(), path) }
+
+func parseConfig(ctx context.Context, path string) (*Config, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, &Error{File: path, Msg: err.Error()}
 	}
-	src, err := os.ReadFile(abs)
+	src, err := readFile(ctx, abs)
 	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", errors.Unwrap(err))}
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", unwrapPathErr(err))}
 	}
 	return parseConfigBytes(path, abs, src)
 }

@@ -87,8 +87,9 @@ type Overlay interface {
 func (z *Zone) lookupOne(res *Result, name, qname string, qtype uint16, overlay Overlay) string {
 	if cut := z.findCut(name, qtype); cut != nil {
 		res.Kind = Delegation
-		res.Ns = append(res.Ns, cut.RRsets[dns.TypeNS]...)
-		res.Extra = append(res.Extra, z.glue(cut.RRsets[dns.TypeNS])...)
+		ns := cut.RRs(dns.TypeNS)
+		res.Ns = append(res.Ns, ns...)
+		res.Extra = append(res.Extra, z.glue(ns)...)
 		// A referral after a CNAME keeps AA: the CNAME itself is ours.
 		res.Authoritative = len(res.Answer) > 0
 		return ""
@@ -143,18 +144,18 @@ func (z *Zone) lookupOne(res *Result, name, qname string, qtype uint16, overlay 
 	case qtype == dns.TypeANY:
 		// RFC 8482: one RRset, never the whole node. The lowest type is a
 		// stable, useful choice (A before anything else).
-		if len(n.Types) > 0 {
-			rrs = n.RRsets[n.Types[0]]
+		if len(n.sets) > 0 {
+			rrs = n.sets[0].records()
 		}
 	default:
-		rrs = n.RRsets[qtype]
+		rrs = n.RRs(qtype)
 	}
 	if len(rrs) > 0 {
 		res.Kind = Success
 		res.Answer = appendOwned(res.Answer, rrs, qname, synth)
 		return ""
 	}
-	if cn := n.RRsets[dns.TypeCNAME]; len(cn) > 0 && qtype != dns.TypeCNAME {
+	if cn := n.RRs(dns.TypeCNAME); len(cn) > 0 && qtype != dns.TypeCNAME {
 		res.Answer = appendOwned(res.Answer, cn, qname, synth)
 		res.Kind = Success
 		return canonical(cn[0].(*dns.CNAME).Target)
@@ -212,31 +213,29 @@ func (z *Zone) glue(ns []dns.RR) []dns.RR {
 			continue
 		}
 		if t := z.nodes[target]; t != nil {
-			out = append(out, t.RRsets[dns.TypeA]...)
-			out = append(out, t.RRsets[dns.TypeAAAA]...)
+			out = append(out, t.RRs(dns.TypeA)...)
+			out = append(out, t.RRs(dns.TypeAAAA)...)
 		}
 	}
 	return out
 }
 
 // appendOwned appends rrs, renamed to qname when they come from a wildcard.
-// Shared records are copied before renaming, never changed in place.
+// rrs are fresh values unpacked for this query, so renaming them in place
+// changes nothing shared.
 func appendOwned(dst, rrs []dns.RR, qname string, synth bool) []dns.RR {
-	if !synth {
-		return append(dst, rrs...)
+	if synth {
+		for _, rr := range rrs {
+			rr.Header().Name = qname
+		}
 	}
-	for _, rr := range rrs {
-		c := dns.Copy(rr)
-		c.Header().Name = qname
-		dst = append(dst, c)
-	}
-	return dst
+	return append(dst, rrs...)
 }
 
 // RRset returns the zone file's records for a canonical name and type.
 func (z *Zone) RRset(name string, t uint16) []dns.RR {
 	if n := z.nodes[name]; n != nil {
-		return n.RRsets[t]
+		return n.RRs(t)
 	}
 	return nil
 }
@@ -245,8 +244,11 @@ func (z *Zone) RRset(name string, t uint16) []dns.RR {
 // (an empty non-terminal does not).
 func (z *Zone) HasData(name string) bool {
 	n := z.nodes[name]
-	return n != nil && len(n.Types) > 0
+	return n != nil && len(n.sets) > 0
 }
+
+// NodeOf is z.Nodes()[name] for the fast path, without making a string.
+func (z *Zone) NodeOf(name []byte) *Node { return z.nodes[string(name)] }
 
 // Nodes returns every owner name of the zone (empty non-terminals included)
 // with its data. The map and nodes are shared and must not be modified.

@@ -1,16 +1,17 @@
 package zones
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
@@ -41,11 +42,15 @@ type Snapshot struct {
 	// dormantPins are the dynamic pins the config no longer matches.
 	dormantPins map[PinKey]DormantPin
 
-	answers  map[string][]answerSet
+	states   []*svcState // by Service.index
 	overlays []*overlay
 	health   map[string]health.State
-	decided  map[decisionKey]Decision
-	cluster  *Agreed
+	// base is the snapshot from Build this one was derived from; gen,
+	// parent and changed are described at Gen.
+	base        *Snapshot
+	gen, parent uint64
+	changed     []int
+	cluster     *Agreed
 	// isolation is the anchors' verdict on the prober when decided.
 	isolation health.Isolation
 }
@@ -60,6 +65,7 @@ type Service struct {
 	Orders [][]string
 
 	localized bool // some location has its own order
+	index     int  // in Snapshot.Services
 
 	// rrs holds, per node, the A and AAAA record this service answers for
 	// it, built once at load: decisions only pick among them.
@@ -102,12 +108,17 @@ type answerSet struct {
 
 // Load reads the config at path and every zone it names, validates them all,
 // and returns the snapshot or every problem found.
-func Load(path string) (*Snapshot, error) {
-	cfg, err := ParseConfig(path)
+func Load(path string) (*Snapshot, error) { return LoadContext(context.Background(), path) }
+
+// LoadContext is Load that gives up when ctx ends (a reload that shutdown
+// cancels). Every file is read as readFile says: regular, bounded in size
+// and time.
+func LoadContext(ctx context.Context, path string) (*Snapshot, error) {
+	cfg, err := parseConfig(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return Build(cfg, path)
+	return build(ctx, cfg, path)
 }
 
 // LoadReusing is Load for a reload: when the config file holds exactly the
@@ -117,25 +128,34 @@ func Load(path string) (*Snapshot, error) {
 // its own copy of the config, so nothing keyed on the config's identity
 // (precomputed answers) is reused by mistake.
 func LoadReusing(path string, prev *Config) (*Snapshot, error) {
+	return LoadReusingContext(context.Background(), path, prev)
+}
+
+// LoadReusingContext is LoadReusing that gives up when ctx ends.
+func LoadReusingContext(ctx context.Context, path string, prev *Config) (*Snapshot, error) {
 	if prev == nil {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil || abs != prev.File {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
-	src, err := os.ReadFile(abs)
+	src, err := readFile(ctx, abs)
 	if err != nil || sha256.Sum256(src) != prev.srcHash {
-		return Load(path)
+		return LoadContext(ctx, path)
 	}
 	cfg := *prev
 	cfg.src, cfg.lines = src, nil
-	return Build(&cfg, path)
+	return build(ctx, &cfg, path)
 }
 
 // Build loads the zones of an already parsed config. display is the config
 // path as the operator wrote it, used in messages.
 func Build(cfg *Config, display string) (*Snapshot, error) {
+	return build(context.Background(), cfg, display)
+}
+
+func build(ctx context.Context, cfg *Config, display string) (*Snapshot, error) {
 	defer func() { cfg.src = nil }() // the last use of line numbers
 	var errs ErrorList
 	s := &Snapshot{Config: cfg, byOrigin: map[string]*Zone{}}
@@ -143,7 +163,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 		// Zone files are named by their resolved path in every message, so
 		// the operator sees which file was read whatever the working folder.
 		path := cfg.ZonePath(zc)
-		src, err := os.ReadFile(path)
+		src, err := readFile(ctx, path)
 		if err != nil {
 			errs.add(display, cfg.line(fmt.Sprintf("zone[%d].file", i)), "zone %s: cannot read file %q (resolved to %s): %v; fix the path (relative paths are relative to this config's folder)",
 				zc.Origin, zc.File, path, unwrapPathErr(err))
@@ -178,7 +198,7 @@ func Build(cfg *Config, display string) (*Snapshot, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return s.withDecisions(nil, nil), nil
+	return s.withDecisions(), nil
 }
 
 // checkReplicationAnswers applies the Interface 1 rule to every zone: no
@@ -194,7 +214,7 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 		var found ErrorList
 		for name, n := range z.nodes {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
-				for _, rr := range n.RRsets[t] {
+				for _, rr := range n.RRs(t) {
 					var ip net.IP
 					switch v := rr.(type) {
 					case *dns.A:
@@ -214,7 +234,7 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 					if mine.IsValid() {
 						fix = fmt.Sprintf(" (node %q's is %s)", owner.node, mine)
 					}
-					found.add(z.File, z.lines[rrsetKey{name, t}], "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
+					found.add(z.File, n.line(t), "%s %s %s is node %q's %s address (Interface 1): clients must never be sent to a replication interface; remove the record, or give it a client-facing (Interface 2) address%s",
 						name, dns.TypeToString[t], a.Unmap(), owner.node, owner.key, fix)
 				}
 			}
@@ -246,7 +266,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		}
 		if n := z.nodes[sc.Name]; n != nil {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
-				if len(n.RRsets[t]) > 0 {
+				if n.Has(t) {
 					errs.add(file, cfg.line(at), "service %s also has a static %s record in %s: the service answers A/AAAA itself; remove the static record from the zone file", sc.Name, dns.TypeToString[t], z.File)
 				}
 			}
@@ -272,6 +292,9 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		s.byService[sc.Name] = svc
 	}
 	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
+	for i, svc := range s.Services {
+		svc.index = i
+	}
 	if len(cfg.Locations) > 0 {
 		s.locTable, s.locMaxBits4, s.locMaxBits6 = buildLocTable(cfg.Locations)
 	}
@@ -299,41 +322,108 @@ func (s *Snapshot) origins() []string {
 	return out
 }
 
-// withDecisions returns a copy of s answering per the decisions. The copy
-// shares zones and config, which never change after load.
-func (s *Snapshot) withDecisions(decided map[decisionKey]Decision, h map[string]health.State) *Snapshot {
+// svcState is one service's decided views and the answers they give. A
+// snapshot shares the states of the services a change did not touch with
+// the snapshot it was derived from, so a health change costs what it
+// changes, not the size of the config.
+type svcState struct {
+	decided []Decision // per location
+	has     []bool     // decided[loc] was decided (else it follows the default view)
+	sets    []answerSet
+}
+
+// gens numbers snapshots, so a consumer that keeps derived state (the fast
+// path's table, metrics) can tell whether a snapshot follows the one it
+// built from and rebuild only what changed.
+var gens atomic.Uint64
+
+// withDecisions returns a copy of s before any decision: every service
+// answers its first node (a snapshot from Build, for check and the first
+// moments of a start).
+func (s *Snapshot) withDecisions() *Snapshot {
+	cur := make([]*svcState, len(s.Services))
+	for i, svc := range s.Services {
+		st := newSvcState(s.LocationCount())
+		svc.fillAnswers(st)
+		cur[i] = st
+	}
+	return s.derive(nil, nil, cur, nil)
+}
+
+// derive returns a copy of base (a snapshot from Build) answering per cur,
+// the engine's states by service index (a nil entry: not decided). With
+// prev (the snapshot the engine published last), dirty lists the services
+// whose states differ from it, for consumers that rebuild only those.
+func (s *Snapshot) derive(prev *Snapshot, dirty []int, cur []*svcState, h map[string]health.State) *Snapshot {
 	cp := *s
 	cp.health = h
-	cp.decided = decided
-	cp.answers = make(map[string][]answerSet, len(s.Services))
+	cp.gen = gens.Add(1)
 	nloc := s.LocationCount()
-	for _, svc := range s.Services {
-		sets := make([]answerSet, nloc)
-		for loc := range sets {
-			d, ok := decided[decisionKey{svc.Name, loc}]
-			if !ok && loc > 0 {
-				d = decided[decisionKey{svc.Name, 0}]
-			}
-			switch {
-			case d.Servfail:
-				sets[loc].servfail = true
-			case d.Active != "":
-				r := svc.records(d.Active, d.TTL)
-				sets[loc].a, sets[loc].aaaa = r.a, r.aaaa
-			default:
-				// Not decided yet (before the engine ran): the first node,
-				// as when_all_down = first would.
-				sets[loc].a = svc.rrs[svc.Config.Nodes[0]].a
-				sets[loc].aaaa = svc.rrs[svc.Config.Nodes[0]].aaaa
-			}
+	cp.states = make([]*svcState, len(s.Services))
+	for i, st := range cur {
+		if st == nil {
+			st = newSvcState(nloc)
+			s.Services[i].fillAnswers(st)
 		}
-		cp.answers[svc.Name] = sets
+		cp.states[i] = st
 	}
+	if prev != nil && prev.base == s && len(prev.states) == len(s.Services) {
+		cp.parent, cp.changed = prev.gen, dirty
+	} else {
+		cp.parent, cp.changed = 0, nil
+	}
+	cp.base = s
 	cp.overlays = make([]*overlay, nloc)
 	for i := range cp.overlays {
 		cp.overlays[i] = &overlay{snap: &cp, loc: i}
 	}
 	return &cp
+}
+
+func newSvcState(nloc int) *svcState {
+	return &svcState{decided: make([]Decision, nloc), has: make([]bool, nloc), sets: make([]answerSet, nloc)}
+}
+
+// fillAnswers sets st's answers from its decisions: a location without a
+// decision of its own follows the default view.
+func (svc *Service) fillAnswers(st *svcState) {
+	for loc := range st.sets {
+		d := st.decided[loc]
+		if !st.has[loc] && loc > 0 {
+			d = st.decided[0]
+		}
+		switch {
+		case d.Servfail:
+			st.sets[loc] = answerSet{servfail: true}
+		case d.Active != "":
+			r := svc.records(d.Active, d.TTL)
+			st.sets[loc] = answerSet{a: r.a, aaaa: r.aaaa}
+		default:
+			// Not decided yet (before the engine ran): the first node,
+			// as when_all_down = first would.
+			st.sets[loc] = answerSet{a: svc.rrs[svc.Config.Nodes[0]].a, aaaa: svc.rrs[svc.Config.Nodes[0]].aaaa}
+		}
+	}
+}
+
+// viewKey names view loc of svc.
+func (s *Snapshot) viewKey(svc *Service, loc int) PinKey {
+	k := PinKey{Service: svc.Name}
+	if loc > 0 {
+		k.Location = s.LocationName(loc)
+	}
+	return k
+}
+
+// Gen numbers the snapshot; Derived reports the snapshot it was derived
+// from and the indexes (into Services) of the services whose views differ
+// from it. ok is false when it was built afresh (every service counts as
+// changed).
+func (s *Snapshot) Gen() uint64 { return s.gen }
+
+// Derived is described at Gen.
+func (s *Snapshot) Derived() (parent uint64, changed []int, ok bool) {
+	return s.parent, s.changed, s.parent != 0
 }
 
 // Overlay returns the dynamic view for a location index (0: default).
@@ -373,8 +463,12 @@ func (s *Snapshot) HealthState() map[string]health.State { return s.health }
 
 // Decision returns the decision for a service and location in this snapshot.
 func (s *Snapshot) Decision(service string, loc int) (Decision, bool) {
-	d, ok := s.decided[decisionKey{service, loc}]
-	return d, ok
+	svc := s.byService[service]
+	if svc == nil || loc < 0 || loc >= len(s.states[svc.index].has) {
+		return Decision{}, false
+	}
+	st := s.states[svc.index]
+	return st.decided[loc], st.has[loc]
 }
 
 type overlay struct {
@@ -383,11 +477,11 @@ type overlay struct {
 }
 
 func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
-	sets, ok := o.snap.answers[name]
+	svc, ok := o.snap.byService[name]
 	if !ok {
 		return nil, false, false
 	}
-	set := &sets[o.loc]
+	set := &o.snap.states[svc.index].sets[o.loc]
 	if set.servfail {
 		return nil, true, true
 	}

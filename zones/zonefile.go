@@ -3,12 +3,15 @@ package zones
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -23,21 +26,137 @@ type Zone struct {
 	NegSOA *dns.SOA
 
 	nodes      map[string]*Node // canonical owner name → node; empty non-terminals included
-	lines      rrsetLines       // line of each RRset's first record, for later checks (pins)
 	labels     int              // label count of Origin
 	Warnings   []string
 	RecordsLen int
+	build      *zoneBuilder // while parsing only: where nodes and names are allocated
 }
 
 // Node is every RRset at one owner name.
+//
+// The records are kept packed, as they go on the wire, not as dns.RR values:
+// a million-name zone of dns.RR values (a struct, its header strings, its
+// address slice, a map per name) costs about 600 bytes a record, the packed
+// form its own bytes (about 33 for an A record), and the fast path copies it
+// into answers as it is. The general path gets dns.RR values unpacked on
+// demand.
 type Node struct {
-	Name   string              // canonical
-	RRsets map[uint16][]dns.RR // empty for an empty non-terminal
+	Name string  // canonical
+	sets []rrset // sorted by type; none for an empty non-terminal
 	// Cut marks a delegation: NS records at a name below the apex.
 	Cut bool
-	// Types lists the types present, sorted, so ANY can pick one RRset the
-	// same way every time.
-	Types []uint16
+	// below: at or below a zone cut (its own or an ancestor's).
+	below bool
+	// wildChild: "*.<Name>" is a node, so a missing name right below this
+	// one is synthesized (RFC 4592).
+	wildChild bool
+}
+
+// rrset is one RRset of a node.
+type rrset struct {
+	t uint16
+	// n counts the records, saturating: more than 65,535 records never
+	// fit a message, and unpacking walks wire, not n.
+	n uint16
+	// line of the first record, 0 when unknown (while parsing: the
+	// record's index + 1).
+	line uint32
+	// wire is the records in file order, uncompressed wire format, owner
+	// name included: exactly the answer section the general path sends
+	// for them when the answer fits (it packs fitting answers
+	// uncompressed).
+	wire []byte
+}
+
+func (n *Node) set(t uint16) *rrset {
+	for i := range n.sets {
+		if n.sets[i].t == t {
+			return &n.sets[i]
+		}
+	}
+	return nil
+}
+
+// Has reports whether the node has records of type t.
+func (n *Node) Has(t uint16) bool { return n.set(t) != nil }
+
+// Types lists the types present, sorted (a fresh slice).
+func (n *Node) Types() []uint16 {
+	out := make([]uint16, len(n.sets))
+	for i, s := range n.sets {
+		out[i] = s.t
+	}
+	return out
+}
+
+// RRs returns the records of type t, unpacked (fresh values, the caller's
+// to keep or change).
+func (n *Node) RRs(t uint16) []dns.RR {
+	if s := n.set(t); s != nil {
+		return s.records()
+	}
+	return nil
+}
+
+// Packed returns the records of type t as the answer section carries them
+// uncompressed, and their count; nil when there are none. The bytes are
+// shared: never modify them.
+func (n *Node) Packed(t uint16) (wire []byte, count uint16) {
+	if s := n.set(t); s != nil {
+		return s.wire, s.n
+	}
+	return nil, 0
+}
+
+// Below reports whether the node is at or below a zone cut.
+func (n *Node) Below() bool { return n.below }
+
+// WildChild reports whether "*.<Name>" exists.
+func (n *Node) WildChild() bool { return n.wildChild }
+
+// line is the line of the first record of type t, 0 when unknown.
+func (n *Node) line(t uint16) int {
+	if s := n.set(t); s != nil {
+		return int(s.line)
+	}
+	return 0
+}
+
+// count is n, exact past 65,535 too (for messages).
+func (s *rrset) count() int {
+	if s.n < 0xFFFF {
+		return int(s.n)
+	}
+	c := 0
+	for off := 0; off < len(s.wire); c++ {
+		_, off = rdataAt(s.wire, off)
+	}
+	return c
+}
+
+func (s *rrset) records() []dns.RR {
+	out := make([]dns.RR, 0, s.n)
+	for off := 0; off < len(s.wire); {
+		rr, next, err := dns.UnpackRR(s.wire, off)
+		if err != nil {
+			break // cannot happen: the bytes were packed from a record
+		}
+		out = append(out, rr)
+		off = next
+	}
+	return out
+}
+
+// rdataAt returns the record starting at off in wire: its rdata and the
+// offset of the next record.
+func rdataAt(wire []byte, off int) (rdata []byte, next int) {
+	for wire[off] != 0 {
+		off += int(wire[off]) + 1
+	}
+	off++ // root label
+	rdlen := int(wire[off+8])<<8 | int(wire[off+9])
+	off += 10
+	return wire[off : off+rdlen], off + rdlen
 }
 
 func dnsIsDomainName(s string) (int, bool) { return dns.IsDomainName(s) }
@@ -50,22 +169,144 @@ var parseLineRE = regexp.MustCompile(`^(?:.*?: )?dns: (.*) at line: (\d+):\d+$`)
 // LoadZone parses and validates one RFC 1035 master file. $INCLUDE is refused:
 // it can read any file the process can, and a zone is one file here.
 func LoadZone(origin, path, display string) (*Zone, error) {
-	src, err := os.ReadFile(path)
+	src, err := readFile(context.Background(), path)
 	if err != nil {
 		return nil, &Error{File: display, Msg: fmt.Sprintf("cannot read zone file for %s: %v", origin, unwrapPathErr(err))}
 	}
 	return ParseZone(origin, display, src)
 }
 
+// zoneBuilder holds what only parsing needs; the records go straight into
+// their packed form, so a parse never holds the whole zone as dns.RR values.
+type zoneBuilder struct {
+	arena []byte // names and single records are carved from it
+	nodes []Node // nodes are carved from it
+	sets  []rrset
+	pack  []byte // one record packed, before it is copied
+	// big: the rdata of RRsets past dupScan records, so that one RRset of
+	// 65,536 records ($GENERATE) does not make loading quadratic.
+	big map[rrsetKey]map[string]struct{}
+	ns  []nsRecord
+}
+
+// dupScan: RRsets up to this size are searched for duplicates directly.
+const dupScan = 16
+
+type rrsetKey struct {
+	name string
+	t    uint16
+}
+
+// nsRecord is one NS record, for the glue check after the whole zone is read.
+type nsRecord struct {
+	owner, target string
+	idx           int
+}
+
+// bytes returns k fresh bytes carved from a shared chunk: a million small
+// allocations would cost a size-class rounding and a GC object each.
+func (b *zoneBuilder) bytes(k int) []byte {
+	if k > 1024 {
+		return make([]byte, k)
+	}
+	if cap(b.arena)-len(b.arena) < k {
+		b.arena = make([]byte, 0, 256<<10)
+	}
+	s := b.arena[len(b.arena) : len(b.arena)+k : len(b.arena)+k]
+	b.arena = b.arena[:len(b.arena)+k]
+	return s
+}
+
+func (b *zoneBuilder) intern(s string) string {
+	if s == "" {
+		return s
+	}
+	buf := b.bytes(len(s))
+	copy(buf, s)
+	// The bytes are never written again: the string is immutable.
+	return unsafe.String(&buf[0], len(buf))
+}
+
+func (b *zoneBuilder) newNode(name string) *Node {
+	if len(b.nodes) == 0 {
+		b.nodes = make([]Node, 1024)
+	}
+	n := &b.nodes[0]
+	b.nodes = b.nodes[1:]
+	n.Name = name
+	return n
+}
+
+// addSet inserts an empty RRset of type t into n, keeping types sorted.
+func (b *zoneBuilder) addSet(n *Node, t uint16) *rrset {
+	i := 0
+	for i < len(n.sets) && n.sets[i].t < t {
+		i++
+	}
+	if len(n.sets) == 0 {
+		if len(b.sets) == 0 {
+			b.sets = make([]rrset, 1024)
+		}
+		n.sets = b.sets[:1:1]
+		b.sets = b.sets[1:]
+		n.sets[0] = rrset{t: t}
+		return &n.sets[0]
+	}
+	n.sets = slices.Insert(n.sets, i, rrset{t: t})
+	return &n.sets[i]
+}
+
+// isDup reports whether s already holds a record with this rdata (owner
+// name case and TTL aside, as dns.IsDuplicate compares them).
+func (b *zoneBuilder) isDup(name string, s *rrset, rdata []byte) bool {
+	if s.n < dupScan {
+		for off := 0; off < len(s.wire); {
+			var rd []byte
+			rd, off = rdataAt(s.wire, off)
+			if bytes.Equal(rd, rdata) {
+				return true
+			}
+		}
+		return false
+	}
+	k := rrsetKey{name, s.t}
+	m := b.big[k]
+	if m == nil {
+		if b.big == nil {
+			b.big = map[rrsetKey]map[string]struct{}{}
+		}
+		m = map[string]struct{}{}
+		for off := 0; off < len(s.wire); {
+			var rd []byte
+			rd, off = rdataAt(s.wire, off)
+			m[string(rd)] = struct{}{}
+		}
+		b.big[k] = m
+	}
+	if _, ok := m[string(rdata)]; ok {
+		return true
+	}
+	m[string(rdata)] = struct{}{}
+	return false
+}
+
 // ParseZone is LoadZone on bytes already read.
 func ParseZone(origin, display string, src []byte) (*Zone, error) {
 	origin = canonical(origin)
+	lines := recordLines(src)
+	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, len(lines)+1), labels: dns.CountLabel(origin)}
+	b := &zoneBuilder{pack: make([]byte, dns.MaxMsgSize)}
+	z.build = b
+	defer func() { z.build = nil }()
+	// Errors found record by record carry the record's index + 1 as their
+	// line until the records have been counted (below).
 	var errs ErrorList
 	zp := dns.NewZoneParser(bytes.NewReader(src), origin, display)
 	zp.SetIncludeAllowed(false)
-	var rrs []dns.RR
+	count := 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		rrs = append(rrs, rr)
+		z.add(rr, count, &errs)
+		count++
 	}
 	if err := zp.Err(); err != nil {
 		line, msg := 0, err.Error()
@@ -76,65 +317,28 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 		if strings.Contains(msg, "$INCLUDE directive not allowed") {
 			msg = "$INCLUDE is not supported: put the records in this file (an include could read any file the server can)"
 		}
-		errs.add(display, line, "%s", msg)
-		return nil, errs
+		var perr ErrorList
+		perr.add(display, line, "%s", msg)
+		return nil, perr
 	}
-	lines := recordLines(src)
-	if len(lines) != len(rrs) {
+	if len(lines) != count {
 		lines = nil // $GENERATE or an odd layout: report names instead of lines
 	}
-	lineOf := func(i int) int {
-		if lines == nil {
+	lineOf := func(idx int) int {
+		if lines == nil || idx < 0 {
 			return 0
 		}
-		return lines[i]
+		return lines[idx]
 	}
-
-	z := &Zone{Origin: origin, File: display, nodes: map[string]*Node{}, labels: dns.CountLabel(origin)}
-	rl := rrsetLines{}
-	seen := map[string]struct{}{}
-	nsLines := map[dns.RR]int{} // each NS record's own line, for glue errors
-	for i, rr := range rrs {
-		h := rr.Header()
-		name := canonical(h.Name)
-		if !dns.IsSubDomain(origin, name) {
-			errs.add(display, lineOf(i), "%s %s is outside the zone %s: records must be at or below the origin", h.Name, dns.TypeToString[h.Rrtype], origin)
-			continue
-		}
-		if h.Class != dns.ClassINET {
-			errs.add(display, lineOf(i), "%s: class %s is not served; only IN", h.Name, dns.ClassToString[h.Class])
-			continue
-		}
-		if h.Rrtype == dns.TypeSOA {
-			if name != origin {
-				errs.add(display, lineOf(i), "SOA at %s: the only SOA must be at the apex %s", h.Name, origin)
-				continue
-			}
-			if z.SOA != nil {
-				errs.add(display, lineOf(i), "a second SOA at the apex: a zone has exactly one")
-				continue
-			}
-			z.SOA = rr.(*dns.SOA)
-		}
-		n := z.node(name)
-		// A map, not pairwise IsDuplicate: one RRset of 65,536 records
-		// ($GENERATE) must not make loading quadratic.
-		if _, dup := seen[dupKey(rr)]; dup {
-			continue
-		}
-		seen[dupKey(rr)] = struct{}{}
-		n.RRsets[h.Rrtype] = append(n.RRsets[h.Rrtype], rr)
-		z.RecordsLen++
-		k := rrsetKey{name, h.Rrtype}
-		if _, ok := rl[k]; !ok {
-			rl[k] = lineOf(i)
-		}
-		if h.Rrtype == dns.TypeNS {
-			nsLines[rr] = lineOf(i)
+	for _, e := range errs {
+		e.Line = lineOf(e.Line - 1)
+	}
+	for _, n := range z.nodes {
+		for i := range n.sets {
+			n.sets[i].line = uint32(lineOf(int(n.sets[i].line) - 1))
 		}
 	}
-	z.validate(&errs, rl, nsLines, firstRecordLine(lines))
-	z.lines = rl
+	z.validate(&errs, lineOf, firstRecordLine(lines))
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -146,13 +350,71 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 	return z, nil
 }
 
+// add checks one record and stores it packed. idx is its index in the file.
+func (z *Zone) add(rr dns.RR, idx int, errs *ErrorList) {
+	b := z.build
+	h := rr.Header()
+	name := canonical(h.Name)
+	line := idx + 1 // an index until the records are counted
+	if !dns.IsSubDomain(z.Origin, name) {
+		errs.add(z.File, line, "%s %s is outside the zone %s: records must be at or below the origin", h.Name, dns.TypeToString[h.Rrtype], z.Origin)
+		return
+	}
+	if h.Class != dns.ClassINET {
+		errs.add(z.File, line, "%s: class %s is not served; only IN", h.Name, dns.ClassToString[h.Class])
+		return
+	}
+	if h.Rrtype == dns.TypeSOA {
+		if name != z.Origin {
+			errs.add(z.File, line, "SOA at %s: the only SOA must be at the apex %s", h.Name, z.Origin)
+			return
+		}
+		if z.SOA != nil {
+			errs.add(z.File, line, "a second SOA at the apex: a zone has exactly one")
+			return
+		}
+		z.SOA = rr.(*dns.SOA)
+	}
+	end, err := dns.PackRR(rr, b.pack, 0, nil, false)
+	if err != nil {
+		errs.add(z.File, line, "%s %s: %v", h.Name, dns.TypeToString[h.Rrtype], err)
+		return
+	}
+	rec := b.pack[:end]
+	rdata, _ := rdataAt(rec, 0)
+	n := z.nodes[name]
+	if n == nil {
+		n = z.node(b.intern(name))
+	}
+	s := n.set(h.Rrtype)
+	if s == nil {
+		s = b.addSet(n, h.Rrtype)
+		s.line = uint32(line)
+	} else if b.isDup(name, s, rdata) {
+		return
+	}
+	if len(s.wire) == 0 {
+		s.wire = b.bytes(len(rec))
+		copy(s.wire, rec)
+	} else {
+		s.wire = append(s.wire, rec...)
+	}
+	if s.n < 0xFFFF {
+		s.n++
+	}
+	z.RecordsLen++
+	if h.Rrtype == dns.TypeNS {
+		b.ns = append(b.ns, nsRecord{owner: n.Name, target: canonical(rr.(*dns.NS).Ns), idx: idx})
+	}
+}
+
 // node returns the node for name, creating it and every empty non-terminal
 // between it and the apex, so that "exists but has no data" is a map hit.
 func (z *Zone) node(name string) *Node {
 	if n, ok := z.nodes[name]; ok {
 		return n
 	}
-	n := &Node{Name: name, RRsets: map[uint16][]dns.RR{}}
+	n := z.newNode(name)
 	z.nodes[name] = n
 	for p := name; p != z.Origin; {
 		i, end := dns.NextLabel(p, 0)
@@ -163,17 +425,16 @@ func (z *Zone) node(name string) *Node {
 		if _, ok := z.nodes[p]; ok {
 			break
 		}
-		z.nodes[p] = &Node{Name: p, RRsets: map[uint16][]dns.RR{}}
+		z.nodes[p] = z.newNode(p)
 	}
 	return n
 }
 
-// rrsetLines keeps the line of each RRset's first record, for messages.
-type rrsetLines map[rrsetKey]int
-
-type rrsetKey struct {
-	name string
-	t    uint16
+func (z *Zone) newNode(name string) *Node {
+	if z.build != nil {
+		return z.build.newNode(name)
+	}
+	return &Node{Name: name}
 }
 
 func firstRecordLine(lines []int) int {
@@ -183,70 +444,85 @@ func firstRecordLine(lines []int) int {
 	return lines[0]
 }
 
+// byName is a problem found at a name, to be reported in name order
+// whatever order the names were visited in: sorting a million names to
+// visit them in order would cost more than the rest of the check.
+type byName struct {
+	name string
+	err  *Error
+	msg  string
+}
+
+func sortByName(l []byName) {
+	sort.SliceStable(l, func(i, j int) bool { return l[i].name < l[j].name })
+}
+
 // validate checks the zone as a whole. Problems of the whole zone (no SOA,
 // no NS) are reported at the first record: an editor still jumps there.
-func (z *Zone) validate(errs *ErrorList, rl rrsetLines, nsLines map[dns.RR]int, first int) {
+func (z *Zone) validate(errs *ErrorList, lineOf func(int) int, first int) {
 	if z.SOA == nil {
 		errs.add(z.File, first, "zone %s has no SOA record: add one at the apex, e.g. \"@ 3600 IN SOA ns1.%s hostmaster.%s 1 7200 3600 1209600 300\"", z.Origin, z.Origin, z.Origin)
 	}
 	apex := z.nodes[z.Origin]
-	if apex == nil || len(apex.RRsets[dns.TypeNS]) == 0 {
+	if apex == nil || !apex.Has(dns.TypeNS) {
 		errs.add(z.File, first, "zone %s has no NS record at the apex: add at least one, e.g. \"@ IN NS ns1.%s\" with its A record", z.Origin, z.Origin)
 	}
-	names := make([]string, 0, len(z.nodes))
-	for name := range z.nodes {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		n := z.nodes[name]
-		for t := range n.RRsets {
-			n.Types = append(n.Types, t)
-		}
-		sort.Slice(n.Types, func(i, j int) bool { return n.Types[i] < n.Types[j] })
-		if name != z.Origin && len(n.RRsets[dns.TypeNS]) > 0 {
+	var found []byName
+	cuts := false
+	for name, n := range z.nodes {
+		if name != z.Origin && n.Has(dns.TypeNS) {
 			n.Cut = true
+			cuts = true
 		}
-		if cn, ok := n.RRsets[dns.TypeCNAME]; ok {
-			line := rl[rrsetKey{name, dns.TypeCNAME}]
-			if len(cn) > 1 {
-				errs.add(z.File, line, "%s has %d CNAME records: a name may have only one", name, len(cn))
+		if len(name) > 2 && name[0] == '*' && name[1] == '.' {
+			if p := z.nodes[name[2:]]; p != nil {
+				p.wildChild = true
 			}
-			for _, t := range n.Types {
-				if t == dns.TypeCNAME || t == dns.TypeRRSIG || t == dns.TypeNSEC {
+		}
+		if cn := n.set(dns.TypeCNAME); cn != nil {
+			line := int(cn.line)
+			if cn.n > 1 {
+				found = append(found, byName{name, &Error{File: z.File, Line: line, Msg: fmt.Sprintf("%s has %d CNAME records: a name may have only one", name, cn.count())}, ""})
+			}
+			for _, s := range n.sets {
+				if s.t == dns.TypeCNAME || s.t == dns.TypeRRSIG || s.t == dns.TypeNSEC {
 					continue
 				}
-				other := rl[rrsetKey{name, t}]
-				errs.add(z.File, max(line, other), "%s has a CNAME and also %s data: a CNAME must be the only record at its name (RFC 1034 section 3.6.2); remove one of them",
-					name, dns.TypeToString[t])
+				found = append(found, byName{name, &Error{File: z.File, Line: max(line, int(s.line)),
+					Msg: fmt.Sprintf("%s has a CNAME and also %s data: a CNAME must be the only record at its name (RFC 1034 section 3.6.2); remove one of them",
+						name, dns.TypeToString[s.t])}, ""})
 				break
 			}
 		}
 	}
+	sortByName(found)
+	for _, f := range found {
+		*errs = append(*errs, f.err)
+	}
 	// Glue: a name server inside this zone must be reachable without
 	// asking this zone first, so its address must be here.
-	for _, name := range names {
-		n := z.nodes[name]
-		for _, rr := range n.RRsets[dns.TypeNS] {
-			target := canonical(rr.(*dns.NS).Ns)
-			if !dns.IsSubDomain(z.Origin, target) {
-				continue
-			}
-			if t := z.nodes[target]; t == nil || (len(t.RRsets[dns.TypeA]) == 0 && len(t.RRsets[dns.TypeAAAA]) == 0) {
-				line := nsLines[rr]
-				errs.add(z.File, line, "NS %s at %s is inside the zone but has no A or AAAA record (glue): add \"%s IN A <address>\"", target, name, target)
-			}
+	ns := z.build.ns
+	sort.SliceStable(ns, func(i, j int) bool { return ns[i].owner < ns[j].owner })
+	for _, r := range ns {
+		if !dns.IsSubDomain(z.Origin, r.target) {
+			continue
+		}
+		if t := z.nodes[r.target]; t == nil || (!t.Has(dns.TypeA) && !t.Has(dns.TypeAAAA)) {
+			errs.add(z.File, lineOf(r.idx), "NS %s at %s is inside the zone but has no A or AAAA record (glue): add \"%s IN A <address>\"", r.target, r.owner, r.target)
 		}
 	}
-	for _, name := range names {
-		n := z.nodes[name]
-		for _, t := range n.Types {
-			if t == dns.TypeA {
-				if len(n.RRsets[t]) > 1 && !z.insideCut(name) {
-					z.Warnings = append(z.Warnings, fmt.Sprintf("%s has %d A records: resolvers will spread clients across them (round robin); for a cluster use a [[service]] instead", name, len(n.RRsets[t])))
-				}
-			}
+	var warn []byName
+	for name, n := range z.nodes {
+		if cuts {
+			n.below = z.insideCut(name)
 		}
+		if a := n.set(dns.TypeA); a != nil && a.n > 1 && !n.below {
+			warn = append(warn, byName{name, nil, fmt.Sprintf("%s has %d A records: resolvers will spread clients across them (round robin); for a cluster use a [[service]] instead", name, a.count())})
+		}
+	}
+	sortByName(warn)
+	for _, w := range warn {
+		z.Warnings = append(z.Warnings, w.msg)
 	}
 }
 
@@ -324,13 +600,4 @@ func txtStrings(rr dns.RR) []string {
 		return t.Txt
 	}
 	return nil
-}
-
-// dupKey identifies a record by owner, class, type and data (not TTL), as
-// dns.IsDuplicate compares them.
-func dupKey(rr dns.RR) string {
-	c := dns.Copy(rr)
-	c.Header().Ttl = 0
-	c.Header().Name = strings.ToLower(c.Header().Name)
-	return c.String()
 }

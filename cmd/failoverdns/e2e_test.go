@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/health/healthtest"
 )
 
 // End-to-end tests: the real binary, driven by the real dig.
@@ -536,4 +538,39 @@ func TestDemo(t *testing.T) {
 	if code := p.terminate(t); code != 0 {
 		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
 	}
+}
+
+// TestSIGTERMDuringReload: a SIGTERM while a SIGHUP's reload is stuck (a
+// new node's first probe hangs on a server that never answers, timeout
+// 30 s) stops the process at once, with status 0: shutdown cancels the
+// reload instead of waiting for it.
+func TestSIGTERMDuringReload(t *testing.T) {
+	port, asked := healthtest.HangingHTTP(t, "127.0.0.1")
+
+	p, _ := startServerProc(t)
+	cfg := p.cmd.Args[len(p.cmd.Args)-1]
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hang := fmt.Sprintf("\n[[node]]\nname = \"slow\"\naddress = \"192.0.2.9\"\n[node.check]\ntype = \"http\"\nport = %d\ntarget = \"127.0.0.1\"\ninterval = \"1s\"\ntimeout = \"30s\"\n", port)
+	if err := os.WriteFile(cfg, append(b, hang...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the reload never probed the new node\nstderr:\n%s", p.stderr.String())
+	}
+	start := time.Now()
+	if code := p.terminate(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM during a reload, want 0\nstderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "reload failed") {
+		t.Errorf("the canceled reload is not logged as failed\nstderr:\n%s", p.stderr.String())
+	}
+	t.Logf("stopped %s after SIGTERM", time.Since(start))
 }

@@ -206,11 +206,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 			done = true
 		case <-hup:
 			logger.Info("SIGHUP: reloading", "config", *configPath)
-			status := "STATUS=serving; last reload succeeded"
-			if err := in.Reload(); err != nil { // the old config stays; Reload logs why
-				status = "STATUS=serving the previous configuration: the last reload failed"
-			}
-			_ = sdNotify(status)
+			// Off the signal loop, so that a SIGTERM during a reload (a
+			// slow file system, a new node's first probe) is acted on at
+			// once: Close cancels the reload, which keeps the old config.
+			// Reloads run one at a time (Instance serialises them).
+			go func() {
+				status := "STATUS=serving; last reload succeeded"
+				if err := in.Reload(); err != nil { // the old config stays; Reload logs why
+					status = "STATUS=serving the previous configuration: the last reload failed"
+				}
+				if ctx.Err() == nil { // not a reload Close canceled
+					_ = sdNotify(status)
+				}
+			}()
 		}
 	}
 	cancel()

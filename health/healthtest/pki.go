@@ -1,7 +1,8 @@
 // Package healthtest makes throwaway certificates for tests of https and tls
 // checks: a CA written to a file (for ca_file) and leaves for one host that
 // are valid, for the wrong name, expired, or about to expire. They are made
-// at run time, so no certificate on disk can expire under a test.
+// at run time, so no certificate on disk can expire under a test. It also
+// serves health endpoints that hang (HangingHTTP).
 package healthtest
 
 import (

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Static zones at scale, failoverdns against Knot DNS in the same run: one
+# zone of N A records ("hNNNNNNN IN A 10.x.y.z", an SOA, an NS and its glue)
+# for each N in SIZES, and for each server:
+#   load:   the time from starting the server to the last name answering
+#           with its address (dig polled every 20ms), and its VmRSS then;
+#   reload: the zone's serial bumped, then SIGHUP (failoverdns) or
+#           `knotc zone-reload` (Knot); the peak RSS from the reload until
+#           the new serial is answered (VmHWM, reset just before through
+#           /proc/PID/clear_refs), and VmRSS 3s later.
+# failoverdns `check` (parse and validate, no serving) is timed too, as the
+# issue measured it.
+# Verdicts per N: failoverdns's time and RSS <= 1.0x Knot's, and its reload
+# peak <= 2x its own steady RSS. Exit status 1 when one fails, 2 on setup
+# failure. Output is saved to bench/results/zone_scale-<date>.txt.
+#
+# Everything listens on 127.0.0.1 only; every process is bounded with
+# timeout(1) and stopped on exit. Knot gets its own config, storage and
+# rundir in the temporary folder.
+#
+# Usage: bench/zone_scale.sh
+# Tunables (environment): SIZES="100000 1000000" DNS_PORT=25463 KNOT_PORT=25464
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZES=${SIZES:-100000 1000000}
+DNS_PORT=${DNS_PORT:-25463}
+KNOT_PORT=${KNOT_PORT:-25464}
+
+# shellcheck source=bench/lib/common.sh
+. bench/lib/common.sh
+bench_init zone_scale
+
+need=()
+command -v knotd >/dev/null || need+=(knot)
+command -v dig >/dev/null || need+=(bind9-dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "installing ${need[*]}"
+	timeout 600 apt-get update -qq || die "apt-get update failed"
+	DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
+fi
+KNOTD=$(command -v knotd || echo /usr/sbin/knotd)
+KNOTC=$(command -v knotc || echo /usr/sbin/knotc)
+
+echo "== static zones at scale, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
+bench_revision
+echo "knot: $("$KNOTD" --version | head -1)"
+
+go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"
+
+now_ns() { date +%s%N; }
+ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
+mb() { awk -v k="$1" 'BEGIN {printf "%.0f MB", k / 1024}'; }
+status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+
+# child_of PID: the process timeout(1) started
+child_of() {
+	local c=""
+	for _ in $(seq 100); do
+		c=$(awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null || true)
+		[ -n "$c" ] && break
+		sleep 0.05
+	done
+	[ -n "$c" ] || die "no process under $1"
+	echo "$c"
+}
+
+# wait_answer PORT NAME WANT SECONDS: poll until NAME A answers WANT
+wait_answer() {
+	local end=$(($(now_ns) + $4 * 1000000000))
+	while [ "$(now_ns)" -lt "$end" ]; do
+		if [ "$(dig @127.0.0.1 -p "$1" "$2" A +short +time=1 +tries=1 2>/dev/null)" = "$3" ]; then
+			return 0
+		fi
+		sleep 0.02
+	done
+	return 1
+}
+
+# wait_serial PORT SERIAL SECONDS
+wait_serial() {
+	local end=$(($(now_ns) + $3 * 1000000000))
+	while [ "$(now_ns)" -lt "$end" ]; do
+		if [ "$(dig @127.0.0.1 -p "$1" zs.test SOA +short +time=1 +tries=1 2>/dev/null | awk '{print $3}')" = "$2" ]; then
+			return 0
+		fi
+		sleep 0.02
+	done
+	return 1
+}
+
+# reset_hwm PID: VmHWM starts again from the current RSS (Linux 4.0+)
+reset_hwm() { echo 5 >"/proc/$1/clear_refs"; }
+
+# gen N FILE SERIAL
+gen() {
+	awk -v n="$1" -v serial="$3" 'BEGIN {
+		print "$ORIGIN zs.test."
+		print "$TTL 3600"
+		print "@ IN SOA ns1.zs.test. hostmaster.zs.test. " serial " 7200 3600 1209600 300"
+		print "@ IN NS ns1.zs.test."
+		print "ns1 IN A 192.0.2.1"
+		for (i = 0; i < n; i++)
+			printf "h%07d IN A 10.%d.%d.%d\n", i, int(i / 65536) % 256, int(i / 256) % 256, i % 256
+	}' >"$2"
+}
+last_name() { printf 'h%07d.zs.test.' $(($1 - 1)); }
+last_addr() { local i=$(($1 - 1)); echo "10.$((i / 65536 % 256)).$((i / 256 % 256)).$((i % 256))"; }
+bump_serial() { sed -i "3s/hostmaster.zs.test. [0-9]* /hostmaster.zs.test. $2 /" "$1"; }
+
+declare -A R # R[server N what]
+
+run_failoverdns() { # N
+	local n=$1 dir="$WORK/fo-$1" t0 pid fpid hwm
+	mkdir -p "$dir"
+	gen "$n" "$dir/zs.test.zone" 1
+	cat >"$dir/config.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$DNS_PORT"]
+http = ""
+state_dir = "$dir/state"
+
+[[zone]]
+origin = "zs.test."
+file = "zs.test.zone"
+EOF
+	t0=$(now_ns)
+	/usr/bin/time -f '%e s, max RSS %M KB' -o "$dir/check.time" timeout 300 "$WORK/failoverdns" check -config "$dir/config.toml" >"$dir/check.log" 2>&1 || die "check: $(tail -3 "$dir/check.log")"
+	echo "  failoverdns check: $(ms_since "$t0") ms ($(cat "$dir/check.time"))"
+	R[fo $n check]=$(ms_since "$t0")
+
+	t0=$(now_ns)
+	timeout 900 "$WORK/failoverdns" -config "$dir/config.toml" -log-format json >"$dir/log" 2>&1 &
+	PIDS+=($!)
+	pid=$!
+	fpid=$(child_of "$pid")
+	wait_answer "$DNS_PORT" "$(last_name "$n")" "$(last_addr "$n")" 300 || { tail -5 "$dir/log"; die "failoverdns does not answer $(last_name "$n")"; }
+	R[fo $n load]=$(ms_since "$t0")
+	R[fo $n rss]=$(status_kb "$fpid" VmRSS)
+	sleep 3 # the post-start collection and scavenging
+	R[fo $n rss3]=$(status_kb "$fpid" VmRSS)
+	echo "  failoverdns: last name answers after ${R[fo $n load]} ms, VmRSS $(mb "${R[fo $n rss]}") then, $(mb "${R[fo $n rss3]}") 3s later"
+
+	bump_serial "$dir/zs.test.zone" 2
+	reset_hwm "$fpid"
+	t0=$(now_ns)
+	kill -HUP "$fpid"
+	wait_serial "$DNS_PORT" 2 300 || { tail -5 "$dir/log"; die "failoverdns did not reload"; }
+	R[fo $n reload]=$(ms_since "$t0")
+	hwm=$(status_kb "$fpid" VmHWM)
+	sleep 3
+	R[fo $n peak]=$(($(status_kb "$fpid" VmHWM) > hwm ? $(status_kb "$fpid" VmHWM) : hwm))
+	R[fo $n after]=$(status_kb "$fpid" VmRSS)
+	echo "  failoverdns reload: new serial after ${R[fo $n reload]} ms, peak RSS $(mb "${R[fo $n peak]}"), VmRSS $(mb "${R[fo $n after]}") 3s later"
+	kill -TERM "$fpid"
+	wait "$pid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+
+run_knot() { # N
+	local n=$1 dir="$WORK/knot-$1" t0 pid kpid hwm
+	mkdir -p "$dir/storage" "$dir/run"
+	gen "$n" "$dir/storage/zs.test.zone" 1
+	cat >"$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir/run"
+    listen: 127.0.0.1@$KNOT_PORT
+    background-workers: 1
+database:
+    storage: "$dir/storage"
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: "$dir/storage"
+    file: "%s.zone"
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+    semantic-checks: off
+zone:
+  - domain: zs.test.
+EOF
+	t0=$(now_ns)
+	timeout 900 "$KNOTD" -c "$dir/knot.conf" >"$dir/log" 2>&1 &
+	PIDS+=($!)
+	pid=$!
+	kpid=$(child_of "$pid")
+	wait_answer "$KNOT_PORT" "$(last_name "$n")" "$(last_addr "$n")" 300 || { tail -5 "$dir/log"; die "knotd does not answer $(last_name "$n")"; }
+	R[knot $n load]=$(ms_since "$t0")
+	R[knot $n rss]=$(status_kb "$kpid" VmRSS)
+	sleep 3
+	R[knot $n rss3]=$(status_kb "$kpid" VmRSS)
+	echo "  knot: last name answers after ${R[knot $n load]} ms, VmRSS $(mb "${R[knot $n rss]}") then, $(mb "${R[knot $n rss3]}") 3s later"
+
+	bump_serial "$dir/storage/zs.test.zone" 2
+	reset_hwm "$kpid"
+	t0=$(now_ns)
+	timeout 60 "$KNOTC" -c "$dir/knot.conf" zone-reload zs.test. >"$dir/reload.log" 2>&1 || die "knotc zone-reload: $(cat "$dir/reload.log")"
+	wait_serial "$KNOT_PORT" 2 300 || { tail -5 "$dir/log"; die "knot did not reload"; }
+	R[knot $n reload]=$(ms_since "$t0")
+	hwm=$(status_kb "$kpid" VmHWM)
+	sleep 3
+	R[knot $n peak]=$(($(status_kb "$kpid" VmHWM) > hwm ? $(status_kb "$kpid" VmHWM) : hwm))
+	R[knot $n after]=$(status_kb "$kpid" VmRSS)
+	echo "  knot reload: new serial after ${R[knot $n reload]} ms, peak RSS $(mb "${R[knot $n peak]}"), VmRSS $(mb "${R[knot $n after]}") 3s later"
+	timeout 30 "$KNOTC" -c "$dir/knot.conf" stop >/dev/null 2>&1 || kill -TERM "$kpid"
+	wait "$pid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+
+for n in $SIZES; do
+	echo
+	echo "-- $n A records"
+	run_failoverdns "$n"
+	run_knot "$n"
+done
+
+echo
+printf '%-9s %-12s %10s %10s %12s %12s\n' records server "last answer" "RSS" "reload peak" "peak/steady"
+fail=0
+for n in $SIZES; do
+	for s in fo knot; do
+		name=failoverdns
+		[ "$s" = knot ] && name=knot
+		printf '%-9s %-12s %8s ms %10s %12s %11sx\n' "$n" "$name" "${R[$s $n load]}" "$(mb "${R[$s $n rss3]}")" "$(mb "${R[$s $n peak]}")" \
+			"$(awk -v p="${R[$s $n peak]}" -v r="${R[$s $n rss3]}" 'BEGIN {printf "%.2f", p / r}')"
+	done
+done
+echo "(RSS: VmRSS 3s after the last name answered; peak/steady: reload peak over that)"
+echo
+verdict() { # ok text
+	if [ "$1" = 1 ]; then echo "PASS  $2"; else echo "FAIL  $2"; fail=1; fi
+}
+for n in $SIZES; do
+	verdict "$(awk -v a="${R[fo $n load]}" -v b="${R[knot $n load]}" 'BEGIN {print (a <= b) ? 1 : 0}')" \
+		"$n records: time to the last answer $(awk -v a="${R[fo $n load]}" -v b="${R[knot $n load]}" 'BEGIN {printf "%.2fx", a / b}') Knot's (${R[fo $n load]} ms vs ${R[knot $n load]} ms; want <= 1.0x)"
+	verdict "$(awk -v a="${R[fo $n rss3]}" -v b="${R[knot $n rss3]}" 'BEGIN {print (a <= b) ? 1 : 0}')" \
+		"$n records: RSS $(awk -v a="${R[fo $n rss3]}" -v b="${R[knot $n rss3]}" 'BEGIN {printf "%.2fx", a / b}') Knot's ($(mb "${R[fo $n rss3]}") vs $(mb "${R[knot $n rss3]}"); want <= 1.0x)"
+	verdict "$(awk -v p="${R[fo $n peak]}" -v r="${R[fo $n rss3]}" 'BEGIN {print (p <= 2 * r) ? 1 : 0}')" \
+		"$n records: reload peak $(awk -v p="${R[fo $n peak]}" -v r="${R[fo $n rss3]}" 'BEGIN {printf "%.2fx", p / r}') the steady RSS ($(mb "${R[fo $n peak]}") vs $(mb "${R[fo $n rss3]}"); want <= 2x)"
+done
+echo
+echo "saved to $OUT"
+exit "$fail"

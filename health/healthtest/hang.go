@@ -1,0 +1,35 @@
+package healthtest
+
+import (
+	"net"
+	"net/http"
+	"testing"
+)
+
+// HangingHTTP serves HTTP on ip (a loopback address) and never answers
+// until the test ends: a health endpoint that hangs, for tests of what a
+// probe stuck until its timeout holds up. It returns the port and a
+// channel that receives when the first request arrives (a probe is in
+// progress).
+func HangingHTTP(tb testing.TB, ip string) (port int, asked <-chan struct{}) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	first := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case first <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})}
+	go srv.Serve(ln)
+	tb.Cleanup(func() { close(release); srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port, first
+}

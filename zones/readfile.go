@@ -1,0 +1,99 @@
+package zones
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// MaxFileSize bounds a config or zone file. A zone of a million records is
+// about 40 MiB; the bound is there so that a file that grows without end
+// (a log written to the wrong path, a device) fails the load with a reason
+// instead of the process running out of memory.
+const MaxFileSize = 64 << 20
+
+// readTimeout bounds reading one file: a file system that hangs (a dead
+// NFS server) must not hold a reload, and shutdown, for ever.
+const readTimeout = 30 * time.Second
+
+// readFile reads a config or zone file: a regular file of at most
+// MaxFileSize bytes, within ctx and readTimeout. Anything else (a FIFO,
+// which blocks until someone writes and may never end; a device such as
+// /dev/zero; a socket; a folder) is refused before a byte is read. The
+// errors read as the reason after "cannot read file X: ".
+//
+// The read runs on its own goroutine: when ctx ends or the time is up,
+// readFile returns at once and the goroutine finishes (and closes the
+// file) whenever the system call does.
+func readFile(ctx context.Context, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := readRegular(path)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("reading it took longer than %s (a file system that does not answer?)", readTimeout)
+		}
+		return nil, fmt.Errorf("reading it was canceled: %w", context.Cause(ctx))
+	}
+}
+
+func readRegular(path string) ([]byte, error) {
+	// Non-blocking, so that opening a FIFO does not wait for a writer;
+	// on a regular file the flag changes nothing.
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("it is %s, not a regular file: a config or zone file must be a regular file (a FIFO or a device blocks or never ends)", kindOf(st.Mode()))
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("it is %d bytes, more than the %d MiB a config or zone file may be", st.Size(), MaxFileSize>>20)
+	}
+	// The file may grow while it is read: read one byte past the bound to
+	// notice.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("it grew past the %d MiB a config or zone file may be while it was read", MaxFileSize>>20)
+	}
+	return b, nil
+}
+
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "of type " + m.Type().String()
+}
