@@ -134,6 +134,7 @@ type Engine struct {
 
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
+	logged               int         // view changes logged in this recompute
 	holding              atomic.Bool // node falls held for an anchor's answer
 }
 
@@ -488,8 +489,12 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		}
 		todo = slices.Sorted(maps.Keys(dirty))
 	}
+	e.logged = 0
 	for _, i := range todo {
 		e.decideService(e.base.Services[i], h, now)
+	}
+	if e.logged > maxChangeLines {
+		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
 	}
 	e.lastH = h
 	// One event for the case that usually means the prober itself is cut
@@ -739,16 +744,28 @@ func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 		ev.Old = name(old)
 	}
 	e.emit(ev) // Old "": the view's first decision
+	e.logged++
 	if had {
-		attrs = append(attrs, "old", name(old))
-		e.log.Warn("active node changed", attrs...)
 		if e.OnActiveChange != nil {
 			e.OnActiveChange(svc.Name, e.base.LocationName(loc))
 		}
+	}
+	if e.logged > maxChangeLines {
+		return // summarised at the end of the recompute
+	}
+	if had {
+		attrs = append(attrs, "old", name(old))
+		e.log.Warn("active node changed", attrs...)
 		return
 	}
 	e.log.Info("active node", attrs...)
 }
+
+// maxChangeLines bounds the per-view log lines of one recompute: a node
+// shared by 100,000 services must not write 100,000 lines (30 MB) per
+// failover. The rest are counted in one line, and each is still counted
+// in active_changes_total and recorded in the event history.
+const maxChangeLines = 100
 
 func nodeUp(h map[string]health.State, n string) bool {
 	s, ok := h[n]

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,5 +233,29 @@ func BenchmarkHealthChange(b *testing.B) {
 				e.mu.Unlock()
 			}
 		})
+	}
+}
+
+// TestChangeLogBounded: a node shared by many services fails; at most
+// maxChangeLines views are logged one by one, the rest in one line.
+func TestChangeLogBounded(t *testing.T) {
+	path := writeScaleConfig(t, t.TempDir(), 150, true)
+	h := map[string]health.State{}
+	for i := range 3 {
+		h[fmt.Sprintf("n%d", i)] = health.State{Up: true, Checked: true, Since: time.Now().Add(-time.Hour)}
+	}
+	e, _ := scaleEngine(t, path, h)
+	var buf strings.Builder
+	e.log = slog.New(slog.NewTextHandler(&buf, nil))
+	h["n0"] = health.State{Checked: true, Since: time.Now()}
+	e.mu.Lock()
+	e.recompute(nil, false)
+	e.mu.Unlock()
+	// The 150 default views change (east views answer n1 already).
+	if n := strings.Count(buf.String(), `msg="active node changed"`); n != maxChangeLines {
+		t.Errorf("%d change lines, want %d", n, maxChangeLines)
+	}
+	if !strings.Contains(buf.String(), "views=50") {
+		t.Errorf("no summary of the 50 views not logged one by one:\n%s", buf.String())
 	}
 }
