@@ -66,16 +66,25 @@ type fastZone struct {
 	// one of those there shares more than the apex with them, which the
 	// general path's compression uses, so the shared templates would not
 	// be its bytes.
-	clash map[string]bool
+	clash []string // two at most: compared, not hashed
 }
 
 // negative returns t (fz's NXDOMAIN or NODATA) for a query name whose label
 // right below the apex is label, or nil when the name clashes (see clash).
 func (fz *fastZone) negative(t *tmpl, label []byte) *tmpl {
-	if fz.clash[string(label)] {
+	if len(fz.clash) > 0 && fz.clashes(label) {
 		return nil
 	}
 	return t
+}
+
+func (fz *fastZone) clashes(label []byte) bool {
+	for _, c := range fz.clash {
+		if string(label) == c {
+			return true
+		}
+	}
+	return false
 }
 
 // fastService holds, per view, the A and AAAA answer of a service.
@@ -263,7 +272,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		nd.Response, nd.Authoritative = true, true
 		nd.Ns = []dns.RR{z.NegSOA}
 		st.nodata[z] = makeTmpl(nd, z.Origin)
-		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), nodata: st.nodata[z], z: z, okFlags: okFlags, clash: map[string]bool{}}
+		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), nodata: st.nodata[z], z: z, okFlags: okFlags}
 		for _, n := range []string{z.NegSOA.Hdr.Name, z.NegSOA.Ns, z.NegSOA.Mbox} {
 			n = strings.ToLower(n)
 			if !dns.IsSubDomain(z.Origin, n) {
@@ -272,7 +281,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 			if l, ok := apexChild(n, z.Origin); !ok {
 				fz.nxdomain, fz.nodata = nil, nil // cannot tell what it shares with a query name
 			} else if l != "" {
-				fz.clash[l] = true
+				fz.clash = append(fz.clash, l)
 			}
 		}
 		st.zones[z.Origin] = fz
@@ -319,7 +328,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 // below the apex is one the SOA's names use (see fastZone.clash).
 func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
 	fz := st.zones[z.Origin]
-	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clash[l] {
+	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clashes([]byte(l)) {
 		return nil
 	}
 	return fz.nodata
@@ -666,15 +675,6 @@ func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl
 		}
 		at = len(name) - 1
 	}
-	// The label right below the apex, for the shared negative answers.
-	var label []byte
-	if at > 0 {
-		above := name[:at-1] // without the dot before the origin
-		if fz.z.Origin == "." {
-			above = name[:at]
-		}
-		label = above[bytes.LastIndexByte(above, '.')+1:]
-	}
 	if n := fz.z.NodeOf(name); n != nil {
 		if n.Below() {
 			return nil
@@ -686,7 +686,7 @@ func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl
 		if n.Has(dns.TypeCNAME) {
 			return nil // chased by the general path
 		}
-		return fz.negative(fz.nodata, label)
+		return fz.negative(fz.nodata, belowApex(name, at, fz))
 	}
 	// The closest encloser: the first existing name above, the apex at
 	// the latest.
@@ -703,7 +703,20 @@ func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl
 			break
 		}
 	}
-	return fz.negative(fz.nxdomain, label)
+	return fz.negative(fz.nxdomain, belowApex(name, at, fz))
+}
+
+// belowApex is the label of name right below the origin of fz, which
+// starts at name[at:]; nil for the origin itself.
+func belowApex(name []byte, at int, fz *fastZone) []byte {
+	if at == 0 {
+		return nil
+	}
+	above := name[:at-1] // without the dot before the origin
+	if fz.z.Origin == "." {
+		above = name[:at]
+	}
+	return above[bytes.LastIndexByte(above, '.')+1:]
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
@@ -715,92 +728,16 @@ func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:l
 // (a pointer to 12), and the names in the RDATA of the types miekg/dns
 // compresses (NS, MX, SOA, PTR, ...) point at the longest suffix already in
 // the message, the question's or an earlier RDATA name's, else are written
-// out and become such suffixes themselves. false: an owner that is not the
-// question byte for byte (a zone written in upper case), or more names
-// than kept track of; the general path answers those.
+// out and become such suffixes themselves (rdataNames). false: an owner
+// that is not the question byte for byte (a zone written in upper case),
+// or more names than kept track of; the general path answers those.
 func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
-	qlen := 0
-	for q.lwire[qlen] != 0 {
-		qlen += 1 + int(q.lwire[qlen])
-	}
-	qlen++
-	// at reads the message as packAnswer packed it: the question in lower
-	// case, then what was written.
-	at := func(o int) byte {
-		if o >= 12 && o < 12+qlen {
-			return q.lwire[o-12]
-		}
-		return out[o]
-	}
-	// same reports whether the message's name at o equals the
-	// uncompressed name c, letter case included (as miekg/dns's
-	// compression map compares).
-	same := func(o int, c []byte) bool {
-		for i := 0; ; {
-			l := int(at(o))
-			for l&0xC0 == 0xC0 {
-				o = (l&0x3F)<<8 | int(at(o+1))
-				l = int(at(o))
-			}
-			if l != int(c[i]) {
-				return false
-			}
-			if l == 0 {
-				return true
-			}
-			for k := 1; k <= l; k++ {
-				if at(o+k) != c[i+k] {
-					return false
-				}
-			}
-			o, i = o+1+l, i+1+l
-		}
-	}
-	var kept [32]uint16 // where RDATA names' suffixes not found were written
-	nkept := 0
-	find := func(c []byte) (int, bool) {
-		for o := 12; o < 12+qlen-1; o += 1 + int(q.lwire[o-12]) {
-			if same(o, c) {
-				return o, true
-			}
-		}
-		for _, o := range kept[:nkept] {
-			if same(int(o), c) {
-				return int(o), true
-			}
-		}
-		return 0, false
-	}
-	// name appends the uncompressed name at wire[off:], compressed; it
-	// returns the offset past it in wire.
-	name := func(off int) (int, bool) {
-		for {
-			l := int(wire[off])
-			if l == 0 {
-				out = append(out, 0) // the root is never compressed
-				return off + 1, true
-			}
-			if p, ok := find(wire[off:]); ok {
-				out = append(out, 0xC0|byte(p>>8), byte(p))
-				for wire[off] != 0 {
-					off += 1 + int(wire[off])
-				}
-				return off + 1, true
-			}
-			if len(out) < 1<<14 { // miekg/dns's maxCompressionOffset
-				if nkept == len(kept) {
-					return 0, false
-				}
-				kept[nkept] = uint16(len(out))
-				nkept++
-			}
-			out = append(out, wire[off:off+1+l]...)
-			off += 1 + l
-		}
-	}
+	qlen := q.nameLen + 1 // the wire form is one longer than "www.example."
+	var c *rdataNames
+	var cs rdataNames
 	for off := 0; off < len(wire); {
 		// The owner: the question, or the root.
-		if !bytes.HasPrefix(wire[off:], q.lwire[:qlen]) {
+		if len(wire)-off < qlen || string(wire[off:off+qlen]) != string(q.lwire[:qlen]) {
 			return out, false
 		}
 		off += qlen
@@ -810,12 +747,7 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 			out = append(out, 0xC0, 12)
 		}
 		typ := binary.BigEndian.Uint16(wire[off:])
-		rdlen := int(binary.BigEndian.Uint16(wire[off+8:]))
-		out = append(out, wire[off:off+8]...) // type, class, TTL
-		lenAt := len(out)
-		out = append(out, 0, 0)
-		off += 10
-		end := off + rdlen
+		end := off + 10 + int(binary.BigEndian.Uint16(wire[off+8:]))
 		names, skip := 0, 0
 		switch typ {
 		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
@@ -825,11 +757,24 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 		case dns.TypeSOA, dns.TypeMINFO:
 			names = 2
 		}
+		if names == 0 {
+			out = append(out, wire[off:end]...) // type, class, TTL, RDLENGTH, RDATA
+			off = end
+			continue
+		}
+		if c == nil {
+			cs = rdataNames{q: q, qlen: qlen}
+			c = &cs
+		}
+		out = append(out, wire[off:off+8]...) // type, class, TTL
+		lenAt := len(out)
+		out = append(out, 0, 0)
+		off += 10
 		out = append(out, wire[off:off+skip]...)
 		off += skip
 		for range names {
 			var ok bool
-			if off, ok = name(off); !ok {
+			if out, off, ok = c.name(out, wire, off); !ok {
 				return out, false
 			}
 		}
@@ -838,4 +783,89 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 		binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
 	}
 	return out, true
+}
+
+// rdataNames compresses RDATA names as miekg/dns does: its compression map
+// holds every suffix of the question (lower case) and of the names written
+// out before, at their first offset; a name points at its longest suffix
+// found there.
+type rdataNames struct {
+	q     *fastQuery
+	qlen  int
+	kept  [32]uint16 // where RDATA names' suffixes not found were written
+	nkept int
+}
+
+// at reads the message as packAnswer packed it: the question in lower
+// case, then what was written.
+func (c *rdataNames) at(out []byte, o int) byte {
+	if o >= 12 && o < 12+c.qlen {
+		return c.q.lwire[o-12]
+	}
+	return out[o]
+}
+
+// same reports whether the message's name at o equals the uncompressed name
+// n, letter case included (as miekg/dns's compression map compares).
+func (c *rdataNames) same(out []byte, o int, n []byte) bool {
+	for i := 0; ; {
+		l := int(c.at(out, o))
+		for l&0xC0 == 0xC0 {
+			o = (l&0x3F)<<8 | int(c.at(out, o+1))
+			l = int(c.at(out, o))
+		}
+		if l != int(n[i]) {
+			return false
+		}
+		if l == 0 {
+			return true
+		}
+		for k := 1; k <= l; k++ {
+			if c.at(out, o+k) != n[i+k] {
+				return false
+			}
+		}
+		o, i = o+1+l, i+1+l
+	}
+}
+
+func (c *rdataNames) find(out, n []byte) (int, bool) {
+	for o := 12; o < 12+c.qlen-1; o += 1 + int(c.q.lwire[o-12]) {
+		if c.same(out, o, n) {
+			return o, true
+		}
+	}
+	for _, o := range c.kept[:c.nkept] {
+		if c.same(out, int(o), n) {
+			return int(o), true
+		}
+	}
+	return 0, false
+}
+
+// name appends the uncompressed name at wire[off:], compressed, and returns
+// the offset past it in wire.
+func (c *rdataNames) name(out, wire []byte, off int) ([]byte, int, bool) {
+	for {
+		l := int(wire[off])
+		if l == 0 {
+			return append(out, 0), off + 1, true // the root is never compressed
+		}
+		if p, ok := c.find(out, wire[off:]); ok {
+			out = append(out, 0xC0|byte(p>>8), byte(p))
+			for wire[off] != 0 {
+				off += 1 + int(wire[off])
+			}
+			return out, off + 1, true
+		}
+		if len(out) < 1<<14 { // miekg/dns's maxCompressionOffset
+			if c.nkept == len(c.kept) {
+				return out, off, false
+			}
+			c.kept[c.nkept] = uint16(len(out))
+			c.nkept++
+		}
+		out = append(out, wire[off:off+1+l]...)
+		off += 1 + l
+	}
 }
