@@ -27,7 +27,7 @@ func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs
 		}
 		txt = []string{p.Text()}
 	} else if k, ok := snap.StatusKeyOf(qs.Name); ok {
-		txt = s.statusLines(snap, k)
+		txt = fitStatus(s.statusLines(snap, k), k.Service)
 	} else {
 		return false
 	}
@@ -144,6 +144,46 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 		}
 	}
 	return out
+}
+
+// statusBudget bounds the TXT strings of one _status answer (a string
+// costs its length plus one octet): with the header, the question, the
+// record's own header and EDNS around it, the message stays under the
+// 65,535 octets a TCP answer can carry. Over UDP a larger answer is
+// truncated (TC) as any other, and the client asks again over TCP.
+const statusBudget = 60000
+
+// fitStatus keeps lines within statusBudget. A service with thousands of
+// locations has a view line for each, more than any DNS message holds;
+// rather than an empty truncated answer, the first lines (nodes, pin, the
+// asked view first) are kept and one last line counts what was left out,
+// per answer for the views, and says how to ask for one location.
+func fitStatus(lines []string, service string) []string {
+	size := 0
+	for i, l := range lines {
+		if size+len(l)+1 <= statusBudget-256 { // room for the summary line
+			size += len(l) + 1
+			continue
+		}
+		rest := lines[i:]
+		byAnswer := map[string]int{}
+		for _, r := range rest {
+			if _, after, ok := strings.Cut(r, ": answer "); ok && strings.HasPrefix(r, "view ") {
+				a, _, _ := strings.Cut(after, ":")
+				a, _, _ = strings.Cut(a, " ")
+				byAnswer[a]++
+			}
+		}
+		var tally []string
+		for a, n := range byAnswer {
+			tally = append(tally, fmt.Sprintf("%s %d", a, n))
+		}
+		slices.Sort(tally)
+		// The advice before the tally: clip keeps the start of a line.
+		return append(lines[:i:i], clip(fmt.Sprintf("%d more lines not shown (the answer would not fit in a DNS message); ask _status.<location>._loc.%s for one location; views by answer: %s",
+			len(rest), service, strings.Join(tally, ", "))))
+	}
+	return lines
 }
 
 // dormantLines lists the service's dynamic pins that do not apply to the

@@ -845,3 +845,79 @@ func TestAdminStaticPinUnknownNode(t *testing.T) {
 		t.Errorf("error %q does not say %s... sems9", err, want)
 	}
 }
+
+// TestStatusTooLargeSummarised: _status of a service with 10,000 locations
+// (a line per view) is more than a 64 KiB message can hold: over TCP it is
+// answered NOERROR, not truncated, with every node line, the asked view,
+// and a last line that counts what was left out and says how to ask for
+// one location; over UDP it is truncated, so the client retries over TCP.
+func TestStatusTooLargeSummarised(t *testing.T) {
+	const locations = 10000
+	dir := t.TempDir()
+	zonePath := filepath.Join(dir, "demo.test.zone")
+	if err := os.WriteFile(zonePath, []byte(admZoneHead), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = %q\nfile = %q\n", filepath.Join(dir, "state"), admZone, zonePath)
+	for _, n := range []string{"sems1", "sems2"} {
+		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"none\"\n", n, admNodeIPs[n])
+	}
+	for i := range locations {
+		fmt.Fprintf(&b, "\n[[location]]\nname = \"l%d\"\nsubnets = [\"10.%d.%d.0/24\"]\n", i, i>>8, i&0xff)
+	}
+	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nnodes = [\"sems1\", \"sems2\"]\n[service.locations]\n", admService)
+	for i := range locations {
+		fmt.Fprintf(&b, "l%d = [\"sems%d\"]\n", i, 1+i%2)
+	}
+	cfgPath := filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := &admEnv{dir: dir, cfgPath: cfgPath, logs: &admLog{}}
+	e.launch(t, dnsserver.Options{})
+
+	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
+	r, _, err := admClient("tcp", "127.0.0.1").Exchange(q, e.addr)
+	if err != nil {
+		t.Fatalf("_status over TCP: %v", err)
+	}
+	if r.Rcode != dns.RcodeSuccess || r.Truncated || len(r.Answer) != 1 {
+		t.Fatalf("_status over TCP: rcode %s TC=%v, %d answers; want NOERROR, not truncated, one TXT", dns.RcodeToString[r.Rcode], r.Truncated, len(r.Answer))
+	}
+	lines := r.Answer[0].(*dns.TXT).Txt
+	for _, want := range []string{"sems1 up", "sems2 up", "view default: answer sems1"} {
+		if !containsPrefix(lines, want) {
+			t.Errorf("_status lacks a line starting %q", want)
+		}
+	}
+	last := lines[len(lines)-1]
+	for _, want := range []string{"not shown", "_status.<location>._loc." + admService} {
+		if !strings.Contains(last, want) {
+			t.Errorf("the last line does not say %q: %q", want, last)
+		}
+	}
+	shown := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "view l") {
+			shown++
+		}
+	}
+	if m := regexp.MustCompile(`(\d+) more lines? not shown`).FindStringSubmatch(last); m == nil || shown+atoiT(t, m[1]) != locations {
+		t.Errorf("%d view lines shown and the summary %q: want them to add up to %d", shown, last, locations)
+	}
+
+	r, _, err = admClient("udp", "127.0.0.1").Exchange(q, e.addr)
+	if err != nil || !r.Truncated {
+		t.Errorf("_status over UDP: %v, TC=%v; want truncated", err, r != nil && r.Truncated)
+	}
+}
+
+func atoiT(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

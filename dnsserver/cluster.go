@@ -120,16 +120,33 @@ func (in *Instance) publishCluster(snap *zones.Snapshot) {
 	if a == nil || m.clusterLocal == nil {
 		return
 	}
-	local := make(map[zones.PinKey]bool)
-	for k, d := range snap.Decisions() {
-		if d.Local {
-			local[k] = true
-			if !in.gaugeLocal[k] {
-				m.clusterLocal.Inc()
+	services := snap.Services
+	if parent, changed, ok := snap.Derived(); ok && parent == in.localGen && in.gaugeLocal != nil {
+		services = make([]*zones.Service, len(changed))
+		for j, i := range changed {
+			services[j] = snap.Services[i]
+		}
+	} else {
+		in.gaugeLocal = map[zones.PinKey]bool{}
+	}
+	in.localGen = snap.Gen()
+	for _, svc := range services {
+		for loc := range snap.LocationCount() {
+			k := zones.PinKey{Service: svc.Name}
+			if loc > 0 {
+				k.Location = snap.LocationName(loc)
+			}
+			d, ok := snap.Decision(svc.Name, loc)
+			if ok && d.Local {
+				if !in.gaugeLocal[k] {
+					m.clusterLocal.Inc()
+				}
+				in.gaugeLocal[k] = true
+			} else {
+				delete(in.gaugeLocal, k)
 			}
 		}
 	}
-	in.gaugeLocal = local
 	for node, h := range a.Health {
 		up, total, ok := parseVotes(h.Votes)
 		if !ok {

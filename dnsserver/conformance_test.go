@@ -948,3 +948,37 @@ func TestTCPIdleTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestTCPPipeliningNoQueryLimit: one TCP connection carries any number of queries,
+// pipelined (all sent before any answer is read) and answered in order,
+// with no per-connection query limit closing it (miekg/dns's default closes
+// after 128); the connection stays usable after them.
+func TestTCPPipeliningNoQueryLimit(t *testing.T) {
+	addr := startServer(t, "")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(4 * ioTimeout))
+	const n = 500
+	var qs []*dns.Msg
+	var out []byte
+	for i := range n {
+		q, p := probeQuery(t, 0)
+		q.Id = uint16(i + 1)
+		binary.BigEndian.PutUint16(p, q.Id)
+		qs = append(qs, q)
+		out = append(out, tcpFrame(p)...)
+	}
+	go func() { _, _ = conn.Write(out) }()
+	for i, q := range qs {
+		raw, err := readTCPFrame(conn)
+		if err != nil {
+			t.Fatalf("answer %d of %d pipelined queries: %v (the server closed the connection?)", i+1, n, err)
+		}
+		if !isProbeAnswer(raw, q) {
+			t.Fatalf("answer %d is not the answer to query %d (id %d): %x", i+1, i+1, q.Id, raw)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -54,6 +55,7 @@ type fastService struct {
 
 // fastTable is everything the fast path reads; one per published snapshot.
 type fastTable struct {
+	static   *fastStatic // what names, zones and the templates come from
 	names    map[string]*fastName
 	zones    map[string]*fastZone
 	services []*fastService // in snapshot.Services order, which a config fixes
@@ -180,21 +182,37 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 }
 
 // build returns the fast table for a snapshot, reusing st's static part.
-func (st *fastStatic) build(snap *zones.Snapshot) *fastTable {
-	ft := &fastTable{names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+// When prev is the table of the snapshot snap was derived from, only the
+// services snap changed are built again; the others are shared, so a
+// failover costs what it touches, not the size of the config.
+func (st *fastStatic) build(snap *zones.Snapshot, prev *published) *fastTable {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	nloc := snap.LocationCount()
-	for i, svc := range snap.Services {
-		fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
-		for loc := range nloc {
-			ov := snap.Overlay(loc)
-			fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
-			fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	if parent, changed, ok := snap.Derived(); ok && prev != nil && prev.fast != nil && prev.fast.static == st && prev.snap.Gen() == parent {
+		ft := *prev.fast
+		ft.services = slices.Clone(prev.fast.services)
+		for _, i := range changed {
+			ft.services[i] = st.service(snap, snap.Services[i])
 		}
-		ft.services[i] = fs
+		return &ft
+	}
+	ft := &fastTable{static: st, names: st.names, zones: st.zones, refused: st.refused, rrl: st.rrl, services: make([]*fastService, len(snap.Services))}
+	for i, svc := range snap.Services {
+		ft.services[i] = st.service(snap, svc)
 	}
 	return ft
+}
+
+// service builds one service's templates (st.mu held).
+func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastService {
+	nloc := snap.LocationCount()
+	fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+	for loc := range nloc {
+		ov := snap.Overlay(loc)
+		fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
+		fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+	}
+	return fs
 }
 
 func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16) *tmpl {

@@ -48,6 +48,7 @@ type Instance struct {
 	gaugeMu    sync.Mutex
 	gauges     gauges
 	gaugeLocal map[zones.PinKey]bool
+	localGen   uint64 // the snapshot gaugeLocal follows
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
 	member atomic.Pointer[cluster.Member]

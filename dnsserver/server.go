@@ -68,7 +68,7 @@ func (s *Server) Store(snap *zones.Snapshot) {
 	if s.static == nil || s.static.cfg != snap.Config {
 		s.static = s.buildStatic(snap)
 	}
-	s.pub.Store(&published{snap: snap, fast: s.static.build(snap)})
+	s.pub.Store(&published{snap: snap, fast: s.static.build(snap, s.pub.Load())})
 }
 
 // Snapshot returns the snapshot in force.
@@ -138,6 +138,15 @@ func (s *Server) newDNSServer() *dns.Server {
 		UDPSize:      4096,
 		ReadTimeout:  5 * time.Second,
 		WriteTimeout: 5 * time.Second,
+		// No per-connection query limit (miekg/dns closes a connection
+		// after 128 by default, which nobody chose): RFC 7766 asks
+		// servers to let clients pipeline, and closing mid-stream makes
+		// a resolver reconnect and resend what was in flight. A
+		// connection costs one goroutine answering one query at a time,
+		// in order, whatever it carries; what bounds TCP is
+		// tcp_max_conns (oldest closed first), tcp_idle_timeout, and the
+		// 5 s allowed to write an answer to a client that does not read.
+		MaxTCPQueries: -1,
 		// Our MsgInvalidFunc default logs nothing: a flood of garbage must
 		// not become a flood of log lines.
 		MsgInvalidFunc: func([]byte, error) {},

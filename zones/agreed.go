@@ -61,16 +61,32 @@ type AgreedHealth struct {
 func (e *Engine) SetAgreed(a *Agreed) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	old := e.agreed
 	e.agreed = a
+	dirty := map[int]bool{}
+	all := old == nil || old.Connected != a.Connected || !old.CutOffSince.Equal(a.CutOffSince)
+	if !all {
+		for k, d := range a.Decisions {
+			if od, ok := old.Decisions[k]; !ok || od != d {
+				e.markPin(dirty, k)
+			}
+		}
+		for k := range old.Decisions {
+			if _, ok := a.Decisions[k]; !ok {
+				e.markPin(dirty, k)
+			}
+		}
+	}
 	if !maps.Equal(e.pins, a.Pins) {
 		e.logPinChanges(e.pins, a.Pins, "cluster")
+		e.markPinChanges(dirty, e.pins, a.Pins)
 		e.pins = maps.Clone(a.Pins)
 		if e.pins == nil {
 			e.pins = map[PinKey]Pin{}
 		}
 		e.refreshActive(false)
 	}
-	e.recomputeLocked()
+	e.recompute(dirty, all)
 	e.rearm()
 }
 
@@ -86,18 +102,7 @@ func (e *Engine) SetPinWriter(w func(change func(cur map[PinKey]Pin) (map[PinKey
 func (e *Engine) Adopt(ds map[PinKey]Decision) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, d := range ds {
-		loc := 0
-		if k.Location != "" {
-			if loc = e.base.locationIndex(k.Location); loc < 1 {
-				continue
-			}
-		}
-		if e.base.byService[k.Service] == nil {
-			continue
-		}
-		e.current[decisionKey{k.Service, loc}] = d
-	}
+	e.seed(ds)
 }
 
 func (e *Engine) agreedView(svc string, loc int) (AgreedDecision, bool) {
@@ -168,15 +173,26 @@ func (e *Engine) clusterView(svc *Service, ad AgreedDecision, prev Decision, ord
 
 // Decisions returns every decided view of the snapshot by name.
 func (s *Snapshot) Decisions() map[PinKey]Decision {
-	out := make(map[PinKey]Decision, len(s.decided))
-	for k, d := range s.decided {
-		pk := PinKey{Service: k.service}
-		if k.location > 0 {
-			pk.Location = s.LocationName(k.location)
-		}
-		out[pk] = d
+	out := make(map[PinKey]Decision, len(s.Services))
+	for _, svc := range s.Services {
+		s.ViewDecisions(svc, func(k PinKey, d Decision) { out[k] = d })
 	}
 	return out
+}
+
+// ViewDecisions calls f with each decided view of one service.
+func (s *Snapshot) ViewDecisions(svc *Service, f func(PinKey, Decision)) {
+	st := s.states[svc.index]
+	for loc, d := range st.decided {
+		if !st.has[loc] {
+			continue
+		}
+		k := PinKey{Service: svc.Name}
+		if loc > 0 {
+			k.Location = s.LocationName(loc)
+		}
+		f(k, d)
+	}
 }
 
 // Cluster returns the agreed state the snapshot was computed from, nil
@@ -192,11 +208,13 @@ func (e *Engine) ReplacePins(pins map[PinKey]Pin) {
 	if maps.Equal(e.pins, pins) {
 		return
 	}
+	dirty := map[int]bool{}
+	e.markPinChanges(dirty, e.pins, pins)
 	e.pins = maps.Clone(pins)
 	if e.pins == nil {
 		e.pins = map[PinKey]Pin{}
 	}
 	e.refreshActive(false)
-	e.recomputeLocked()
+	e.recompute(dirty, false)
 	e.rearm()
 }

@@ -109,10 +109,19 @@ type Engine struct {
 	kick    chan struct{} // health changed: recompute
 	wake    chan struct{} // a deadline changed: only re-arm the timer
 
-	mu      sync.Mutex
-	base    *Snapshot
-	current map[decisionKey]Decision
-	next    time.Time
+	mu   sync.Mutex
+	base *Snapshot
+	// cur is every service's views as last decided, by Service.index:
+	// the states the last snapshot shares (a nil entry: not decided).
+	cur  []*svcState
+	next time.Time
+	// Incremental recomputes (recompute): the last published snapshot,
+	// the health it was decided from, each service's next deadline and
+	// the services each node's health feeds.
+	last    *Snapshot
+	lastH   map[string]health.State
+	due     map[int]time.Time
+	byNode  map[string][]int
 	pins    map[PinKey]Pin        // dynamic pins (UPDATE), as saved in store
 	active  map[PinKey]Pin        // those that apply to the config in force
 	dormant map[PinKey]DormantPin // the others: kept until deleted
@@ -125,27 +134,26 @@ type Engine struct {
 
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
+	logged               int         // view changes logged in this recompute
 	holding              atomic.Bool // node falls held for an anchor's answer
-}
-
-type decisionKey struct {
-	service  string
-	location int
 }
 
 // NewEngine returns an engine over base (a snapshot from Load) that hands
 // each new snapshot to publish.
 func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *Engine {
-	return &Engine{
+	e := &Engine{
 		log:     logger,
 		publish: publish,
 		kick:    make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 		base:    base,
-		current: map[decisionKey]Decision{},
+		cur:     make([]*svcState, len(base.Services)),
+		due:     map[int]time.Time{},
 		pins:    map[PinKey]Pin{},
 		active:  map[PinKey]Pin{},
 	}
+	e.indexNodes()
+	return e
 }
 
 // PinSaver keeps dynamic pins durable: *PinStore in state_dir, or, for a
@@ -236,9 +244,11 @@ func (e *Engine) UpdatePinsAs(key, from string, change func(cur map[PinKey]Pin) 
 		return err
 	}
 	e.logPinChangesBy(e.pins, next, "update", key, from)
+	dirty := map[int]bool{}
+	e.markPinChanges(dirty, e.pins, next)
 	e.pins = next
 	e.refreshActive(false)
-	e.recomputeLocked()
+	e.recompute(dirty, false)
 	e.rearm() // Run sleeps until the old deadline: make it see a new until=
 	return nil
 }
@@ -348,7 +358,7 @@ func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
 
 // lapsePins drops dynamic pins whose until has passed, saving the result so
 // the state file never brings a lapsed pin back.
-func (e *Engine) lapsePins(now time.Time) {
+func (e *Engine) lapsePins(now time.Time) []PinKey {
 	var lapsed []PinKey
 	for k, p := range e.pins {
 		if p.Lapsed(now) {
@@ -356,7 +366,7 @@ func (e *Engine) lapsePins(now time.Time) {
 		}
 	}
 	if len(lapsed) == 0 {
-		return
+		return nil
 	}
 	next := maps.Clone(e.pins)
 	for _, k := range lapsed {
@@ -372,6 +382,7 @@ func (e *Engine) lapsePins(now time.Time) {
 	e.logPinChanges(e.pins, next, "until passed")
 	e.pins = next
 	e.refreshActive(false)
+	return lapsed
 }
 
 // Kick asks for a recompute soon. It never blocks, so the prober can call it
@@ -407,21 +418,21 @@ func (e *Engine) Handover(base *Snapshot, install func()) *Snapshot {
 		install()
 	}
 	// Location indexes may move when locations are added or reordered:
-	// carry decisions over by location name.
-	byName := make(map[string]Decision, len(e.current))
-	for k, d := range e.current {
-		byName[k.service+" "+e.base.LocationName(k.location)] = d
-	}
-	current := make(map[decisionKey]Decision, len(e.current))
-	for _, svc := range base.Services {
-		for loc := range svc.Orders {
-			if d, ok := byName[svc.Name+" "+base.LocationName(loc)]; ok {
-				current[decisionKey{svc.Name, loc}] = d
+	// carry decisions over by name.
+	carried := make(map[PinKey]Decision, len(e.cur))
+	for _, svc := range e.base.Services {
+		if st := e.cur[svc.index]; st != nil {
+			for loc, d := range st.decided {
+				if st.has[loc] {
+					carried[e.base.viewKey(svc, loc)] = d
+				}
 			}
 		}
 	}
 	e.base = base
-	e.current = current
+	e.cur = make([]*svcState, len(base.Services))
+	e.seed(carried)
+	e.indexNodes()
 	e.refreshActive(true)
 	snap := e.recomputeLocked()
 	e.rearm()
@@ -435,61 +446,57 @@ func (e *Engine) Recompute() *Snapshot {
 	return e.recomputeLocked()
 }
 
-func (e *Engine) recomputeLocked() *Snapshot {
+func (e *Engine) recomputeLocked() *Snapshot { return e.recompute(nil, true) }
+
+// recompute decides the services marked in dirty (every service with all),
+// plus those using a node whose health changed since the last recompute and
+// those whose deadline (a hold-down, a pin's at= or until=, a TTL
+// countdown, a local failover) has come, and publishes a snapshot that
+// shares every other service's answers with the last one: a change costs
+// what it touches, not the size of the config.
+func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	now := time.Now()
+	if dirty == nil {
+		dirty = map[int]bool{}
+	}
 	if e.agreed == nil {
 		// In cluster mode the leader lapses pins, in etcd; pinFor
 		// already ignores a lapsed one until its deletion arrives.
-		e.lapsePins(now)
+		for _, k := range e.lapsePins(now) {
+			e.markPin(dirty, k)
+		}
 	}
 	h, iso := e.guarded()
 	e.noteIsolation(iso)
-	next := time.Time{}
-	decided := make(map[decisionKey]Decision, len(e.current))
-	for _, svc := range e.base.Services {
-		for loc, order := range svc.Orders {
-			k := decisionKey{svc.Name, loc}
-			prev, had := e.current[k]
-			pin, pinned := e.pinFor(svc.Name, loc, now)
-			var d Decision
-			var n time.Time
-			agreed, isAgreed := e.agreedView(svc.Name, loc)
-			switch {
-			case isAgreed:
-				d, n = e.clusterView(svc, agreed, prev, order, pin, pinned, h, now)
-			case order == nil && (!pinned || loc == 0):
-				continue // this location follows the default view
-			default:
-				if order == nil {
-					order = svc.Orders[0]
-				}
-				d, n = decideView(svc, order, prev, pin, pinned, h, now)
-				if e.agreed != nil {
-					d.Local = true
-					d.Reason = "local decision (no cluster decision for this view yet): " + d.Reason
-				}
-			}
-			var rn time.Time
-			d.TTL, rn = e.ramp(svc, loc, now)
-			decided[k] = d
-			for _, n := range []time.Time{n, rn} {
-				if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-					next = n
-				}
-			}
-			if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
-				e.logChange(svc, loc, prev, d, had)
-			}
-			if had && prev.AllDown != d.AllDown {
-				if d.AllDown {
-					e.log.Error("all nodes of a service are down", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d), "reason", d.Reason)
-				} else {
-					e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
-				}
-				e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
+	all = all || e.last == nil
+	var todo []int
+	if all {
+		todo = make([]int, len(e.base.Services))
+		for i := range todo {
+			todo[i] = i
+		}
+		clear(e.due)
+	} else {
+		for n := range changedNodes(e.lastH, h) {
+			for _, i := range e.byNode[n] {
+				dirty[i] = true
 			}
 		}
+		for i, t := range e.due {
+			if !now.Before(t) {
+				dirty[i] = true
+			}
+		}
+		todo = slices.Sorted(maps.Keys(dirty))
 	}
+	e.logged = 0
+	for _, i := range todo {
+		e.decideService(e.base.Services[i], h, now)
+	}
+	if e.logged > maxChangeLines {
+		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
+	}
+	e.lastH = h
 	// One event for the case that usually means the prober itself is cut
 	// off (its network, a firewall), rather than one per service.
 	allDown := len(h) > 0
@@ -510,15 +517,158 @@ func (e *Engine) recomputeLocked() *Snapshot {
 		e.allDown = allDown
 		e.allDownSeen = e.allDownSeen || allDown
 	}
-	e.current = decided
-	e.next = next
-	snap := e.base.withDecisions(decided, h)
+	e.next = time.Time{}
+	for _, t := range e.due {
+		if e.next.IsZero() || t.Before(e.next) {
+			e.next = t
+		}
+	}
+	prev := e.last
+	if all {
+		prev, todo = nil, nil
+	}
+	snap := e.base.derive(prev, todo, e.cur, h)
 	snap.dynPins = maps.Clone(e.active)
 	snap.dormantPins = maps.Clone(e.dormant)
 	snap.cluster = e.agreed
 	snap.isolation = iso
+	e.last = snap
 	e.publish(snap)
 	return snap
+}
+
+// decideService decides every view of one service into e.current and
+// records the service's next deadline in e.due.
+func (e *Engine) decideService(svc *Service, h map[string]health.State, now time.Time) {
+	var next time.Time
+	old := e.cur[svc.index]
+	st := newSvcState(len(svc.Orders))
+	for loc, order := range svc.Orders {
+		var prev Decision
+		had := false
+		if old != nil {
+			prev, had = old.decided[loc], old.has[loc]
+		}
+		pin, pinned := e.pinFor(svc.Name, loc, now)
+		var d Decision
+		var n time.Time
+		agreed, isAgreed := e.agreedView(svc.Name, loc)
+		switch {
+		case isAgreed:
+			d, n = e.clusterView(svc, agreed, prev, order, pin, pinned, h, now)
+		case order == nil && (!pinned || loc == 0):
+			continue // this location follows the default view
+		default:
+			if order == nil {
+				order = svc.Orders[0]
+			}
+			d, n = decideView(svc, order, prev, pin, pinned, h, now)
+			if e.agreed != nil {
+				d.Local = true
+				d.Reason = "local decision (no cluster decision for this view yet): " + d.Reason
+			}
+		}
+		var rn time.Time
+		d.TTL, rn = e.ramp(svc, loc, now)
+		st.decided[loc], st.has[loc] = d, true
+		for _, n := range []time.Time{n, rn} {
+			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+				next = n
+			}
+		}
+		if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
+			e.logChange(svc, loc, prev, d, had)
+		}
+		if had && prev.AllDown != d.AllDown {
+			if d.AllDown {
+				e.log.Error("all nodes of a service are down", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d), "reason", d.Reason)
+			} else {
+				e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
+			}
+			e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
+		}
+	}
+	svc.fillAnswers(st)
+	e.cur[svc.index] = st
+	if next.IsZero() {
+		delete(e.due, svc.index)
+	} else {
+		e.due[svc.index] = next
+	}
+}
+
+// seed installs decisions to start from (carried over a reload, or a new
+// cluster leader's adopted ones); the next recompute decides from them.
+func (e *Engine) seed(ds map[PinKey]Decision) {
+	for k, d := range ds {
+		svc := e.base.byService[k.Service]
+		if svc == nil {
+			continue
+		}
+		loc := 0
+		if k.Location != "" {
+			if loc = e.base.locationIndex(k.Location); loc < 1 {
+				continue
+			}
+		}
+		st := newSvcState(e.base.LocationCount())
+		if old := e.cur[svc.index]; old != nil {
+			// A published state is never changed: copy it.
+			copy(st.decided, old.decided)
+			copy(st.has, old.has)
+		}
+		st.decided[loc], st.has[loc] = d, true
+		e.cur[svc.index] = st
+	}
+}
+
+// changedNodes are the nodes whose state differs between two health maps
+// in what decisions read (up, checked, since), or that one of them lacks.
+func changedNodes(old, cur map[string]health.State) map[string]bool {
+	out := map[string]bool{}
+	for n, s := range cur {
+		if o, ok := old[n]; !ok || o.Up != s.Up || o.Checked != s.Checked || !o.Since.Equal(s.Since) {
+			out[n] = true
+		}
+	}
+	for n := range old {
+		if _, ok := cur[n]; !ok {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+// markPin marks the service a pin key names.
+func (e *Engine) markPin(dirty map[int]bool, k PinKey) {
+	if svc := e.base.byService[k.Service]; svc != nil {
+		dirty[svc.index] = true
+	}
+}
+
+// markPinChanges marks the services whose pins differ between two sets.
+func (e *Engine) markPinChanges(dirty map[int]bool, old, cur map[PinKey]Pin) {
+	for k, p := range cur {
+		if o, ok := old[k]; !ok || o != p {
+			e.markPin(dirty, k)
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok {
+			e.markPin(dirty, k)
+		}
+	}
+}
+
+// indexNodes maps each node to the services that use it, so a health
+// change recomputes only those.
+func (e *Engine) indexNodes() {
+	e.byNode = map[string][]int{}
+	for _, svc := range e.base.Services {
+		for _, n := range svc.Config.Nodes {
+			e.byNode[n] = append(e.byNode[n], svc.index)
+		}
+	}
 }
 
 // decideView is the decision of one view from health alone, pins
@@ -594,16 +744,28 @@ func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 		ev.Old = name(old)
 	}
 	e.emit(ev) // Old "": the view's first decision
+	e.logged++
 	if had {
-		attrs = append(attrs, "old", name(old))
-		e.log.Warn("active node changed", attrs...)
 		if e.OnActiveChange != nil {
 			e.OnActiveChange(svc.Name, e.base.LocationName(loc))
 		}
+	}
+	if e.logged > maxChangeLines {
+		return // summarised at the end of the recompute
+	}
+	if had {
+		attrs = append(attrs, "old", name(old))
+		e.log.Warn("active node changed", attrs...)
 		return
 	}
 	e.log.Info("active node", attrs...)
 }
+
+// maxChangeLines bounds the per-view log lines of one recompute: a node
+// shared by 100,000 services must not write 100,000 lines (30 MB) per
+// failover. The rest are counted in one line, and each is still counted
+// in active_changes_total and recorded in the event history.
+const maxChangeLines = 100
 
 func nodeUp(h map[string]health.State, n string) bool {
 	s, ok := h[n]
@@ -643,6 +805,8 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-e.kick:
 		case <-timer.C:
 		}
-		e.Recompute()
+		e.mu.Lock()
+		e.recompute(nil, false)
+		e.mu.Unlock()
 	}
 }

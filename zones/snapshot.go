@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
@@ -41,11 +42,15 @@ type Snapshot struct {
 	// dormantPins are the dynamic pins the config no longer matches.
 	dormantPins map[PinKey]DormantPin
 
-	answers  map[string][]answerSet
+	states   []*svcState // by Service.index
 	overlays []*overlay
 	health   map[string]health.State
-	decided  map[decisionKey]Decision
-	cluster  *Agreed
+	// base is the snapshot from Build this one was derived from; gen,
+	// parent and changed are described at Gen.
+	base        *Snapshot
+	gen, parent uint64
+	changed     []int
+	cluster     *Agreed
 	// isolation is the anchors' verdict on the prober when decided.
 	isolation health.Isolation
 }
@@ -60,6 +65,7 @@ type Service struct {
 	Orders [][]string
 
 	localized bool // some location has its own order
+	index     int  // in Snapshot.Services
 
 	// rrs holds, per node, the A and AAAA record this service answers for
 	// it, built once at load: decisions only pick among them.
@@ -192,7 +198,7 @@ func build(ctx context.Context, cfg *Config, display string) (*Snapshot, error) 
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return s.withDecisions(nil, nil), nil
+	return s.withDecisions(), nil
 }
 
 // checkReplicationAnswers applies the Interface 1 rule to every zone: no
@@ -286,6 +292,9 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		s.byService[sc.Name] = svc
 	}
 	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
+	for i, svc := range s.Services {
+		svc.index = i
+	}
 	if len(cfg.Locations) > 0 {
 		s.locTable, s.locMaxBits4, s.locMaxBits6 = buildLocTable(cfg.Locations)
 	}
@@ -313,41 +322,108 @@ func (s *Snapshot) origins() []string {
 	return out
 }
 
-// withDecisions returns a copy of s answering per the decisions. The copy
-// shares zones and config, which never change after load.
-func (s *Snapshot) withDecisions(decided map[decisionKey]Decision, h map[string]health.State) *Snapshot {
+// svcState is one service's decided views and the answers they give. A
+// snapshot shares the states of the services a change did not touch with
+// the snapshot it was derived from, so a health change costs what it
+// changes, not the size of the config.
+type svcState struct {
+	decided []Decision // per location
+	has     []bool     // decided[loc] was decided (else it follows the default view)
+	sets    []answerSet
+}
+
+// gens numbers snapshots, so a consumer that keeps derived state (the fast
+// path's table, metrics) can tell whether a snapshot follows the one it
+// built from and rebuild only what changed.
+var gens atomic.Uint64
+
+// withDecisions returns a copy of s before any decision: every service
+// answers its first node (a snapshot from Build, for check and the first
+// moments of a start).
+func (s *Snapshot) withDecisions() *Snapshot {
+	cur := make([]*svcState, len(s.Services))
+	for i, svc := range s.Services {
+		st := newSvcState(s.LocationCount())
+		svc.fillAnswers(st)
+		cur[i] = st
+	}
+	return s.derive(nil, nil, cur, nil)
+}
+
+// derive returns a copy of base (a snapshot from Build) answering per cur,
+// the engine's states by service index (a nil entry: not decided). With
+// prev (the snapshot the engine published last), dirty lists the services
+// whose states differ from it, for consumers that rebuild only those.
+func (s *Snapshot) derive(prev *Snapshot, dirty []int, cur []*svcState, h map[string]health.State) *Snapshot {
 	cp := *s
 	cp.health = h
-	cp.decided = decided
-	cp.answers = make(map[string][]answerSet, len(s.Services))
+	cp.gen = gens.Add(1)
 	nloc := s.LocationCount()
-	for _, svc := range s.Services {
-		sets := make([]answerSet, nloc)
-		for loc := range sets {
-			d, ok := decided[decisionKey{svc.Name, loc}]
-			if !ok && loc > 0 {
-				d = decided[decisionKey{svc.Name, 0}]
-			}
-			switch {
-			case d.Servfail:
-				sets[loc].servfail = true
-			case d.Active != "":
-				r := svc.records(d.Active, d.TTL)
-				sets[loc].a, sets[loc].aaaa = r.a, r.aaaa
-			default:
-				// Not decided yet (before the engine ran): the first node,
-				// as when_all_down = first would.
-				sets[loc].a = svc.rrs[svc.Config.Nodes[0]].a
-				sets[loc].aaaa = svc.rrs[svc.Config.Nodes[0]].aaaa
-			}
+	cp.states = make([]*svcState, len(s.Services))
+	for i, st := range cur {
+		if st == nil {
+			st = newSvcState(nloc)
+			s.Services[i].fillAnswers(st)
 		}
-		cp.answers[svc.Name] = sets
+		cp.states[i] = st
 	}
+	if prev != nil && prev.base == s && len(prev.states) == len(s.Services) {
+		cp.parent, cp.changed = prev.gen, dirty
+	} else {
+		cp.parent, cp.changed = 0, nil
+	}
+	cp.base = s
 	cp.overlays = make([]*overlay, nloc)
 	for i := range cp.overlays {
 		cp.overlays[i] = &overlay{snap: &cp, loc: i}
 	}
 	return &cp
+}
+
+func newSvcState(nloc int) *svcState {
+	return &svcState{decided: make([]Decision, nloc), has: make([]bool, nloc), sets: make([]answerSet, nloc)}
+}
+
+// fillAnswers sets st's answers from its decisions: a location without a
+// decision of its own follows the default view.
+func (svc *Service) fillAnswers(st *svcState) {
+	for loc := range st.sets {
+		d := st.decided[loc]
+		if !st.has[loc] && loc > 0 {
+			d = st.decided[0]
+		}
+		switch {
+		case d.Servfail:
+			st.sets[loc] = answerSet{servfail: true}
+		case d.Active != "":
+			r := svc.records(d.Active, d.TTL)
+			st.sets[loc] = answerSet{a: r.a, aaaa: r.aaaa}
+		default:
+			// Not decided yet (before the engine ran): the first node,
+			// as when_all_down = first would.
+			st.sets[loc] = answerSet{a: svc.rrs[svc.Config.Nodes[0]].a, aaaa: svc.rrs[svc.Config.Nodes[0]].aaaa}
+		}
+	}
+}
+
+// viewKey names view loc of svc.
+func (s *Snapshot) viewKey(svc *Service, loc int) PinKey {
+	k := PinKey{Service: svc.Name}
+	if loc > 0 {
+		k.Location = s.LocationName(loc)
+	}
+	return k
+}
+
+// Gen numbers the snapshot; Derived reports the snapshot it was derived
+// from and the indexes (into Services) of the services whose views differ
+// from it. ok is false when it was built afresh (every service counts as
+// changed).
+func (s *Snapshot) Gen() uint64 { return s.gen }
+
+// Derived is described at Gen.
+func (s *Snapshot) Derived() (parent uint64, changed []int, ok bool) {
+	return s.parent, s.changed, s.parent != 0
 }
 
 // Overlay returns the dynamic view for a location index (0: default).
@@ -387,8 +463,12 @@ func (s *Snapshot) HealthState() map[string]health.State { return s.health }
 
 // Decision returns the decision for a service and location in this snapshot.
 func (s *Snapshot) Decision(service string, loc int) (Decision, bool) {
-	d, ok := s.decided[decisionKey{service, loc}]
-	return d, ok
+	svc := s.byService[service]
+	if svc == nil || loc < 0 || loc >= len(s.states[svc.index].has) {
+		return Decision{}, false
+	}
+	st := s.states[svc.index]
+	return st.decided[loc], st.has[loc]
 }
 
 type overlay struct {
@@ -397,11 +477,11 @@ type overlay struct {
 }
 
 func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
-	sets, ok := o.snap.answers[name]
+	svc, ok := o.snap.byService[name]
 	if !ok {
 		return nil, false, false
 	}
-	set := &sets[o.loc]
+	set := &o.snap.states[svc.index].sets[o.loc]
 	if set.servfail {
 		return nil, true, true
 	}

@@ -49,6 +49,11 @@ type leader struct {
 	frozen  map[string]bool // services the members' configs disagree on
 	latest  atomic.Pointer[zones.Snapshot]
 	pub     chan struct{}
+	// What write must send: the services changed since the last write
+	// (or all), and the snapshot generation publish saw last.
+	pending map[int]bool
+	pendAll bool
+	pubGen  uint64
 }
 
 // lead is one term. It beats at once and then every second; it changes
@@ -64,9 +69,11 @@ func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
 	m.isLeader.Store(true)
 	defer m.isLeader.Store(false)
 	l := &leader{
-		m:     m,
-		fence: clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()),
-		pub:   make(chan struct{}, 1),
+		m:       m,
+		fence:   clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev()),
+		pub:     make(chan struct{}, 1),
+		pending: map[int]bool{},
+		pendAll: true,
 	}
 	m.log.Warn("elected cluster leader", "term", el.Rev())
 	beat := time.NewTicker(time.Second)
@@ -223,6 +230,9 @@ func (l *leader) recount(ctx context.Context) error {
 	changedFrozen := !maps.Equal(frozen, l.frozen)
 	l.health = next
 	l.frozen = frozen
+	if changedFrozen {
+		l.pendAll = true // thawed services get their decisions written
+	}
 	l.mu.Unlock()
 	m.mu.Unlock()
 	if changedFrozen && len(frozen) > 0 {
@@ -242,9 +252,21 @@ func (l *leader) healthStates() map[string]health.State {
 	return out
 }
 
-// publish receives the leader engine's snapshots; write sends them.
+// publish receives the leader engine's snapshots; write sends them. It
+// collects which services changed since the last write, so a write costs
+// what changed, not the size of the config.
 func (l *leader) publish(s *zones.Snapshot) {
+	l.mu.Lock()
+	if parent, changed, ok := s.Derived(); ok && parent == l.pubGen && !l.pendAll {
+		for _, i := range changed {
+			l.pending[i] = true
+		}
+	} else {
+		l.pendAll = true
+	}
+	l.pubGen = s.Gen()
 	l.latest.Store(s)
+	l.mu.Unlock()
 	kick(l.pub)
 }
 
@@ -254,30 +276,62 @@ func (l *leader) write(ctx context.Context) error {
 	if s == nil {
 		return nil
 	}
-	ds := s.Decisions()
 	l.mu.Lock()
+	all, pending := l.pendAll, l.pending
+	l.pendAll, l.pending = false, map[int]bool{}
+	var services []*zones.Service
+	if all {
+		services = s.Services
+	} else {
+		for i := range pending {
+			services = append(services, s.Services[i])
+		}
+	}
 	var ops []clientv3.Op
 	next := maps.Clone(l.written)
 	now := time.Now().UTC()
-	for k, d := range ds {
-		if l.frozen[k.Service] {
+	for _, svc := range services {
+		if l.frozen[svc.Name] {
 			continue
 		}
-		v := decisionValue{Node: d.Active, Servfail: d.Servfail, Pinned: d.Pinned, AllDown: d.AllDown, Reason: d.Reason, By: l.m.cfg.Instance, At: now}
-		if w, ok := l.written[k]; ok && w.decision() == v.decision() {
-			continue
+		seen := map[zones.PinKey]bool{}
+		s.ViewDecisions(svc, func(k zones.PinKey, d zones.Decision) {
+			seen[k] = true
+			v := decisionValue{Node: d.Active, Servfail: d.Servfail, Pinned: d.Pinned, AllDown: d.AllDown, Reason: d.Reason, By: l.m.cfg.Instance, At: now}
+			if w, ok := l.written[k]; ok && w.decision() == v.decision() {
+				return
+			}
+			ops = append(ops, clientv3.OpPut(l.m.prefix+kDecision+viewPath(k), mustJSON(v)))
+			next[k] = v
+		})
+		for loc := range s.LocationCount() {
+			k := zones.PinKey{Service: svc.Name}
+			if loc > 0 {
+				k.Location = s.LocationName(loc)
+			}
+			if _, ok := l.written[k]; ok && !seen[k] {
+				ops = append(ops, clientv3.OpDelete(l.m.prefix+kDecision+viewPath(k)))
+				delete(next, k)
+			}
 		}
-		ops = append(ops, clientv3.OpPut(l.m.prefix+kDecision+viewPath(k), mustJSON(v)))
-		next[k] = v
 	}
-	for k := range l.written {
-		if _, ok := ds[k]; !ok && !l.frozen[k.Service] {
-			ops = append(ops, clientv3.OpDelete(l.m.prefix+kDecision+viewPath(k)))
-			delete(next, k)
+	if all {
+		// Views of services the config no longer has.
+		for k := range l.written {
+			if s.Service(k.Service) == nil {
+				ops = append(ops, clientv3.OpDelete(l.m.prefix+kDecision+viewPath(k)))
+				delete(next, k)
+			}
 		}
 	}
 	l.mu.Unlock()
 	if err := l.commit(ctx, ops); err != nil {
+		l.mu.Lock()
+		l.pendAll = l.pendAll || all
+		for i := range pending {
+			l.pending[i] = true
+		}
+		l.mu.Unlock()
 		return err
 	}
 	l.mu.Lock()
