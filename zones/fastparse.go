@@ -32,42 +32,65 @@ func (p *fastParser) run(src []byte) (count int, ok bool) {
 	depth := 0 // open parentheses of a record handed to miekg
 	for len(src) > 0 {
 		var line []byte
+		// nl is the line's end as the file has it: miekg's lexer reads a
+		// last line without one differently.
+		nl := []byte{'\n'}
 		if i := bytes.IndexByte(src, '\n'); i >= 0 {
 			line, src = src[:i], src[i+1:]
 		} else {
-			line, src = src, nil
+			line, src, nl = src, nil, nil
 		}
 		if depth > 0 {
-			p.other = append(append(p.other, line...), '\n')
+			p.other = append(append(p.other, line...), nl...)
 			depth = parenDepth(line, depth)
+			continue
+		}
+		if len(p.other) > 0 {
+			// A run for miekg's parser takes the file as written (blank
+			// lines and directives too: its lexer is not indifferent to
+			// them after an incomplete record) up to and including the
+			// next common line, a whole record after which it is back
+			// where it starts.
+			p.other = append(append(p.other, line...), nl...)
+			switch {
+			case blankLine(line):
+			case line[0] == '$':
+				if !p.directive(line) {
+					return 0, false
+				}
+			default:
+				if _, ok := p.parseSimple(line); ok {
+					if !p.flush() {
+						return 0, false
+					}
+					continue
+				}
+				depth = parenDepth(line, 0)
+			}
 			continue
 		}
 		switch {
 		case blankLine(line):
 			continue
 		case line[0] == '$':
-			if !p.flush() || !p.directive(line) {
+			if !p.directive(line) {
 				return 0, false
 			}
 			continue
 		}
-		if r, ok := p.parseSimple(line); ok {
-			if !p.flush() {
-				return 0, false
-			}
-			if p.commit(r) {
-				continue
-			}
+		if r, ok := p.parseSimple(line); ok && p.commit(r) {
+			continue
 		}
-		if len(p.other) == 0 && (line[0] == ' ' || line[0] == '\t') {
-			// A record without its owner starts the run: miekg gets
-			// the previous owner written out.
+		// A run for miekg's parser starts, in the state here.
+		p.runOrigin, p.runTTL, p.runHaveTTL = p.origin, p.ttl, p.haveTTL
+		if line[0] == ' ' || line[0] == '\t' {
+			// Without its owner: miekg gets the previous one written out.
 			if len(p.prevOwner) == 0 {
 				return 0, false
 			}
 			p.other = append(p.other, p.prevOwner...)
 		}
-		p.other = append(append(p.other, line...), '\n')
+		p.other = append(append(p.other, line...), nl...)
 		depth = parenDepth(line, 0)
 	}
 	if !p.flush() {
@@ -77,19 +100,23 @@ func (p *fastParser) run(src []byte) (count int, ok bool) {
 }
 
 type fastParser struct {
-	z         *Zone
-	errs      *ErrorList
-	count     int
-	origin    string // as $ORIGIN set it (case kept, as miekg keeps it)
-	ttl       uint32 // $TTL
-	haveTTL   bool
-	prevOwner []byte // the last record's owner, absolute, as written
-	other     []byte // records for miekg's parser, in file order
-	owner     []byte // scratch: the absolute owner
-	lower     []byte // scratch: its canonical form
-	rec       []byte // scratch: the packed record
-	rdata     []byte // scratch
-	f         [][]byte
+	z       *Zone
+	errs    *ErrorList
+	count   int
+	origin  string // as $ORIGIN set it (case kept, as miekg keeps it)
+	ttl     uint32 // $TTL
+	haveTTL bool
+	// runOrigin, runTTL: origin and $TTL where the run in other starts
+	runOrigin  string
+	runTTL     uint32
+	runHaveTTL bool
+	prevOwner  []byte // the last record's owner, absolute, as written
+	other      []byte // records for miekg's parser, in file order
+	owner      []byte // scratch: the absolute owner
+	lower      []byte // scratch: its canonical form
+	rec        []byte // scratch: the packed record
+	rdata      []byte // scratch
+	f          [][]byte
 	// simpleRecords counts the records read here, not by miekg (tests).
 	simpleRecords int
 }
@@ -99,11 +126,11 @@ func (p *fastParser) flush() bool {
 	if len(p.other) == 0 {
 		return true
 	}
-	if !p.haveTTL {
+	if !p.runHaveTTL {
 		return false // miekg's rules for a TTL-less start: leave them to it
 	}
-	text := append([]byte("$TTL "+strconv.FormatUint(uint64(p.ttl), 10)+"\n"), p.other...)
-	zp := dns.NewZoneParser(bytes.NewReader(text), p.origin, p.z.File)
+	text := append([]byte("$TTL "+strconv.FormatUint(uint64(p.runTTL), 10)+"\n"), p.other...)
+	zp := dns.NewZoneParser(bytes.NewReader(text), p.runOrigin, p.z.File)
 	zp.SetIncludeAllowed(false)
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		p.z.add(rr, p.count, p.errs)
