@@ -256,3 +256,45 @@ func TestEventsAdminNets(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsProberIsolated: a prober cut off from its anchors and nodes is
+// an episode in the history, start and end (isolation_test.go's fixture).
+func TestEventsProberIsolated(t *testing.T) {
+	e, anchor := isoStart(t)
+	find := func(action events.Action) (events.Event, bool) {
+		evs, _ := e.in.Events.Select(events.Query{})
+		for _, ev := range evs {
+			if ev.Kind == events.KindIsolated && ev.Action == action {
+				return ev, true
+			}
+		}
+		return events.Event{}, false
+	}
+	wait := func(action events.Action) events.Event {
+		t.Helper()
+		deadline := time.Now().Add(admWithin)
+		for {
+			if ev, ok := find(action); ok {
+				return ev
+			}
+			if time.Now().After(deadline) {
+				evs, _ := e.in.Events.Select(events.Query{})
+				t.Fatalf("no isolation %s event after %s:\n%s", action, admWithin, hiDump(evs))
+			}
+			time.Sleep(20 * time.Millisecond) // poll interval
+		}
+	}
+	e.nodes["sems1"].stop()
+	anchor.stop()
+	start := wait(events.ActionStart)
+	if !strings.Contains(start.Reason, "every anchor fails") || start.Error == "" {
+		t.Errorf("isolation event %+v, want why and the anchor's error", start)
+	}
+	if _, ok := find(events.ActionEnd); ok {
+		t.Error("the isolation ended while the anchor was still down")
+	}
+	anchor.start(t)
+	if end := wait(events.ActionEnd); end.Seq <= start.Seq {
+		t.Errorf("isolation ended at event %d, before it started (%d)", end.Seq, start.Seq)
+	}
+}

@@ -498,6 +498,16 @@ func describeEvent(ev events.Event) pageEvent {
 		} else {
 			pe.Text = what + " back: " + ev.Reason
 		}
+	case events.KindIsolated:
+		pe.Text = "prober isolated: " + ev.Reason
+		if ev.Error != "" {
+			pe.Text += ": " + ev.Error
+		}
+		if ev.Action == events.ActionStart {
+			pe.Class += " bad"
+		} else {
+			pe.Text = "prober no longer isolated: " + ev.Reason
+		}
 	default:
 		pe.Text = string(ev.Kind)
 	}

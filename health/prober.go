@@ -405,8 +405,9 @@ func (p *Prober) probe(ctx context.Context, rd *round, n *node, pend pending) {
 	p.settle(rd, one[:])
 }
 
-// settle applies finished probes: state under one lock, then logs and
-// OnResult without it, then rescheduling under one more. Rescheduling comes
+// settle applies finished probes: state under one lock, then logs,
+// OnStateChange, the change signal and OnResult, then rescheduling under one
+// more. Rescheduling comes
 // last so that calls for one node never overlap and a Snapshot taken inside
 // OnResult sees exactly its result applied.
 func (p *Prober) settle(rd *round, outs []outcome) {
@@ -425,24 +426,27 @@ func (p *Prober) settle(rd *round, outs []outcome) {
 			}
 		}
 	}
-	if changed && !rd.direct {
-		p.dirty = true
-	}
 	p.mu.Unlock()
-	if changed {
-		if rd.direct {
-			rd.changed.Store(true)
-		} else {
-			p.nudge()
-		}
-	}
 
+	// A change is reported (its log line, OnStateChange) before onChange
+	// may fire for it, so that it comes before what it causes: the
+	// engine's "active node changed", in the log and the event history.
 	for i := range outs {
 		if o := &outs[i]; o.changed {
 			p.logChange(o.n, o.old, o.now, o.r)
 			if p.OnStateChange != nil {
 				p.OnStateChange(o.n.name, o.old, o.now, o.r)
 			}
+		}
+	}
+	if changed {
+		if rd.direct {
+			rd.changed.Store(true)
+		} else {
+			p.mu.Lock()
+			p.dirty = true
+			p.mu.Unlock()
+			p.nudge()
 		}
 	}
 	if p.OnResult != nil {

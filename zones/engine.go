@@ -716,8 +716,10 @@ func (e *Engine) noteIsolation(iso health.Isolation) {
 		if iso.Isolated {
 			e.log.Error("prober isolated: every anchor fails as well as the nodes; node falls since an anchor last answered are held, and no answer changes until one answers again",
 				"anchor_ok", iso.AnchorOK.UTC().Format(time.RFC3339), "err", iso.Err, "held", iso.Held)
+			e.emit(events.Event{Kind: events.KindIsolated, Action: events.ActionStart, Error: iso.Err, Reason: "every anchor fails as well as the nodes: node falls are held, no answer changes"})
 		} else {
 			e.log.Warn("prober no longer isolated: an anchor answers; node states are judged as probed again")
+			e.emit(events.Event{Kind: events.KindIsolated, Action: events.ActionEnd, Reason: "an anchor answers again"})
 		}
 		e.isolated = iso.Isolated
 	}

@@ -16,6 +16,7 @@ import (
 func vote(prev healthValue, hadPrev bool, obs map[string]obsValue, live map[string]bool, now time.Time) (v healthValue, ok bool) {
 	var up, total int
 	var downBy []string
+	var upSince, downSince []time.Time
 	for inst, o := range obs {
 		if !live[inst] {
 			continue
@@ -23,8 +24,10 @@ func vote(prev healthValue, hadPrev bool, obs map[string]obsValue, live map[stri
 		total++
 		if o.Up {
 			up++
+			upSince = append(upSince, o.Since)
 		} else {
 			downBy = append(downBy, inst)
+			downSince = append(downSince, o.Since)
 		}
 	}
 	votes := fmt.Sprintf("%d/%d", up, total)
@@ -40,8 +43,13 @@ func vote(prev healthValue, hadPrev bool, obs map[string]obsValue, live map[stri
 		return healthValue{Votes: votes}, false
 	}
 	v = healthValue{Up: isUp, Since: now, Votes: votes}
-	if hadPrev && prev.Up == isUp {
+	switch {
+	case hadPrev && prev.Up == isUp:
 		v.Since = prev.Since
+	case isUp:
+		v.Since = majoritySince(upSince, total, now)
+	default:
+		v.Since = majoritySince(downSince, total, now)
 	}
 	if !isUp {
 		slices.Sort(downBy)
@@ -52,4 +60,27 @@ func vote(prev healthValue, hadPrev bool, obs map[string]obsValue, live map[stri
 		}
 	}
 	return v, true
+}
+
+// majoritySince is when the agreed state began: the moment the observers
+// that agree reached a strict majority of total, by their own clocks (each
+// observation says since when). So failback_after counts from the node's
+// real recovery even when the leader that counts it was elected later.
+// Unknown times, or a time ahead of the leader's clock, give now.
+func majoritySince(since []time.Time, total int, now time.Time) time.Time {
+	k := total/2 + 1
+	known := make([]time.Time, 0, len(since))
+	for _, t := range since {
+		if !t.IsZero() {
+			known = append(known, t)
+		}
+	}
+	if len(known) < k {
+		return now
+	}
+	slices.SortFunc(known, time.Time.Compare)
+	if t := known[k-1]; t.Before(now) {
+		return t
+	}
+	return now
 }

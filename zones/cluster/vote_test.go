@@ -35,6 +35,12 @@ func TestVote(t *testing.T) {
 			healthValue{Up: false, Since: t0, Err: "x", Votes: "0/0"}, true},
 		{"back up restarts since", &healthValue{Up: false, Since: t0, Votes: "0/3"}, map[string]obsValue{"ns1": up, "ns2": up, "ns3": down}, live3,
 			healthValue{Up: true, Since: now, Votes: "2/3"}, true},
+		{"back up: since is when a majority saw it up, by the observers' clocks", &healthValue{Up: false, Since: t0, Votes: "0/3"},
+			map[string]obsValue{"ns1": {Up: true, Since: t0.Add(10 * time.Second)}, "ns2": {Up: true, Since: t0.Add(12 * time.Second)}, "ns3": {Up: true, Since: t0.Add(30 * time.Second)}}, live3,
+			healthValue{Up: true, Since: t0.Add(12 * time.Second), Votes: "3/3"}, true},
+		{"a majority time ahead of the leader's clock is clamped", &healthValue{Up: false, Since: t0, Votes: "0/3"},
+			map[string]obsValue{"ns1": {Up: true, Since: now.Add(time.Minute)}, "ns2": {Up: true, Since: now.Add(time.Minute)}, "ns3": down}, live3,
+			healthValue{Up: true, Since: now, Votes: "2/3"}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,6 +37,9 @@ const (
 	// KindAllDown: an all-down episode started or ended (Action), for
 	// one view (Service set) or for every node at once (Service "").
 	KindAllDown Kind = "all_down"
+	// KindIsolated: the prober was cut off (every anchor failed too) or
+	// is no longer (Action start, end).
+	KindIsolated Kind = "isolated"
 )
 
 func (k Kind) String() string { return string(k) }
@@ -50,8 +53,8 @@ const (
 	ActionLapsed  Action = "lapsed"  // pin whose until= passed
 	ActionOK      Action = "ok"      // reload
 	ActionFailed  Action = "failed"  // reload
-	ActionStart   Action = "start"   // all-down episode
-	ActionEnd     Action = "end"     // all-down episode
+	ActionStart   Action = "start"   // all-down episode, isolation
+	ActionEnd     Action = "end"     // all-down episode, isolation
 )
 
 func (a Action) String() string { return string(a) }
