@@ -38,8 +38,8 @@ type Zone struct {
 // a million-name zone of dns.RR values (a struct, its header strings, its
 // address slice, a map per name) costs about 600 bytes a record, the packed
 // form its own bytes (about 33 for an A record), and the fast path copies it
-// into answers as it is. The general path gets dns.RR values unpacked on
-// demand.
+// into answers, compressing names as it goes (dnsserver compressRRset). The
+// general path gets dns.RR values unpacked on demand.
 type Node struct {
 	Name string  // canonical
 	sets []rrset // sorted by type; none for an empty non-terminal
@@ -62,9 +62,8 @@ type rrset struct {
 	// record's index + 1).
 	line uint32
 	// wire is the records in file order, uncompressed wire format, owner
-	// name included: exactly the answer section the general path sends
-	// for them when the answer fits (it packs fitting answers
-	// uncompressed).
+	// name included: the answer section the general path sends for them,
+	// before name compression.
 	wire []byte
 }
 
@@ -99,8 +98,8 @@ func (n *Node) RRs(t uint16) []dns.RR {
 }
 
 // Packed returns the records of type t as the answer section carries them
-// uncompressed, and their count; nil when there are none. The bytes are
-// shared: never modify them.
+// before name compression, and their count; nil when there are none. The
+// bytes are shared: never modify them.
 func (n *Node) Packed(t uint16) (wire []byte, count uint16) {
 	if s := n.set(t); s != nil {
 		return s.wire, s.n
