@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +234,49 @@ func TestPageLarge(t *testing.T) {
 	}
 	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00000.big.test."`) || !strings.Contains(p, `data-service="s00050.big.test."`) {
 		t.Errorf("page 2 does not start at the 51st service")
+	}
+}
+
+// TestPageCluster: in cluster mode the page shows the leader, the revision,
+// the connection, each node's votes and each view's generation, on every
+// member; each member's timeline has the agreed failover it applied.
+func TestPageCluster(t *testing.T) {
+	c := clStart(t, 2, "")
+	c.nodes["sems1"].stop()
+	c.waitAgreed(t, "sems2")
+	for i, e := range c.ins {
+		deadline := time.Now().Add(clWithin)
+		var page string
+		for {
+			_, page = opsGet(t, e.in.HTTPAddr, "/")
+			// Votes follow the observations; wait for both members'.
+			if strings.Contains(pgText(pgRow(page, "data-node", "sems1")), "down 0/2") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ns%d: sems1's row never showed down 0/2: %q", i+1, pgText(pgRow(page, "data-node", "sems1")))
+			}
+			time.Sleep(opsPoll) // poll interval
+		}
+		st := e.in.Status().Cluster
+		if st == nil {
+			t.Fatalf("ns%d: /status has no cluster part", i+1)
+		}
+		sec := page[strings.Index(page, `<section class="cluster"`):]
+		sec = pgText(sec[:strings.Index(sec, "</section>")])
+		for _, want := range []string{"leader " + st.Leader, "connected", "revision "} {
+			if !strings.Contains(sec, want) {
+				t.Errorf("ns%d: the cluster section reads %q, want %q in it", i+1, sec, want)
+			}
+		}
+		if txt := pgText(pgRow(page, "data-node", "sems2")); !strings.Contains(txt, "up 2/2") {
+			t.Errorf("ns%d: sems2's row reads %q, want the votes up 2/2", i+1, txt)
+		}
+		if row := pgText(pgRow(page, "data-service", admService)); !strings.Contains(row, "sems2 gen ") {
+			t.Errorf("ns%d: the view reads %q, want sems2 with its generation", i+1, row)
+		}
+		if tl := pgTimeline(page); !slices.ContainsFunc(tl, func(s string) bool { return strings.Contains(s, admService+": sems1 → sems2") }) {
+			t.Errorf("ns%d: the timeline %q has no failover sems1 → sems2", i+1, tl)
+		}
 	}
 }
