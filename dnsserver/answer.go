@@ -49,6 +49,13 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 	m.Id = q.Id
 	m.Response = true
 	m.Opcode = q.Opcode
+	if q.Opcode != dns.OpcodeQuery {
+		// An opcode we do not implement: NOTIMP and the header alone,
+		// with QR the only flag (RD is not echoed: nothing was done with
+		// it), as ISC's compliance tests expect of an ideal server.
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	}
 	m.RecursionDesired = q.RecursionDesired
 	m.CheckingDisabled = q.CheckingDisabled
 	m.Compress = true
@@ -76,10 +83,6 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		}
 	}
 
-	if q.Opcode != dns.OpcodeQuery {
-		m.Rcode = dns.RcodeNotImplemented
-		return m
-	}
 	if len(q.Question) != 1 || len(q.Answer) > 0 {
 		m.Rcode = dns.RcodeFormatError
 		return m

@@ -1,9 +1,11 @@
 package dnsserver
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/miekg/dns"
@@ -14,18 +16,32 @@ import (
 // The UDP fast path answers the common queries (service A/AAAA, static data,
 // NODATA, NXDOMAIN, REFUSED; with or without EDNS and ECS) by copying bytes
 // precomputed when the snapshot changed. Each template is the general path's
-// own answer, packed the way ServeDNS sends it when it fits (miekg/dns
-// Truncate leaves a fitting answer uncompressed), minus the question, which
-// the fast path copies from the query. So the two paths cannot disagree: the
-// fast path either produces the general path's bytes or declines and lets the
-// general path answer.
+// own answer, packed the way ServeDNS sends it when it fits (packAnswer:
+// name-compressed, against the question in lower case), minus the question,
+// which the fast path copies from the query; a static RRset is compressed
+// while it is copied, as packAnswer would (compressRRset). So the two paths
+// cannot disagree: the fast path either produces the general path's bytes
+// or declines and lets the general path answer.
 
 // tmpl is an answer without ID, question and OPT record.
 type tmpl struct {
 	flags      uint16 // QR, opcode, AA, RCODE; RD and CD come from the query
 	an, ns, ar uint16
-	rest       []byte // answer, authority, additional sections, uncompressed
+	rest       []byte // answer, authority, additional sections, compressed
 	rcode      uint16
+	// qlen is the wire length of the question name rest was packed after,
+	// and ptrs the offsets in rest of its compression pointers. A template
+	// of one name is only sent for that name (the same length in any
+	// letter case: nothing moves). One shared by every name of a zone
+	// (NXDOMAIN, NODATA) is packed after the apex, so its pointers all
+	// point at or after the apex's start: for a name k bytes longer, each
+	// moves by k (see relocate).
+	qlen int
+	ptrs []uint16
+	// rrset: rest is instead one RRset of the question's name and type as
+	// a zone keeps it (uncompressed), compressed while it is copied.
+	rrset bool
+	qtype uint16
 }
 
 // fastName is what the fast path knows about an owner name whose answers
@@ -45,6 +61,21 @@ type fastZone struct {
 	z        *zones.Zone
 	// okFlags: the header flags of an authoritative answer (QR, AA).
 	okFlags uint16
+	// clash holds the labels right below the apex that the names of the
+	// negative answers use (the SOA's MNAME and RNAME): a query name with
+	// one of those there shares more than the apex with them, which the
+	// general path's compression uses, so the shared templates would not
+	// be its bytes.
+	clash map[string]bool
+}
+
+// negative returns t (fz's NXDOMAIN or NODATA) for a query name whose label
+// right below the apex is label, or nil when the name clashes (see clash).
+func (fz *fastZone) negative(t *tmpl, label []byte) *tmpl {
+	if fz.clash[string(label)] {
+		return nil
+	}
+	return t
 }
 
 // fastService holds, per view, the A and AAAA answer of a service.
@@ -90,24 +121,114 @@ func isFastQtype(t uint16) bool {
 	return t != 0 && t < 128 && t != dns.TypeOPT && t != dns.TypeMAILA && t != dns.TypeMAILB
 }
 
-// makeTmpl packs m (without a question) the way the UDP path sends a fitting
-// answer and keeps what follows the question.
-func makeTmpl(m *dns.Msg) *tmpl {
-	m.Question = []dns.Question{{Name: ".", Qtype: dns.TypeA, Qclass: dns.ClassINET}}
-	m.Compress = false
+// makeTmpl packs m as the answer to qname the way packAnswer sends a
+// fitting one, and keeps what follows the question.
+func makeTmpl(m *dns.Msg, qname string) *tmpl {
+	m.Question = []dns.Question{{Name: qname, Qtype: dns.TypeA, Qclass: dns.ClassINET}}
+	m.Compress = true
 	b, err := m.Pack()
 	if err != nil {
 		return nil
 	}
-	const qlen = 5 // root name + type + class
-	return &tmpl{
+	qlen := 0
+	for b[12+qlen] != 0 { // the first name of a message is never a pointer
+		qlen += 1 + int(b[12+qlen])
+	}
+	qlen++
+	t := &tmpl{
 		flags: binary.BigEndian.Uint16(b[2:]) &^ (1<<8 | 1<<4), // minus RD, CD
 		an:    binary.BigEndian.Uint16(b[6:]),
 		ns:    binary.BigEndian.Uint16(b[8:]),
 		ar:    binary.BigEndian.Uint16(b[10:]),
-		rest:  append([]byte(nil), b[12+qlen:]...),
+		rest:  append([]byte(nil), b[12+qlen+4:]...),
 		rcode: uint16(m.Rcode),
+		qlen:  qlen,
 	}
+	var ok bool
+	if t.ptrs, ok = pointers(t.rest, int(t.an)+int(t.ns)+int(t.ar)); !ok {
+		return nil
+	}
+	return t
+}
+
+// pointers returns the offsets in rest (packed RRs, n of them) of the
+// compression pointers, in owner names and in the RDATA of the types
+// miekg/dns compresses there; false for anything it cannot walk.
+func pointers(rest []byte, n int) ([]uint16, bool) {
+	var ptrs []uint16
+	off := 0
+	name := func() bool {
+		for off < len(rest) {
+			switch l := int(rest[off]); {
+			case l == 0:
+				off++
+				return true
+			case l&0xC0 == 0xC0:
+				ptrs = append(ptrs, uint16(off))
+				off += 2
+				return off <= len(rest)
+			case l < 64:
+				off += 1 + l
+			default:
+				return false
+			}
+		}
+		return false
+	}
+	for range n {
+		if !name() || off+10 > len(rest) {
+			return nil, false
+		}
+		typ := binary.BigEndian.Uint16(rest[off:])
+		end := off + 10 + int(binary.BigEndian.Uint16(rest[off+8:]))
+		off += 10
+		if end > len(rest) {
+			return nil, false
+		}
+		names := 0
+		switch typ {
+		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
+			names = 1
+		case dns.TypeMX:
+			off += 2
+			names = 1
+		case dns.TypeSOA, dns.TypeMINFO:
+			names = 2
+		}
+		for range names {
+			if !name() || off > end {
+				return nil, false
+			}
+		}
+		off = end
+	}
+	return ptrs, off == len(rest)
+}
+
+// relocate moves the pointers of t, copied to b, by delta bytes: the
+// question name is delta bytes longer than the one t was packed after.
+func relocate(t *tmpl, b []byte, delta int) {
+	for _, p := range t.ptrs {
+		v := int(binary.BigEndian.Uint16(b[p:])&0x3FFF) + delta
+		binary.BigEndian.PutUint16(b[p:], 0xC000|uint16(v))
+	}
+}
+
+// apexChild returns the label of name right below the zone origin (both
+// canonical, name in the zone), "" when name is the origin. ok is false for
+// a name with an escape, whose labels this does not split.
+func apexChild(name, origin string) (label string, ok bool) {
+	if strings.IndexByte(name, '\\') >= 0 {
+		return "", false
+	}
+	if len(name) <= len(origin) {
+		return "", true
+	}
+	above := name[:len(name)-1] // the labels above the origin: "x.www"
+	if origin != "." {
+		above = name[:len(name)-len(origin)-1]
+	}
+	return above[strings.LastIndexByte(above, '.')+1:], true
 }
 
 // buildStatic precomputes the answers of services and CNAMEs by asking the
@@ -125,7 +246,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		if m == nil || req.service != "" || req.admin {
 			return nil, false
 		}
-		return makeTmpl(m), true
+		return makeTmpl(m, name), true
 	}
 	svcIndex := make(map[string]int, len(snap.Services))
 	for i, svc := range snap.Services {
@@ -133,7 +254,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	}
 	ok := &dns.Msg{}
 	ok.Response, ok.Authoritative = true, true
-	okFlags := makeTmpl(ok).flags
+	okFlags := makeTmpl(ok, ".").flags
 	for _, z := range snap.Zones {
 		m := &dns.Msg{}
 		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
@@ -141,8 +262,20 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		nd := &dns.Msg{}
 		nd.Response, nd.Authoritative = true, true
 		nd.Ns = []dns.RR{z.NegSOA}
-		st.nodata[z] = makeTmpl(nd)
-		st.zones[z.Origin] = &fastZone{nxdomain: makeTmpl(m), nodata: st.nodata[z], z: z, okFlags: okFlags}
+		st.nodata[z] = makeTmpl(nd, z.Origin)
+		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), nodata: st.nodata[z], z: z, okFlags: okFlags, clash: map[string]bool{}}
+		for _, n := range []string{z.NegSOA.Hdr.Name, z.NegSOA.Ns, z.NegSOA.Mbox} {
+			n = strings.ToLower(n)
+			if !dns.IsSubDomain(z.Origin, n) {
+				continue
+			}
+			if l, ok := apexChild(n, z.Origin); !ok {
+				fz.nxdomain, fz.nodata = nil, nil // cannot tell what it shares with a query name
+			} else if l != "" {
+				fz.clash[l] = true
+			}
+		}
+		st.zones[z.Origin] = fz
 		for name, n := range z.Nodes() {
 			svc := svcIndex[name]
 			if svc == 0 && !n.Has(dns.TypeCNAME) {
@@ -168,17 +301,28 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 				}
 				continue
 			}
-			fn.nodata = st.nodata[z]
+			fn.nodata = st.zoneNodata(z, name)
 		}
 	}
 	st.rrl = newRRL(snap.Config.Server.RRL)
+	// No records: nothing to relocate, whatever the name.
 	r := &dns.Msg{}
 	r.Response, r.Rcode = true, dns.RcodeRefused
-	st.refused = makeTmpl(r)
+	st.refused = makeTmpl(r, ".")
 	sf := &dns.Msg{}
 	sf.Response, sf.Rcode = true, dns.RcodeServerFailure
-	st.sfail = makeTmpl(sf)
+	st.sfail = makeTmpl(sf, ".")
 	return st
+}
+
+// zoneNodata is z's NODATA template for name, or nil when name's label
+// below the apex is one the SOA's names use (see fastZone.clash).
+func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
+	fz := st.zones[z.Origin]
+	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clash[l] {
+		return nil
+	}
+	return fz.nodata
 }
 
 // build returns the fast table for a snapshot, reusing st's static part.
@@ -221,7 +365,7 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	case fail:
 		return st.sfail
 	case len(rrs) == 0:
-		return st.nodata[svc.Zone]
+		return st.zoneNodata(svc.Zone, svc.Name)
 	}
 	if t, ok := st.byRR[rrs[0]]; ok {
 		return t
@@ -229,7 +373,7 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	m := &dns.Msg{}
 	m.Response, m.Authoritative = true, true
 	m.Answer = rrs
-	t := makeTmpl(m)
+	t := makeTmpl(m, svc.Name)
 	st.byRR[rrs[0]] = t
 	return t
 }
@@ -250,6 +394,7 @@ type fastQuery struct {
 	ecsBytes int
 	name     [256]byte // canonical presentation name, for map lookups
 	nameLen  int
+	lwire    [256]byte // the name in wire form, lower case (compressRRset)
 }
 
 // parseFast reads a query the fast path can answer, or reports false for
@@ -285,6 +430,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
 			return false // pointers, long labels and names: slow path
 		}
+		q.lwire[n] = byte(l) // the name's wire form is its presentation shifted by one
 		for _, c := range pkt[off : off+l] {
 			switch {
 			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
@@ -294,6 +440,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 				return false
 			}
 			q.name[n] = c
+			q.lwire[n+1] = c
 			n++
 		}
 		q.name[n] = '.'
@@ -303,6 +450,7 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 	if n == 0 || off+4 > len(pkt) {
 		return false
 	}
+	q.lwire[n] = 0
 	q.nameLen = n
 	q.qtype = binary.BigEndian.Uint16(pkt[off:])
 	if binary.BigEndian.Uint16(pkt[off+2:]) != dns.ClassINET || !isFastQtype(q.qtype) {
@@ -439,7 +587,8 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 			optLen += 4 + 4 + q.ecsBytes
 		}
 	}
-	if 12+len(q.qname)+len(t.rest)+optLen > limit {
+	// A zone's RRset is stored uncompressed: if it fits so, it fits.
+	if 12+len(q.qname)+len(t.rest)+optLen > limit && !t.rrset {
 		return nil, 0, 0, false
 	}
 	ar := t.ar
@@ -453,7 +602,16 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 	out = binary.BigEndian.AppendUint16(out, t.ns)
 	out = binary.BigEndian.AppendUint16(out, ar)
 	out = append(out, q.qname...)
-	out = append(out, t.rest...)
+	if t.rrset {
+		if out, ok = compressRRset(out, t.rest, q); !ok || len(out)+optLen > limit {
+			return nil, 0, 0, false
+		}
+	} else {
+		out = append(out, t.rest...)
+		if delta := len(q.qname) - 4 - t.qlen; delta != 0 && len(t.ptrs) > 0 {
+			relocate(t, out[len(out)-len(t.rest):], delta)
+		}
+	}
 	if q.edns {
 		out = append(out, 0) // root
 		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
@@ -508,18 +666,27 @@ func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl
 		}
 		at = len(name) - 1
 	}
+	// The label right below the apex, for the shared negative answers.
+	var label []byte
+	if at > 0 {
+		above := name[:at-1] // without the dot before the origin
+		if fz.z.Origin == "." {
+			above = name[:at]
+		}
+		label = above[bytes.LastIndexByte(above, '.')+1:]
+	}
 	if n := fz.z.NodeOf(name); n != nil {
 		if n.Below() {
 			return nil
 		}
 		if wire, count := n.Packed(qtype); wire != nil {
-			*packed = tmpl{flags: fz.okFlags, an: count, rest: wire}
+			*packed = tmpl{flags: fz.okFlags, an: count, rest: wire, rrset: true, qtype: qtype}
 			return packed
 		}
 		if n.Has(dns.TypeCNAME) {
 			return nil // chased by the general path
 		}
-		return fz.nodata
+		return fz.negative(fz.nodata, label)
 	}
 	// The closest encloser: the first existing name above, the apex at
 	// the latest.
@@ -536,7 +703,139 @@ func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl
 			break
 		}
 	}
-	return fz.nxdomain
+	return fz.negative(fz.nxdomain, label)
 }
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
+
+// compressRRset appends wire, one RRset of the question's name as a zone
+// keeps it (uncompressed, owner names in full), compressed the way
+// packAnswer's miekg/dns packing compresses that answer after the question
+// in lower case (q.lwire at offset 12): every owner is then the question
+// (a pointer to 12), and the names in the RDATA of the types miekg/dns
+// compresses (NS, MX, SOA, PTR, ...) point at the longest suffix already in
+// the message, the question's or an earlier RDATA name's, else are written
+// out and become such suffixes themselves. false: an owner that is not the
+// question byte for byte (a zone written in upper case), or more names
+// than kept track of; the general path answers those.
+func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
+	qlen := 0
+	for q.lwire[qlen] != 0 {
+		qlen += 1 + int(q.lwire[qlen])
+	}
+	qlen++
+	// at reads the message as packAnswer packed it: the question in lower
+	// case, then what was written.
+	at := func(o int) byte {
+		if o >= 12 && o < 12+qlen {
+			return q.lwire[o-12]
+		}
+		return out[o]
+	}
+	// same reports whether the message's name at o equals the
+	// uncompressed name c, letter case included (as miekg/dns's
+	// compression map compares).
+	same := func(o int, c []byte) bool {
+		for i := 0; ; {
+			l := int(at(o))
+			for l&0xC0 == 0xC0 {
+				o = (l&0x3F)<<8 | int(at(o+1))
+				l = int(at(o))
+			}
+			if l != int(c[i]) {
+				return false
+			}
+			if l == 0 {
+				return true
+			}
+			for k := 1; k <= l; k++ {
+				if at(o+k) != c[i+k] {
+					return false
+				}
+			}
+			o, i = o+1+l, i+1+l
+		}
+	}
+	var kept [32]uint16 // where RDATA names' suffixes not found were written
+	nkept := 0
+	find := func(c []byte) (int, bool) {
+		for o := 12; o < 12+qlen-1; o += 1 + int(q.lwire[o-12]) {
+			if same(o, c) {
+				return o, true
+			}
+		}
+		for _, o := range kept[:nkept] {
+			if same(int(o), c) {
+				return int(o), true
+			}
+		}
+		return 0, false
+	}
+	// name appends the uncompressed name at wire[off:], compressed; it
+	// returns the offset past it in wire.
+	name := func(off int) (int, bool) {
+		for {
+			l := int(wire[off])
+			if l == 0 {
+				out = append(out, 0) // the root is never compressed
+				return off + 1, true
+			}
+			if p, ok := find(wire[off:]); ok {
+				out = append(out, 0xC0|byte(p>>8), byte(p))
+				for wire[off] != 0 {
+					off += 1 + int(wire[off])
+				}
+				return off + 1, true
+			}
+			if len(out) < 1<<14 { // miekg/dns's maxCompressionOffset
+				if nkept == len(kept) {
+					return 0, false
+				}
+				kept[nkept] = uint16(len(out))
+				nkept++
+			}
+			out = append(out, wire[off:off+1+l]...)
+			off += 1 + l
+		}
+	}
+	for off := 0; off < len(wire); {
+		// The owner: the question, or the root.
+		if !bytes.HasPrefix(wire[off:], q.lwire[:qlen]) {
+			return out, false
+		}
+		off += qlen
+		if qlen == 1 {
+			out = append(out, 0)
+		} else {
+			out = append(out, 0xC0, 12)
+		}
+		typ := binary.BigEndian.Uint16(wire[off:])
+		rdlen := int(binary.BigEndian.Uint16(wire[off+8:]))
+		out = append(out, wire[off:off+8]...) // type, class, TTL
+		lenAt := len(out)
+		out = append(out, 0, 0)
+		off += 10
+		end := off + rdlen
+		names, skip := 0, 0
+		switch typ {
+		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
+			names = 1
+		case dns.TypeMX:
+			names, skip = 1, 2
+		case dns.TypeSOA, dns.TypeMINFO:
+			names = 2
+		}
+		out = append(out, wire[off:off+skip]...)
+		off += skip
+		for range names {
+			var ok bool
+			if off, ok = name(off); !ok {
+				return out, false
+			}
+		}
+		out = append(out, wire[off:end]...)
+		off = end
+		binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
+	}
+	return out, true
+}

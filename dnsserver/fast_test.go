@@ -138,7 +138,12 @@ func identityCases(s *Server) []rawCase {
 		}
 	}
 	names = append(names, "nope.fast.test.", "x.y.wild.fast.test.", "deep.below.sub.fast.test.", "example.com.", "KEYS.Fast.TEST.",
-		"_pin.keys.fast.test.", "_status.keys.fast.test.", "a-b_c.fast.test.", "www.conformance.test.", ".")
+		"_pin.keys.fast.test.", "_status.keys.fast.test.", "a-b_c.fast.test.", "www.conformance.test.", ".",
+		// Compression: names of other lengths and letter cases than the
+		// templates', and names sharing more than the apex with the SOA's
+		// MNAME (ns1) and RNAME (hostmaster).
+		"x.ns1.fast.test.", "x.hostmaster.fast.test.", "hostmaster.fast.test.", "a.b.c.d.e.nope.fast.test.",
+		"NoPe.FAST.test.", "WWW.fast.test.", "A.B.Ent.Fast.Test.", "b.ent.fast.test.", "Ns1.Fast.Test.", "x.Ns1.fast.test.", "upper.fast.test.", "MX2.fast.test.", "x.mx2.fast.test.")
 	qtypes := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeMX, dns.TypeSOA, dns.TypeNS, dns.TypeCNAME,
 		dns.TypeDS, dns.TypeANY, dns.TypeAXFR, dns.TypeSRV, dns.TypeCAA, 99, 65000}
 	edns := []func(*dns.Msg){
@@ -302,7 +307,10 @@ func TestFastPathZeroAllocs(t *testing.T) {
 		{"service A ECS", packQ("keys.fast.test.", dns.TypeA, ecs("10.20.3.0", 24))},
 		{"service AAAA ECS6", packQ("keys.fast.test.", dns.TypeAAAA, ecs("2001:db8:20::", 56))},
 		{"static", packQ("www.fast.test.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false) })},
+		{"static SOA, compressed while copied", packQ("fast.test.", dns.TypeSOA, nil)},
+		{"static MX", packQ("MX.fast.test.", dns.TypeMX, nil)},
 		{"nxdomain", packQ("nope.fast.test.", dns.TypeA, nil)},
+		{"nxdomain relocated", packQ("a.b.nope.fast.test.", dns.TypeA, nil)},
 		{"nodata", packQ("www.fast.test.", dns.TypeSRV, nil)},
 		{"refused", packQ("example.com.", dns.TypeA, nil)},
 	} {
@@ -322,6 +330,88 @@ func TestFastPathZeroAllocs(t *testing.T) {
 		})
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per query, want 0", tc.name, allocs)
+		}
+	}
+}
+
+// tcpSink is a dns.ResponseWriter that looks like a TCP connection and
+// keeps what is written.
+type tcpSink struct{ out []byte }
+
+func (w *tcpSink) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53} }
+func (w *tcpSink) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5300} }
+func (w *tcpSink) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	w.out = b
+	return err
+}
+func (w *tcpSink) Write(b []byte) (int, error) { w.out = append([]byte(nil), b...); return len(b), nil }
+func (w *tcpSink) Close() error                { return nil }
+func (w *tcpSink) TsigStatus() error           { return nil }
+func (w *tcpSink) TsigTimersOnly(bool)         {}
+func (w *tcpSink) Hijack()                     {}
+
+// TestCompressedSizes: answers are name-compressed on the UDP fast path, the
+// general path and TCP alike, to the sizes worked out by hand below
+// (testdata/fast/fast.test.zone, no EDNS). A name is its labels, each a
+// length octet and its bytes, then a zero octet (fast.test. = 1+4+1+4+1 =
+// 11); a compression pointer is 2; an RR is owner + 10 (type, class, TTL,
+// RDLENGTH) + RDATA; the header is 12, the question name + 4.
+func TestCompressedSizes(t *testing.T) {
+	s := fastServer(t, "")
+	client := netip.MustParseAddrPort("127.0.0.1:5300")
+	// SOA RDATA: MNAME ns1+pointer (4+2) + RNAME hostmaster+pointer (11+2)
+	// + five 32-bit numbers (20) = 39; the RR with its owner a pointer: 51.
+	const soaRR = 2 + 10 + 39
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		want  int
+	}{
+		// 12 + question 11+4 + the SOA RR (owner: pointer to the question).
+		{"fast.test.", dns.TypeSOA, 12 + 15 + soaRR}, // 78 (uncompressed: 109)
+		// 12 + www.fast.test. 15+4 + A RR: pointer, 10, 4 octets.
+		{"www.fast.test.", dns.TypeA, 12 + 19 + 2 + 10 + 4}, // 47 (uncompressed: 62)
+		// The service answer: keys.fast.test. 16+4, one A.
+		{"keys.fast.test.", dns.TypeA, 12 + 20 + 2 + 10 + 4}, // 48
+		// The same in the letter case of a 0x20 resolver.
+		{"KeYs.FaSt.TeSt.", dns.TypeA, 12 + 20 + 2 + 10 + 4},
+		// NXDOMAIN: the SOA in authority, its owner a pointer into the
+		// question's fast.test.
+		{"nope.fast.test.", dns.TypeA, 12 + 20 + soaRR},       // 83
+		{"a.b.c.nope.fast.test.", dns.TypeA, 12 + 26 + soaRR}, // 89: the shared template relocated
+		{"NoPe.FAST.test.", dns.TypeA, 12 + 20 + soaRR},
+		// NODATA: the same SOA.
+		{"www.fast.test.", dns.TypeMX, 12 + 19 + soaRR}, // 82
+		// MX RDATA: preference 2 + www+pointer (4+2) = 8.
+		{"mx.fast.test.", dns.TypeMX, 12 + 18 + 2 + 10 + 8}, // 50
+		// NS RDATA: ns1+pointer = 6.
+		{"fast.test.", dns.TypeNS, 12 + 15 + 2 + 10 + 6}, // 45
+		// An NXDOMAIN whose name shares ns1.fast.test. with the SOA's
+		// MNAME: the MNAME is one pointer into the question (2), 4 less.
+		{"x.ns1.fast.test.", dns.TypeA, 12 + 21 + soaRR - 4}, // 80
+	} {
+		pkt := packQ(c.name, c.qtype, nil)
+		general := s.generalBytes(pkt, client)
+		var tcp tcpSink
+		q := new(dns.Msg)
+		if err := q.Unpack(pkt); err != nil {
+			t.Fatal(err)
+		}
+		s.ServeDNS(&tcp, q)
+		fast, ok := s.fastBytes(pkt, client)
+		if len(general) != c.want || len(tcp.out) != c.want {
+			t.Errorf("%s %s: %d bytes over UDP, %d over TCP (general path), want %d", c.name, dns.TypeToString[c.qtype], len(general), len(tcp.out), c.want)
+		}
+		if ok && !bytes.Equal(fast, general) {
+			t.Errorf("%s %s: the fast path's %d bytes differ from the general path's", c.name, dns.TypeToString[c.qtype], len(fast))
+		}
+		if !ok && c.name != "x.ns1.fast.test." {
+			t.Errorf("%s %s: the fast path declined", c.name, dns.TypeToString[c.qtype])
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(general); err != nil || r.Question[0].Name != c.name {
+			t.Errorf("%s %s: the answer does not parse (%v) or its question is not the name as sent: %v", c.name, dns.TypeToString[c.qtype], err, r.Question)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -216,9 +217,9 @@ func accept(dh dns.Header) dns.MsgAcceptAction {
 		if dh.Qdcount != 1 {
 			return dns.MsgReject
 		}
-	default:
-		return dns.MsgRejectNotImplemented
 	}
+	// Other opcodes are read too and answered NOTIMP by answer, with QR
+	// the only flag: miekg/dns's own rejection would echo RD.
 	return dns.MsgAccept
 }
 
@@ -234,6 +235,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	start := time.Now()
+	if t := r.IsTsig(); t != nil && r.Opcode == dns.OpcodeQuery {
+		s.serveSigned(w, r, t, snap, &req, start)
+		return
+	}
 	m := s.answer(snap, &req)
 	if m == nil {
 		return
@@ -242,9 +247,69 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if req.Transport == UDP {
 		limit = udpLimit(snap, r)
 	}
-	m.Truncate(limit)
-	_ = w.WriteMsg(m)
+	buf := packBufs.Get().(*[]byte)
+	if b, err := packAnswer(m, limit, *buf); err == nil {
+		// Sent, or copied, before Write returns; a large TCP answer's
+		// buffer is not kept.
+		_, _ = w.Write(b)
+		if cap(b) <= 4096 {
+			*buf = b[:0]
+		}
+	}
+	packBufs.Put(buf)
 	s.account(snap, &req, m, start)
+}
+
+// packBufs hold the general path's packed answers between packing and the
+// write, so an answer costs no output allocation.
+var packBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1232); return &b }}
+
+// serveSigned answers a TSIG-signed query (RFC 8945 5.2): with a key,
+// signature or time that fails, NOTAUTH and the TSIG error, unsigned; else
+// the answer, signed with the same key.
+func (s *Server) serveSigned(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, snap *zones.Snapshot, req *Request, start time.Time) {
+	code := tsigError(w.TsigStatus())
+	var m *dns.Msg
+	if code != 0 {
+		m = new(dns.Msg)
+		m.SetReply(r)
+		m.Rcode = dns.RcodeNotAuth
+	} else if m = s.answer(snap, req); m == nil {
+		return
+	}
+	m.Compress = true
+	signReply(m, t, code)
+	_ = w.WriteMsg(m)
+	s.account(snap, req, m, start)
+}
+
+// packAnswer packs m the way every answer goes out: name compression, and
+// truncated to limit (miekg/dns drops whole RRsets and sets TC). The
+// question's name is compressed against in lower case, and the name as
+// the client wrote it put back into the packed question after: same
+// labels, same length, so every pointer stays valid and names that point
+// into the question read in the client's letter case (0x20 resolvers
+// compare only the question). So the compressed bytes are the same for
+// every spelling of a name, which lets the fast path precompute them.
+func packAnswer(m *dns.Msg, limit int, buf []byte) ([]byte, error) {
+	var asSent string
+	if len(m.Question) == 1 {
+		q := m.Question[0]
+		if lower := strings.ToLower(q.Name); lower != q.Name {
+			asSent, q.Name = q.Name, lower
+			m.Question = []dns.Question{q} // a copy: the request's stays as sent
+		}
+	}
+	m.Truncate(limit)
+	m.Compress = true // Truncate turns it off when the answer fits uncompressed
+	b, err := m.PackBuffer(buf[:cap(buf)])
+	if asSent != "" {
+		m.Question[0].Name = asSent
+		if err == nil {
+			_, err = dns.PackDomainName(asSent, b, 12, nil, false)
+		}
+	}
+	return b, err
 }
 
 // account counts a query and, when the query log is on, logs a sample.

@@ -128,8 +128,8 @@ func (s *Server) serveRaw(pkt []byte, w *udpWriter) {
 	switch action {
 	case dns.MsgIgnore:
 		return
-	case dns.MsgReject, dns.MsgRejectNotImplemented:
-		_ = w.WriteMsg(headerReply(dh, action))
+	case dns.MsgReject:
+		_ = w.WriteMsg(headerReply(dh))
 		return
 	}
 	if t := req.IsTsig(); t != nil {
@@ -140,16 +140,20 @@ func (s *Server) serveRaw(pkt []byte, w *udpWriter) {
 	s.ServeDNS(w, req)
 }
 
-// headerReply is the answer to a message rejected on its header: the ID,
-// opcode and RD echoed, no sections (the body was not, or could not be, read).
-func headerReply(dh dns.Header, action dns.MsgAcceptAction) *dns.Msg {
+// headerReply is the answer to a message whose body was not, or could not
+// be, read: the ID and opcode echoed, no sections; FORMERR with RD echoed,
+// or for an opcode we do not implement NOTIMP with QR alone, as answer
+// gives when the body can be read.
+func headerReply(dh dns.Header) *dns.Msg {
 	m := new(dns.Msg)
 	m.Id = dh.Id
 	m.Response = true
 	m.Opcode = int(dh.Bits>>11) & 0xF
-	m.RecursionDesired = dh.Bits&(1<<8) != 0
-	m.Rcode = dns.RcodeFormatError
-	if action == dns.MsgRejectNotImplemented {
+	switch m.Opcode {
+	case dns.OpcodeQuery, dns.OpcodeUpdate:
+		m.RecursionDesired = dh.Bits&(1<<8) != 0
+		m.Rcode = dns.RcodeFormatError
+	default:
 		m.Rcode = dns.RcodeNotImplemented
 	}
 	return m

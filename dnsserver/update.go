@@ -137,14 +137,7 @@ func (s *Server) checkUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, clie
 	}
 	if st := w.TsigStatus(); st != nil {
 		e := refuse(dns.RcodeNotAuth, "TSIG with key %s: %v", t.Hdr.Name, st)
-		switch {
-		case errors.Is(st, dns.ErrSecret), errors.Is(st, dns.ErrKeyAlg):
-			e.tsigErr = dns.RcodeBadKey
-		case errors.Is(st, dns.ErrTime):
-			e.tsigErr = dns.RcodeBadTime
-		default:
-			e.tsigErr = dns.RcodeBadSig
-		}
+		e.tsigErr = tsigError(st)
 		return e
 	}
 	unix := uint64(now.Unix())
@@ -202,16 +195,7 @@ func (s *Server) answerUpdate(w dns.ResponseWriter, r *dns.Msg, t *dns.TSIG, cli
 		s.metrics.updates.WithLabelValues(dns.RcodeToString[m.Rcode]).Inc()
 	}
 	if t != nil {
-		// Sign the answer (RFC 8945): with BADKEY/BADSIG the MAC is
-		// empty, which miekg/dns does from the TSIG error. Fqdn: a TSIG
-		// with no algorithm name is echoed as the root, since miekg/dns
-		// packs an empty name malformed.
-		m.SetTsig(t.Hdr.Name, dns.Fqdn(t.Algorithm), fudgeLimit, time.Now().Unix())
-		rt := m.Extra[len(m.Extra)-1].(*dns.TSIG)
-		rt.Error = tsigErr
-		if tsigErr == dns.RcodeBadTime {
-			rt.TimeSigned = uint64(time.Now().Unix())
-		}
+		signReply(m, t, tsigErr)
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("writing UPDATE answer", "err", err)
