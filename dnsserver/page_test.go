@@ -214,16 +214,16 @@ func TestPageLarge(t *testing.T) {
 	if len(page) >= 1<<20 {
 		t.Errorf("the first response is %d bytes, want under 1 MB", len(page))
 	}
-	rows := strings.Count(page, "data-service=")
-	if rows < 50 || rows > 2*50 {
-		t.Errorf("the first page has %d view rows, want one page of 50 services (their views)", rows)
+	if rows := strings.Count(page, "data-service="); rows != 100 {
+		t.Errorf("the first page has %d view rows, want 100", rows)
 	}
-	if !strings.Contains(page, "1–50 of 10000") || !strings.Contains(page, "1–50 of 20000") {
-		t.Errorf("the page does not say which 50 of 10000 services and 20000 nodes it shows")
+	// Every tenth service has its own order in east: 11,000 views.
+	if !strings.Contains(page, "views 1–100 of 11000") || !strings.Contains(page, "nodes 1–50 of 20000") {
+		t.Errorf("the page does not say which 100 of 11000 views and 50 of 20000 nodes it shows")
 	}
 	for _, tc := range []struct{ query, want string }{
 		{"/?q=s09999", `data-service="s09999.big.test."`},
-		{"/?page=200", `data-service="s09999.big.test."`},
+		{"/?page=110", `data-service="s09999.big.test."`},
 		{"/?page=999", `data-service="s09999.big.test."`}, // past the end: the last page
 		{"/?npage=400", `data-node="n19999"`},
 		{"/?q=s00010", `data-node="n00021"`}, // its nodes come with it
@@ -232,8 +232,10 @@ func TestPageLarge(t *testing.T) {
 			t.Errorf("GET %s: no %s in the page", tc.query, tc.want)
 		}
 	}
-	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00000.big.test."`) || !strings.Contains(p, `data-service="s00050.big.test."`) {
-		t.Errorf("page 2 does not start at the 51st service")
+	// Ten services are eleven rows: page 1 ends with s00090's default
+	// view, page 2 starts with its east view.
+	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00090.big.test." data-view="default"`) || !strings.Contains(p, `data-service="s00090.big.test." data-view="east"`) {
+		t.Errorf("page 2 does not start at the 101st view row")
 	}
 }
 
