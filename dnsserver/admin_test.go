@@ -128,6 +128,7 @@ type admConf struct {
 	stateDir  string   // "" = <tmp>/state
 	zoneExtra string   // lines appended to the zone file
 	noSecret  bool     // no [[tsig]] key
+	http      bool     // server.http on 127.0.0.1:0 (else none)
 }
 
 // admEnv is one running instance.
@@ -165,7 +166,11 @@ func admWrite(t testing.TB, c admConf, nodes map[string]*admNode) (cfgPath, stat
 		stateDir = filepath.Join(dir, "state")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n", stateDir)
+	httpAddr := ""
+	if c.http {
+		httpAddr = "127.0.0.1:0"
+	}
+	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = %q\nstate_dir = %q\n", httpAddr, stateDir)
 	if c.adminNets != "" {
 		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
 	}

@@ -45,7 +45,7 @@ func clStart(t *testing.T, n int, extra string) *clEnv {
 		quoted = append(quoted, fmt.Sprintf("%q", ep))
 	}
 	for i := range n {
-		cfgPath, stateDir := admWrite(t, admConf{tcp: true}, c.nodes)
+		cfgPath, stateDir := admWrite(t, admConf{tcp: true, http: true}, c.nodes)
 		f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			t.Fatal(err)

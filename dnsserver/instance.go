@@ -159,6 +159,10 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	go func() { defer in.wg.Done(); in.Prober.Run(ctx) }()
 	go func() { defer in.wg.Done(); in.Engine.Run(ctx) }()
 	in.ready.Store(true)
+	// Loading leaves the zone files' bytes and the parse's scratch as
+	// garbage (tens of MB for a million records): hand it back now, so RSS
+	// follows what is served, not what was read.
+	go debug.FreeOSMemory()
 	return in, nil
 }
 

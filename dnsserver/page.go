@@ -39,9 +39,9 @@ var pageFS embed.FS
 // Rows per page of each table: the first response stays far under 1 MB
 // however large the config.
 const (
-	pageServices = 50
-	pageNodes    = 50
-	pageEvents   = 50
+	pageRows   = 100 // service views
+	pageNodes  = 50
+	pageEvents = 50
 )
 
 var (
@@ -129,6 +129,7 @@ type pageData struct {
 	JS       template.JS
 	Sum      pageSummary
 	Services []pageService
+	Matched  int // services the filter keeps
 	SvcPager pager
 	Nodes    []pageNode
 	NodePgr  pager
@@ -146,12 +147,13 @@ type pageSummary struct {
 // its neighbours.
 type pager struct {
 	Page, Pages, Total, From, To int
+	Noun                         string // what the rows are
 	key                          string // "page" or "npage"
 	q                            pageQuery
 }
 
-func newPager(q pageQuery, key string, page, per, total int) pager {
-	p := pager{key: key, q: q, Total: total, Pages: max(1, (total+per-1)/per)}
+func newPager(q pageQuery, key, noun string, page, per, total int) pager {
+	p := pager{key: key, Noun: noun, q: q, Total: total, Pages: max(1, (total+per-1)/per)}
 	p.Page = min(max(page, 1), p.Pages)
 	p.From = min((p.Page-1)*per, total)
 	p.To = min(p.From+per, total)
@@ -226,70 +228,58 @@ func (in *Instance) servePage(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// severity orders services on the page: the ones an operator must look at
-// first (a view answering SERVFAIL or with every node down, then one moved
-// off its first node or pinned) before the quiet ones.
-func severity(snap *zones.Snapshot, svc *zones.Service) int {
-	sev := 2
-	for loc, order := range svc.Orders {
-		d, ok := snap.Decision(svc.Name, loc)
-		if !ok {
-			continue
-		}
-		if d.Servfail || d.AllDown {
-			return 0
-		}
-		if order == nil {
-			order = svc.Orders[0]
-		}
-		if d.Pinned || len(order) > 0 && d.Active != order[0] {
-			sev = 1
-		}
-	}
-	return sev
-}
-
 func (in *Instance) pageData(q pageQuery) pageData {
 	snap := in.Server.Snapshot()
 	now := time.Now()
 	d := pageData{Now: now, Identity: snap.Config.Server.Identity, Config: snap.Config.File, Ready: in.ready.Load(), Query: q,
 		CSS: template.CSS(pageCSS), JS: template.JS(pageJS), Cluster: in.clusterStatusOf(snap)}
 
-	// Services: filter, count, order by severity then name, one page.
+	// Services: filter, count, order by severity then name; one page of
+	// view rows (a service with thousands of locations spans pages, so a
+	// page stays small whatever the config).
 	type ranked struct {
-		svc *zones.Service
-		sev int
+		svc   *zones.Service
+		sev   int // what an operator must look at first: see below
+		views int // decided views: the rows it takes
 	}
 	var matched []ranked
+	rows := 0
 	shownNodes := map[string]bool{}
 	for _, svc := range snap.Services {
-		for loc := range svc.Orders {
+		// 0: a view answers SERVFAIL or has every node down; 1: one is
+		// off its first node, or pinned; 2: quiet.
+		r := ranked{svc: svc, sev: 2}
+		for loc, order := range svc.Orders {
 			dec, ok := snap.Decision(svc.Name, loc)
 			if !ok {
 				continue
 			}
-			d.Sum.Views++
-			order := svc.Orders[loc]
+			r.views++
 			if order == nil {
 				order = svc.Orders[0]
 			}
 			switch {
 			case dec.Servfail || dec.AllDown:
 				d.Sum.AllDown++
+				r.sev = 0
 			case len(order) > 0 && dec.Active != order[0]:
 				d.Sum.Moved++
+				r.sev = min(r.sev, 1)
 			}
 			if dec.Pinned {
 				d.Sum.Pinned++
+				r.sev = min(r.sev, 1)
 			}
 			if dec.Local {
 				d.Sum.Local++
 			}
 		}
+		d.Sum.Views += r.views
 		if q.Q != "" && !strings.Contains(svc.Name, q.Q) {
 			continue
 		}
-		matched = append(matched, ranked{svc, severity(snap, svc)})
+		matched = append(matched, r)
+		rows += r.views
 		if q.Q != "" {
 			for _, n := range svc.Config.Nodes {
 				shownNodes[n] = true
@@ -297,15 +287,26 @@ func (in *Instance) pageData(q pageQuery) pageData {
 		}
 	}
 	d.Sum.Services = len(snap.Services)
+	d.Matched = len(matched)
 	slices.SortFunc(matched, func(a, b ranked) int {
 		if a.sev != b.sev {
 			return a.sev - b.sev
 		}
 		return strings.Compare(a.svc.Name, b.svc.Name)
 	})
-	d.SvcPager = newPager(q, "page", q.Page, pageServices, len(matched))
-	for _, m := range matched[d.SvcPager.From:d.SvcPager.To] {
-		d.Services = append(d.Services, in.pageService(snap, m.svc))
+	d.SvcPager = newPager(q, "page", "views", q.Page, pageRows, rows)
+	at := 0 // rows before m
+	for _, m := range matched {
+		if at >= d.SvcPager.To {
+			break
+		}
+		if at+m.views > d.SvcPager.From {
+			ps := in.pageService(snap, m.svc)
+			lo, hi := max(d.SvcPager.From-at, 0), min(d.SvcPager.To-at, len(ps.Views))
+			ps.Views = ps.Views[min(lo, hi):hi]
+			d.Services = append(d.Services, ps)
+		}
+		at += m.views
 	}
 
 	// Nodes: down first, then unknown, then up; one page. Up and since
@@ -342,7 +343,7 @@ func (in *Instance) pageData(q pageQuery) pageData {
 		}
 		return strings.Compare(a.n.Name, b.n.Name)
 	})
-	d.NodePgr = newPager(q, "npage", q.NPage, pageNodes, len(nodes))
+	d.NodePgr = newPager(q, "npage", "nodes", q.NPage, pageNodes, len(nodes))
 	agreed := snap.Cluster()
 	for _, r := range nodes[d.NodePgr.From:d.NodePgr.To] {
 		n, h := r.n, states[r.n.Name]

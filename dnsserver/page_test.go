@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,16 +214,16 @@ func TestPageLarge(t *testing.T) {
 	if len(page) >= 1<<20 {
 		t.Errorf("the first response is %d bytes, want under 1 MB", len(page))
 	}
-	rows := strings.Count(page, "data-service=")
-	if rows < 50 || rows > 2*50 {
-		t.Errorf("the first page has %d view rows, want one page of 50 services (their views)", rows)
+	if rows := strings.Count(page, "data-service="); rows != 100 {
+		t.Errorf("the first page has %d view rows, want 100", rows)
 	}
-	if !strings.Contains(page, "1–50 of 10000") || !strings.Contains(page, "1–50 of 20000") {
-		t.Errorf("the page does not say which 50 of 10000 services and 20000 nodes it shows")
+	// Every tenth service has its own order in east: 11,000 views.
+	if !strings.Contains(page, "views 1–100 of 11000") || !strings.Contains(page, "nodes 1–50 of 20000") {
+		t.Errorf("the page does not say which 100 of 11000 views and 50 of 20000 nodes it shows")
 	}
 	for _, tc := range []struct{ query, want string }{
 		{"/?q=s09999", `data-service="s09999.big.test."`},
-		{"/?page=200", `data-service="s09999.big.test."`},
+		{"/?page=110", `data-service="s09999.big.test."`},
 		{"/?page=999", `data-service="s09999.big.test."`}, // past the end: the last page
 		{"/?npage=400", `data-node="n19999"`},
 		{"/?q=s00010", `data-node="n00021"`}, // its nodes come with it
@@ -231,7 +232,53 @@ func TestPageLarge(t *testing.T) {
 			t.Errorf("GET %s: no %s in the page", tc.query, tc.want)
 		}
 	}
-	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00000.big.test."`) || !strings.Contains(p, `data-service="s00050.big.test."`) {
-		t.Errorf("page 2 does not start at the 51st service")
+	// Ten services are eleven rows: page 1 ends with s00090's default
+	// view, page 2 starts with its east view.
+	if _, p := opsGet(t, l.http, "/?page=2"); strings.Contains(p, `data-service="s00090.big.test." data-view="default"`) || !strings.Contains(p, `data-service="s00090.big.test." data-view="east"`) {
+		t.Errorf("page 2 does not start at the 101st view row")
+	}
+}
+
+// TestPageCluster: in cluster mode the page shows the leader, the revision,
+// the connection, each node's votes and each view's generation, on every
+// member; each member's timeline has the agreed failover it applied.
+func TestPageCluster(t *testing.T) {
+	c := clStart(t, 2, "")
+	c.nodes["sems1"].stop()
+	c.waitAgreed(t, "sems2")
+	for i, e := range c.ins {
+		deadline := time.Now().Add(clWithin)
+		var page string
+		for {
+			_, page = opsGet(t, e.in.HTTPAddr, "/")
+			// Votes follow the observations; wait for both members'.
+			if strings.Contains(pgText(pgRow(page, "data-node", "sems1")), "down 0/2") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ns%d: sems1's row never showed down 0/2: %q", i+1, pgText(pgRow(page, "data-node", "sems1")))
+			}
+			time.Sleep(opsPoll) // poll interval
+		}
+		st := e.in.Status().Cluster
+		if st == nil {
+			t.Fatalf("ns%d: /status has no cluster part", i+1)
+		}
+		sec := page[strings.Index(page, `<section class="cluster"`):]
+		sec = pgText(sec[:strings.Index(sec, "</section>")])
+		for _, want := range []string{"leader " + st.Leader, "connected", "revision "} {
+			if !strings.Contains(sec, want) {
+				t.Errorf("ns%d: the cluster section reads %q, want %q in it", i+1, sec, want)
+			}
+		}
+		if txt := pgText(pgRow(page, "data-node", "sems2")); !strings.Contains(txt, "up 2/2") {
+			t.Errorf("ns%d: sems2's row reads %q, want the votes up 2/2", i+1, txt)
+		}
+		if row := pgText(pgRow(page, "data-service", admService)); !strings.Contains(row, "sems2 gen ") {
+			t.Errorf("ns%d: the view reads %q, want sems2 with its generation", i+1, row)
+		}
+		if tl := pgTimeline(page); !slices.ContainsFunc(tl, func(s string) bool { return strings.Contains(s, admService+": sems1 → sems2") }) {
+			t.Errorf("ns%d: the timeline %q has no failover sems1 → sems2", i+1, tl)
+		}
 	}
 }

@@ -226,6 +226,16 @@ func (b *zoneBuilder) intern(s string) string {
 	return unsafe.String(&buf[0], len(buf))
 }
 
+func (b *zoneBuilder) internBytes(s []byte) string {
+	if len(s) == 0 {
+		return ""
+	}
+	buf := b.bytes(len(s))
+	copy(buf, s)
+	// The bytes are never written again: the string is immutable.
+	return unsafe.String(&buf[0], len(buf))
+}
+
 func (b *zoneBuilder) newNode(name string) *Node {
 	if len(b.nodes) == 0 {
 		b.nodes = make([]Node, 1024)
@@ -291,35 +301,32 @@ func (b *zoneBuilder) isDup(name string, s *rrset, rdata []byte) bool {
 
 // ParseZone is LoadZone on bytes already read.
 func ParseZone(origin, display string, src []byte) (*Zone, error) {
+	return parseZone(origin, display, src, true)
+}
+
+// parseZone is ParseZone; fast false reads every record with miekg's parser.
+func parseZone(origin, display string, src []byte, fast bool) (*Zone, error) {
 	origin = canonical(origin)
 	lines := recordLines(src)
-	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, len(lines)+1), labels: dns.CountLabel(origin)}
-	b := &zoneBuilder{pack: make([]byte, dns.MaxMsgSize)}
-	z.build = b
-	defer func() { z.build = nil }()
 	// Errors found record by record carry the record's index + 1 as their
 	// line until the records have been counted (below).
 	var errs ErrorList
-	zp := dns.NewZoneParser(bytes.NewReader(src), origin, display)
-	zp.SetIncludeAllowed(false)
-	count := 0
-	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		z.add(rr, count, &errs)
-		count++
+	z := newZone(origin, display, len(lines))
+	count, ok := 0, false
+	if fast {
+		count, ok = z.parseFast(src, &errs)
 	}
-	if err := zp.Err(); err != nil {
-		line, msg := 0, err.Error()
-		if m := parseLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[2])
-			msg = m[1]
+	if !ok {
+		// Something the fast reader leaves to miekg's parser as a whole
+		// (a syntax error, $GENERATE, $INCLUDE...): start again with it.
+		errs = nil
+		z = newZone(origin, display, len(lines))
+		var perr *Error
+		if count, perr = z.parseAll(src, &errs); perr != nil {
+			return nil, ErrorList{perr}
 		}
-		if strings.Contains(msg, "$INCLUDE directive not allowed") {
-			msg = "$INCLUDE is not supported: put the records in this file (an include could read any file the server can)"
-		}
-		var perr ErrorList
-		perr.add(display, line, "%s", msg)
-		return nil, perr
 	}
+	defer func() { z.build = nil }()
 	if len(lines) != count {
 		lines = nil // $GENERATE or an odd layout: report names instead of lines
 	}
@@ -347,6 +354,35 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 		z.NegSOA = neg
 	}
 	return z, nil
+}
+
+func newZone(origin, display string, records int) *Zone {
+	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, records+1), labels: dns.CountLabel(origin)}
+	z.build = &zoneBuilder{pack: make([]byte, dns.MaxMsgSize)}
+	return z
+}
+
+// parseAll reads every record with miekg's parser. perr is a syntax error,
+// which ends the load.
+func (z *Zone) parseAll(src []byte, errs *ErrorList) (count int, perr *Error) {
+	zp := dns.NewZoneParser(bytes.NewReader(src), z.Origin, z.File)
+	zp.SetIncludeAllowed(false)
+	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		z.add(rr, count, errs)
+		count++
+	}
+	if err := zp.Err(); err != nil {
+		line, msg := 0, err.Error()
+		if m := parseLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[2])
+			msg = m[1]
+		}
+		if strings.Contains(msg, "$INCLUDE directive not allowed") {
+			msg = "$INCLUDE is not supported: put the records in this file (an include could read any file the server can)"
+		}
+		return count, &Error{File: z.File, Line: line, Msg: msg}
+	}
+	return count, nil
 }
 
 // add checks one record and stores it packed. idx is its index in the file.
@@ -379,17 +415,27 @@ func (z *Zone) add(rr dns.RR, idx int, errs *ErrorList) {
 		errs.add(z.File, line, "%s %s: %v", h.Name, dns.TypeToString[h.Rrtype], err)
 		return
 	}
-	rec := b.pack[:end]
-	rdata, _ := rdataAt(rec, 0)
 	n := z.nodes[name]
 	if n == nil {
 		n = z.node(b.intern(name))
 	}
-	s := n.set(h.Rrtype)
+	target := ""
+	if h.Rrtype == dns.TypeNS {
+		target = canonical(rr.(*dns.NS).Ns)
+	}
+	z.put(n, h.Rrtype, b.pack[:end], idx, target)
+}
+
+// put stores one packed record rec of type t at n, unless n has it already.
+// target is an NS record's name server, for the glue check.
+func (z *Zone) put(n *Node, t uint16, rec []byte, idx int, target string) {
+	b := z.build
+	rdata, _ := rdataAt(rec, 0)
+	s := n.set(t)
 	if s == nil {
-		s = b.addSet(n, h.Rrtype)
-		s.line = uint32(line)
-	} else if b.isDup(name, s, rdata) {
+		s = b.addSet(n, t)
+		s.line = uint32(idx + 1)
+	} else if b.isDup(n.Name, s, rdata) {
 		return
 	}
 	if len(s.wire) == 0 {
@@ -402,8 +448,8 @@ func (z *Zone) add(rr dns.RR, idx int, errs *ErrorList) {
 		s.n++
 	}
 	z.RecordsLen++
-	if h.Rrtype == dns.TypeNS {
-		b.ns = append(b.ns, nsRecord{owner: n.Name, target: canonical(rr.(*dns.NS).Ns), idx: idx})
+	if t == dns.TypeNS {
+		b.ns = append(b.ns, nsRecord{owner: n.Name, target: target, idx: idx})
 	}
 }
 
@@ -545,7 +591,9 @@ func (z *Zone) insideCut(name string) bool {
 // file order, by reading the master file the way its grammar splits it:
 // directives, comments, quoted strings and ( ) continuations.
 func recordLines(src []byte) []int {
-	var out []int
+	// At most one record a line: one allocation, not a doubling chain of
+	// garbage for a million-line zone.
+	out := make([]int, 0, bytes.Count(src, []byte{'\n'})+1)
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	depth := 0

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/failoverdns/failoverdns/health/healthtest"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -61,13 +62,8 @@ func Binary(t testing.TB) string {
 	return p
 }
 
-func unavailable(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why + " (CI=true: required)")
-	}
-	t.Skip(why)
-}
+// unavailable is healthtest.Unavailable: skip, or fail under CI=true.
+var unavailable = healthtest.Unavailable
 
 // Options shape a cluster. The zero value is three members on 127.0.0.1,
 // 127.0.0.2 and 127.0.0.3.

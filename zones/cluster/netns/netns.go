@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/failoverdns/failoverdns/health/healthtest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -204,13 +205,8 @@ var (
 	probeErr  error
 )
 
-func unavailable(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why + " (CI=true: required)")
-	}
-	t.Skip(why)
-}
+// unavailable is healthtest.Unavailable: skip, or fail under CI=true.
+var unavailable = healthtest.Unavailable
 
 // Rule is one iptables rule that drops packets. Empty fields match
 // anything. Ports need Proto.
