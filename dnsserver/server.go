@@ -4,7 +4,6 @@ package dnsserver
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -261,65 +260,6 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.account(snap, &req, m, start)
 }
 
-// compressMaps: miekg/dns makes a compression map for every compressed
-// Pack (two allocations); these are reused, cleared, and dropped once a
-// large answer has grown one.
-var compressMaps = sync.Pool{New: func() any { return make(map[string]int, 16) }}
-
-// packCompressed is m.PackBuffer(buf) with m.Compress set, the same bytes,
-// with a compression map from compressMaps: header, question, then each RR
-// by dns.PackRR, which takes a map of ours. Anything unusual (an extended
-// RCODE, a buffer too small) is left to miekg/dns.
-func packCompressed(m *dns.Msg, buf []byte) ([]byte, error) {
-	if m.Rcode > 0xF || m.Rcode < 0 || len(buf) < 12 {
-		return m.PackBuffer(buf)
-	}
-	if opt := m.IsEdns0(); opt != nil {
-		opt.SetExtendedRcode(uint16(m.Rcode)) // as Pack does: clears it here
-	}
-	cm := compressMaps.Get().(map[string]int)
-	defer func() {
-		if len(cm) <= 64 {
-			clear(cm)
-			compressMaps.Put(cm)
-		}
-	}()
-	bits := uint16(m.Opcode)<<11 | uint16(m.Rcode)
-	for _, f := range [...]struct {
-		set bool
-		bit uint16
-	}{{m.Response, 1 << 15}, {m.Authoritative, 1 << 10}, {m.Truncated, 1 << 9}, {m.RecursionDesired, 1 << 8},
-		{m.RecursionAvailable, 1 << 7}, {m.Zero, 1 << 6}, {m.AuthenticatedData, 1 << 5}, {m.CheckingDisabled, 1 << 4}} {
-		if f.set {
-			bits |= f.bit
-		}
-	}
-	binary.BigEndian.PutUint16(buf[0:], m.Id)
-	binary.BigEndian.PutUint16(buf[2:], bits)
-	binary.BigEndian.PutUint16(buf[4:], uint16(len(m.Question)))
-	binary.BigEndian.PutUint16(buf[6:], uint16(len(m.Answer)))
-	binary.BigEndian.PutUint16(buf[8:], uint16(len(m.Ns)))
-	binary.BigEndian.PutUint16(buf[10:], uint16(len(m.Extra)))
-	off := 12
-	var err error
-	for _, q := range m.Question {
-		if off, err = dns.PackDomainName(q.Name, buf, off, cm, true); err != nil || off+4 > len(buf) {
-			return m.PackBuffer(buf)
-		}
-		binary.BigEndian.PutUint16(buf[off:], q.Qtype)
-		binary.BigEndian.PutUint16(buf[off+2:], q.Qclass)
-		off += 4
-	}
-	for _, sec := range [...][]dns.RR{m.Answer, m.Ns, m.Extra} {
-		for _, rr := range sec {
-			if off, err = dns.PackRR(rr, buf, off, cm, true); err != nil {
-				return m.PackBuffer(buf)
-			}
-		}
-	}
-	return buf[:off], nil
-}
-
 // packBufs hold the general path's packed answers between packing and the
 // write, so an answer costs no output allocation.
 var packBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1232); return &b }}
@@ -362,7 +302,7 @@ func packAnswer(m *dns.Msg, limit int, buf []byte) ([]byte, error) {
 	}
 	m.Truncate(limit)
 	m.Compress = true // Truncate turns it off when the answer fits uncompressed
-	b, err := packCompressed(m, buf[:cap(buf)])
+	b, err := m.PackBuffer(buf[:cap(buf)])
 	if asSent != "" {
 		m.Question[0].Name = asSent
 		if err == nil {
