@@ -435,3 +435,39 @@ func (c *clEnv) waitVotes(t *testing.T, node, votes string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestClusterRenameNoFlap: every instance reloads a config that renames
+// the active node (same address, same check). The leader must not decide
+// from the new name before any instance has observed it: the answer never
+// moves.
+func TestClusterRenameNoFlap(t *testing.T) {
+	c := clStart(t, 2, "")
+	for _, e := range c.ins {
+		b, err := os.ReadFile(e.cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(e.cfgPath, []byte(strings.ReplaceAll(string(b), `"sems1"`, `"alpha1"`)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, len(c.ins))
+	for _, e := range c.ins {
+		go func() { done <- e.in.Reload() }()
+	}
+	for range c.ins {
+		if err := <-done; err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+	}
+	// The node keeps its address: admNodeOf still calls 127.0.10.1 sems1.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		for i, e := range c.ins {
+			if got := e.admActive(t, "127.0.0.1"); got != "sems1" {
+				t.Fatalf("ns%d answers %s during a rename-only reload, want 127.0.10.1 throughout", i+1, got)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.waitAgreed(t, "sems1")
+}

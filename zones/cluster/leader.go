@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,7 @@ type leader struct {
 	health  map[string]healthValue // what this term agreed, by node
 	written map[zones.PinKey]decisionValue
 	frozen  map[string]bool // services the members' configs disagree on
+	base    *zones.Snapshot // the config health was last counted for
 	latest  atomic.Pointer[zones.Snapshot]
 	pub     chan struct{}
 	// What write must send: the services changed since the last write
@@ -138,7 +140,14 @@ func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
 			base = m.base
 			m.mu.Unlock()
 			if newBase {
-				l.eng.SetBase(base)
+				// The health counted for the new node names and the new
+				// config go in together, under the engine's lock: no
+				// decision from one config's names and the other's health.
+				var ops []clientv3.Op
+				l.eng.Handover(base, func() { ops = l.count() })
+				if err := l.commit(lctx, ops); err != nil {
+					return err
+				}
 			}
 			l.eng.ReplacePins(pins)
 			if err := l.recount(lctx); err != nil {
@@ -185,6 +194,12 @@ func (l *leader) commit(ctx context.Context, ops []clientv3.Op) error {
 // writes what changed, and works out which services the members' configs
 // disagree on.
 func (l *leader) recount(ctx context.Context) error {
+	return l.commit(ctx, l.count())
+}
+
+// count is recount without the write: it derives health and the frozen
+// services and returns the health keys to write.
+func (l *leader) count() []clientv3.Op {
 	m := l.m
 	now := time.Now().UTC()
 	m.mu.Lock()
@@ -211,10 +226,21 @@ func (l *leader) recount(ctx context.Context) error {
 	l.mu.Lock()
 	var ops []clientv3.Op
 	next := make(map[string]healthValue, len(base.Config.Nodes))
+	unknown := map[string]bool{}
+	renamed := l.renames(base)
 	for _, n := range base.Config.Nodes {
 		prev, had := l.health[n.Name]
+		if !had {
+			// A node renamed by a reload (same address, same check)
+			// keeps the health agreed under its old name until it is
+			// observed under the new one.
+			if old, ok := renamed[n.Name]; ok {
+				prev, had = l.health[old]
+			}
+		}
 		v, ok := vote(prev, had, m.mir.obs[n.Name], live, now)
 		if !ok {
+			unknown[n.Name] = true
 			continue
 		}
 		next[n.Name] = v
@@ -227,8 +253,21 @@ func (l *leader) recount(ctx context.Context) error {
 			ops = append(ops, clientv3.OpDelete(m.prefix+kHealth+n))
 		}
 	}
+	// A service with a node no instance has observed yet (a node just
+	// added or renamed by a reload) is not decided: an unknown node is
+	// not a down one, and deciding from one config's node names and
+	// another's observations would move answers for nothing.
+	for _, svc := range base.Services {
+		for _, n := range svc.Config.Nodes {
+			if unknown[n] {
+				frozen[svc.Name] = true
+				break
+			}
+		}
+	}
 	changedFrozen := !maps.Equal(frozen, l.frozen)
 	l.health = next
+	l.base = base
 	l.frozen = frozen
 	if changedFrozen {
 		l.pendAll = true // thawed services get their decisions written
@@ -236,9 +275,29 @@ func (l *leader) recount(ctx context.Context) error {
 	l.mu.Unlock()
 	m.mu.Unlock()
 	if changedFrozen && len(frozen) > 0 {
-		m.log.Error("members disagree on the config of some services: their decisions stay as they are until every live member loads the same config", "services", len(frozen))
+		m.log.Error("some services are not decided for now: the members disagree on their config, or no instance has observed one of their nodes yet; their decisions stay as they are until every live member loads the same config and the nodes are probed", "services", len(frozen), "unobserved_nodes", len(unknown))
 	}
-	return l.commit(ctx, ops)
+	return ops
+}
+
+// renames maps each node of base that the previous base had under another
+// name with the very same probe (address, port, check) to that old name.
+// Called with m.mu held.
+func (l *leader) renames(base *zones.Snapshot) map[string]string {
+	if l.base == nil || l.base == base {
+		return nil
+	}
+	oldBy := map[string]string{}
+	for name, spec := range l.base.Config.HealthSpecs() {
+		oldBy[fmt.Sprintf("%+v", spec)] = name
+	}
+	out := map[string]string{}
+	for name, spec := range base.Config.HealthSpecs() {
+		if old, ok := oldBy[fmt.Sprintf("%+v", spec)]; ok && old != name && base.Node(old) == nil {
+			out[name] = old
+		}
+	}
+	return out
 }
 
 // healthStates is the leader engine's view of node health: the votes.
