@@ -403,7 +403,6 @@ type fastQuery struct {
 	ecsBytes int
 	name     [256]byte // canonical presentation name, for map lookups
 	nameLen  int
-	lwire    [256]byte // the name in wire form, lower case (compressRRset)
 }
 
 // parseFast reads a query the fast path can answer, or reports false for
@@ -439,7 +438,6 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
 			return false // pointers, long labels and names: slow path
 		}
-		q.lwire[n] = byte(l) // the name's wire form is its presentation shifted by one
 		for _, c := range pkt[off : off+l] {
 			switch {
 			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
@@ -449,7 +447,6 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 				return false
 			}
 			q.name[n] = c
-			q.lwire[n+1] = c
 			n++
 		}
 		q.name[n] = '.'
@@ -459,7 +456,6 @@ func parseFast(pkt []byte, q *fastQuery) bool {
 	if n == 0 || off+4 > len(pkt) {
 		return false
 	}
-	q.lwire[n] = 0
 	q.nameLen = n
 	q.qtype = binary.BigEndian.Uint16(pkt[off:])
 	if binary.BigEndian.Uint16(pkt[off+2:]) != dns.ClassINET || !isFastQtype(q.qtype) {
@@ -724,47 +720,66 @@ func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:l
 // compressRRset appends wire, one RRset of the question's name as a zone
 // keeps it (uncompressed, owner names in full), compressed the way
 // packAnswer's miekg/dns packing compresses that answer after the question
-// in lower case (q.lwire at offset 12): every owner is then the question
-// (a pointer to 12), and the names in the RDATA of the types miekg/dns
-// compresses (NS, MX, SOA, PTR, ...) point at the longest suffix already in
-// the message, the question's or an earlier RDATA name's, else are written
-// out and become such suffixes themselves (rdataNames). false: an owner
-// that is not the question byte for byte (a zone written in upper case),
-// or more names than kept track of; the general path answers those.
+// in lower case: every owner is then the question (a pointer to 12), and
+// the names in the RDATA of the types miekg/dns compresses (NS, MX, SOA,
+// PTR, ...) are compressed by rdataNames. false: an owner that is not the
+// question in lower case byte for byte (a zone written in upper case), or
+// more names than rdataNames keeps track of; the general path answers
+// those.
 func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
-	qlen := q.nameLen + 1 // the wire form is one longer than "www.example."
-	var c *rdataNames
-	var cs rdataNames
+	qn := q.qname[:len(q.qname)-4] // the name as sent, in wire form
 	for off := 0; off < len(wire); {
-		// The owner: the question, or the root.
-		if len(wire)-off < qlen || string(wire[off:off+qlen]) != string(q.lwire[:qlen]) {
+		if len(wire)-off < len(qn) {
 			return out, false
 		}
-		off += qlen
-		if qlen == 1 {
-			out = append(out, 0)
+		for i, b := range qn {
+			if b >= 'A' && b <= 'Z' {
+				b += 'a' - 'A' // length octets are below 64: never changed
+			}
+			if wire[off+i] != b {
+				return out, false
+			}
+		}
+		off += len(qn)
+		if len(qn) == 1 {
+			out = append(out, 0) // the root is never compressed
 		} else {
 			out = append(out, 0xC0, 12)
 		}
 		typ := binary.BigEndian.Uint16(wire[off:])
 		end := off + 10 + int(binary.BigEndian.Uint16(wire[off+8:]))
-		names, skip := 0, 0
 		switch typ {
-		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR:
-			names = 1
+		case dns.TypeNS, dns.TypeCNAME, dns.TypePTR, dns.TypeMB, dns.TypeMD, dns.TypeMF, dns.TypeMG, dns.TypeMR,
+			dns.TypeMX, dns.TypeSOA, dns.TypeMINFO:
+			return compressNames(out, wire, off, q)
+		}
+		out = append(out, wire[off:end]...) // type, class, TTL, RDLENGTH, RDATA
+		off = end
+	}
+	return out, true
+}
+
+// compressNames is compressRRset for an RRset of a type whose RDATA names
+// miekg/dns compresses, from its first record's type field at wire[off:].
+func compressNames(out, wire []byte, off int, q *fastQuery) ([]byte, bool) {
+	var c rdataNames
+	qn := q.qname[:len(q.qname)-4]
+	c.qlen = len(qn)
+	for i, b := range qn {
+		if b >= 'A' && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		c.lwire[i] = b
+	}
+	for {
+		typ := binary.BigEndian.Uint16(wire[off:])
+		end := off + 10 + int(binary.BigEndian.Uint16(wire[off+8:]))
+		names, skip := 1, 0
+		switch typ {
 		case dns.TypeMX:
-			names, skip = 1, 2
+			skip = 2
 		case dns.TypeSOA, dns.TypeMINFO:
 			names = 2
-		}
-		if names == 0 {
-			out = append(out, wire[off:end]...) // type, class, TTL, RDLENGTH, RDATA
-			off = end
-			continue
-		}
-		if c == nil {
-			cs = rdataNames{q: q, qlen: qlen}
-			c = &cs
 		}
 		out = append(out, wire[off:off+8]...) // type, class, TTL
 		lenAt := len(out)
@@ -781,8 +796,20 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 		out = append(out, wire[off:end]...)
 		off = end
 		binary.BigEndian.PutUint16(out[lenAt:], uint16(len(out)-lenAt-2))
+		if off == len(wire) {
+			return out, true
+		}
+		// The next record's owner: the question, as for the first.
+		if len(wire)-off < c.qlen || string(wire[off:off+c.qlen]) != string(c.lwire[:c.qlen]) {
+			return out, false
+		}
+		off += c.qlen
+		if c.qlen == 1 {
+			out = append(out, 0)
+		} else {
+			out = append(out, 0xC0, 12)
+		}
 	}
-	return out, true
 }
 
 // rdataNames compresses RDATA names as miekg/dns does: its compression map
@@ -790,7 +817,7 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 // out before, at their first offset; a name points at its longest suffix
 // found there.
 type rdataNames struct {
-	q     *fastQuery
+	lwire [256]byte // the question in lower case
 	qlen  int
 	kept  [32]uint16 // where RDATA names' suffixes not found were written
 	nkept int
@@ -800,7 +827,7 @@ type rdataNames struct {
 // case, then what was written.
 func (c *rdataNames) at(out []byte, o int) byte {
 	if o >= 12 && o < 12+c.qlen {
-		return c.q.lwire[o-12]
+		return c.lwire[o-12]
 	}
 	return out[o]
 }
@@ -830,7 +857,7 @@ func (c *rdataNames) same(out []byte, o int, n []byte) bool {
 }
 
 func (c *rdataNames) find(out, n []byte) (int, bool) {
-	for o := 12; o < 12+c.qlen-1; o += 1 + int(c.q.lwire[o-12]) {
+	for o := 12; o < 12+c.qlen-1; o += 1 + int(c.lwire[o-12]) {
 		if c.same(out, o, n) {
 			return o, true
 		}
