@@ -330,9 +330,16 @@ func (e *Engine) ramp(svc *Service, loc int, now time.Time) (uint32, time.Time) 
 	if left > ttl {
 		return 0, at.Add(-ttl) // the ramp starts then
 	}
-	secs := uint32((left + time.Second - 1) / time.Second)
-	// Look again when the next whole second is gone, or at the switch.
-	return max(secs, 1), now.Add(left - time.Duration(secs-1)*time.Second)
+	// Whole seconds left, rounded down: a recompute that runs late (a
+	// loaded machine) then serves a TTL that still ends by the switch
+	// or overshoots it by only the delay, where rounding up would add a
+	// second. The last second answers 1 (a TTL is never 0).
+	secs := uint32(left / time.Second)
+	if secs == 0 {
+		return 1, now.Add(left) // until the switch itself
+	}
+	// Look again when the count drops by one.
+	return secs, now.Add(left - time.Duration(secs)*time.Second)
 }
 
 // pinFor returns the pin in force for a service's view: a location's own pin
