@@ -207,6 +207,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 	m.mir.reset(resp.Kvs, resp.Header.Revision)
 	m.published = map[string]obsValue{}
 	m.mu.Unlock()
+	m.reportBad()
 	if err := m.putMember(sctx, lease.ID, true); err != nil {
 		return err
 	}
@@ -258,6 +259,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 			}
 			m.dirty = m.dirty || t.agreed || t.pins
 			m.mu.Unlock()
+			m.reportBad()
 			if t.votes || t.pins {
 				kick(m.leaderKick)
 			}
@@ -591,4 +593,17 @@ func (m *Member) lastBeat() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// reportBad logs the cluster values that did not decode since the last
+// call (an instance of another version, or a hand-edited key): they are
+// ignored, and an operator must know.
+func (m *Member) reportBad() {
+	m.mu.Lock()
+	n := m.mir.bad
+	m.mir.bad = 0
+	m.mu.Unlock()
+	if n > 0 {
+		m.log.Error("ignoring cluster values that do not decode: check that every instance runs the same failoverdns version and that nothing else writes under the prefix", "values", n, "prefix", m.prefix)
+	}
 }

@@ -29,7 +29,7 @@ type mirror struct {
 	// beatSeen is when the beat last arrived, by the local clock (ages
 	// need no clock agreement); atomic, since _status reads it live.
 	beatSeen atomic.Int64
-	bad      int // values that did not decode (logged by the caller)
+	bad      int // values that did not decode since Member.reportBad last logged them
 }
 
 type leaderEntry struct {
