@@ -14,6 +14,7 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/zones"
+	_ "github.com/failoverdns/failoverdns/zones/cluster" // links cluster mode (zones.JoinCluster)
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 
