@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Start time without [cluster]: how long `failoverdns` (the embedded demo,
 # README's first command) takes from exec to answering keys.demo.test, for
-#   default    the normal build (links the etcd client for [cluster]);
-#   nocluster  go build -tags nocluster (no etcd, gRPC or protobuf-for-etcd
-#              package init, README "Building without cluster support");
+#   default    go build ./cmd/failoverdns (no etcd client);
+#   cluster    go build -tags cluster (README "Running several nameservers":
+#              links the etcd client, gRPC and etcd's protobuf);
 #   before     the commit before the etcd client came in (BEFORE, default
-#              df50419~1), as the reference the cluster issue compares with.
+#              df50419~1), the reference for the cluster issue's "no slower
+#              start".
 # ROUNDS rounds, each running every binary once in a rotating order
 # (bench/start/main.go); prints min, quartiles and median of each, and each
 # binary's package-init total from GODEBUG=inittrace=1 (median of 9).
@@ -31,9 +32,9 @@ done
 echo "# start.sh $(date -u +%FT%TZ) on $(nproc) CPUs, ROUNDS=$ROUNDS"
 bench_revision
 go build -o "$WORK/default" ./cmd/failoverdns
-go build -tags nocluster -o "$WORK/nocluster" ./cmd/failoverdns
+go build -tags cluster -o "$WORK/cluster" ./cmd/failoverdns
 go build -o "$WORK/measure" ./bench/start
-bins=("default=$WORK/default" "nocluster=$WORK/nocluster")
+bins=("default=$WORK/default" "cluster=$WORK/cluster")
 if git rev-parse -q --verify "$BEFORE^{commit}" >/dev/null; then
 	git worktree add -q --detach "$WORK/before-src" "$BEFORE"
 	(cd "$WORK/before-src" && go build -o "$WORK/before" ./cmd/failoverdns)
@@ -43,7 +44,7 @@ if git rev-parse -q --verify "$BEFORE^{commit}" >/dev/null; then
 else
 	echo "before: $BEFORE is not in this checkout; skipped"
 fi
-for b in default nocluster before; do
+for b in default cluster before; do
 	[ -x "$WORK/$b" ] || continue
 	printf '%-10s binary %5.1f MB, package init median of 9: ' "$b" "$(echo "$(stat -c %s "$WORK/$b") / 1048576" | bc -l)"
 	for _ in $(seq 9); do
