@@ -96,19 +96,7 @@ type fzEnv struct {
 // [server].
 func fzStart(tb testing.TB, serverExtra string) *fzEnv {
 	tb.Helper()
-	dir := tb.TempDir()
-	zonePath := filepath.Join(dir, "fuzz.test.zone")
-	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	snap, err := zones.Load(cfgPath)
-	if err != nil {
-		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
+	snap, cfgPath := fzLoad(tb, serverExtra)
 	in, err := dnsserver.StartWith(snap, dnsserver.Options{
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:    fzVersion,
@@ -127,6 +115,26 @@ func fzStart(tb testing.TB, serverExtra string) *fzEnv {
 		tb.Fatalf("Addrs() = %v, want one", addrs)
 	}
 	return &fzEnv{in: in, addr: addrs[0]}
+}
+
+// fzLoad writes the config and zone into a temporary folder and loads
+// them; serverExtra is added to [server].
+func fzLoad(tb testing.TB, serverExtra string) (*zones.Snapshot, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	zonePath := filepath.Join(dir, "fuzz.test.zone")
+	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	snap, err := zones.Load(cfgPath)
+	if err != nil {
+		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
+	}
+	return snap, cfgPath
 }
 
 // fzExchange sends q over network and returns the reply. When signed, q
