@@ -226,18 +226,6 @@ func fzCheckServiceRRs(t *testing.T, r *dns.Msg) {
 	}
 }
 
-// fzHeader builds a 12-byte DNS header.
-func fzHeader(id, flags, qd, an, ns, ar uint16) []byte {
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint16(b[0:], id)
-	binary.BigEndian.PutUint16(b[2:], flags)
-	binary.BigEndian.PutUint16(b[4:], qd)
-	binary.BigEndian.PutUint16(b[6:], an)
-	binary.BigEndian.PutUint16(b[8:], ns)
-	binary.BigEndian.PutUint16(b[10:], ar)
-	return b
-}
-
 // fzSentinel is the ordinary query sent after each hostile packet, with an
 // ID other than avoid.
 func fzSentinel(tb testing.TB, avoid uint16) (*dns.Msg, []byte) {
