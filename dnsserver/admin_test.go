@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -139,11 +140,8 @@ type admEnv struct {
 	stateDir string
 	cfgPath  string
 	nodes    map[string]*admNode
-	logs     *admLog
+	logs     *testenv.Logs
 }
-
-// admLog is failover_test.go's locked log buffer.
-type admLog = foLog
 
 const admZoneHead = `$ORIGIN demo.test.
 $TTL 300
@@ -220,7 +218,7 @@ func admStart(t testing.TB, c admConf) *admEnv {
 		}
 	}
 	cfgPath, stateDir := admWrite(t, c, nodes)
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &admLog{}}
+	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{})
 	return e
 }
@@ -879,7 +877,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &admEnv{dir: dir, cfgPath: cfgPath, logs: &admLog{}}
+	e := &admEnv{dir: dir, cfgPath: cfgPath, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{})
 
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)

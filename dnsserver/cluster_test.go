@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
@@ -53,7 +54,7 @@ func clStart(t *testing.T, n int, extra string) *clEnv {
 		fmt.Fprintf(f, "\n[cluster]\nname = %q\ninstance = \"ns%d\"\netcd = [%s]\nsession_ttl = \"2s\"\nlocal_failover_after = \"3s\"\nrequest_timeout = \"1s\"\n%s",
 			strings.ReplaceAll(t.Name(), "/", "-"), i+1, strings.Join(quoted, ", "), extra)
 		f.Close()
-		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &admLog{}}
+		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &testenv.Logs{}}
 		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
 		c.ins = append(c.ins, e)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -638,32 +639,6 @@ func TestTCPLargeAnswer(t *testing.T) {
 	}
 }
 
-// header builds a 12-byte DNS header.
-func header(id, flags, qd, an, ns, ar uint16) []byte {
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint16(b[0:], id)
-	binary.BigEndian.PutUint16(b[2:], flags)
-	binary.BigEndian.PutUint16(b[4:], qd)
-	binary.BigEndian.PutUint16(b[6:], an)
-	binary.BigEndian.PutUint16(b[8:], ns)
-	binary.BigEndian.PutUint16(b[10:], ar)
-	return b
-}
-
-func tcpFrame(p []byte) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(p))), p...)
-}
-
-func readTCPFrame(conn net.Conn) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(conn, l[:]); err != nil {
-		return nil, err
-	}
-	p := make([]byte, binary.BigEndian.Uint16(l[:]))
-	_, err := io.ReadFull(conn, p)
-	return p, err
-}
-
 func probeQuery(t testing.TB, avoid uint16) (*dns.Msg, []byte) {
 	t.Helper()
 	q := new(dns.Msg)
@@ -692,9 +667,9 @@ func isProbeAnswer(raw []byte, q *dns.Msg) bool {
 // (formerr) or not (silent).
 var (
 	// A header that says one question, then a label cut short.
-	garbageAfterHeader = append(header(0xBEEF, 0, 1, 0, 0, 0), 0x05, 'a', 'b')
+	garbageAfterHeader = append(testenv.Header(0xBEEF, 0, 1, 0, 0, 0), 0x05, 'a', 'b')
 	// A header that says one question, and nothing after it.
-	bareHeader = header(0xBEF0, 0, 1, 0, 0, 0)
+	bareHeader = testenv.Header(0xBEF0, 0, 1, 0, 0, 0)
 )
 
 func silentPackets(t testing.TB) map[string][]byte {
@@ -711,11 +686,11 @@ func silentPackets(t testing.TB) map[string][]byte {
 	return map[string][]byte{
 		"empty":              {},
 		"one byte":           {0x42},
-		"11 bytes":           header(0xBEEF, 0, 1, 0, 0, 0)[:11],
+		"11 bytes":           testenv.Header(0xBEEF, 0, 1, 0, 0, 0)[:11],
 		"QR=1 response":      packedResp,
-		"QR=1 bare header":   header(0xBEEF, 1<<15, 0, 0, 0, 0),
-		"QR=1 with garbage":  append(header(0xBEEF, 1<<15, 1, 0, 0, 0), 0xff, 0xff),
-		"QR=1 opcode NOTIFY": header(0xBEEF, 1<<15|dns.OpcodeNotify<<11, 1, 0, 0, 0),
+		"QR=1 bare header":   testenv.Header(0xBEEF, 1<<15, 0, 0, 0, 0),
+		"QR=1 with garbage":  append(testenv.Header(0xBEEF, 1<<15, 1, 0, 0, 0), 0xff, 0xff),
+		"QR=1 opcode NOTIFY": testenv.Header(0xBEEF, 1<<15|dns.OpcodeNotify<<11, 1, 0, 0, 0),
 	}
 }
 
@@ -745,10 +720,10 @@ func TestMalformedFORMERR(t *testing.T) {
 					}
 					raw = buf[:n]
 				} else {
-					if _, err := conn.Write(tcpFrame(pkt)); err != nil {
+					if _, err := conn.Write(testenv.Frame(pkt)); err != nil {
 						t.Fatal(err)
 					}
-					if raw, err = readTCPFrame(conn); err != nil {
+					if raw, err = testenv.ReadFrame(conn); err != nil {
 						t.Fatalf("no reply: %v", err)
 					}
 				}
@@ -818,10 +793,10 @@ func TestNoReplyTCP(t *testing.T) {
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(ioTimeout))
 			q, p := probeQuery(t, 0xBEEF)
-			if _, err := conn.Write(append(tcpFrame(pkt), tcpFrame(p)...)); err != nil {
+			if _, err := conn.Write(append(testenv.Frame(pkt), testenv.Frame(p)...)); err != nil {
 				t.Fatal(err)
 			}
-			raw, err := readTCPFrame(conn)
+			raw, err := testenv.ReadFrame(conn)
 			if err == nil && !isProbeAnswer(raw, q) {
 				t.Fatalf("the server replied to a packet it must ignore:\n%x", raw)
 			}
@@ -874,13 +849,13 @@ func TestTCPPipelining(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out.Write(tcpFrame(b))
+		out.Write(testenv.Frame(b))
 	}
 	if _, err := conn.Write(out.Bytes()); err != nil { // all three at once
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		raw, err := readTCPFrame(conn)
+		raw, err := testenv.ReadFrame(conn)
 		if err != nil {
 			t.Fatalf("answer %d of 3: %v", i+1, err)
 		}
@@ -925,10 +900,10 @@ func TestTCPIdleTimeout(t *testing.T) {
 			if tc.queryHead {
 				conn.SetDeadline(time.Now().Add(ioTimeout))
 				q, p := probeQuery(t, 0)
-				if _, err := conn.Write(tcpFrame(p)); err != nil {
+				if _, err := conn.Write(testenv.Frame(p)); err != nil {
 					t.Fatal(err)
 				}
-				raw, err := readTCPFrame(conn)
+				raw, err := testenv.ReadFrame(conn)
 				if err != nil || !isProbeAnswer(raw, q) {
 					t.Fatalf("query before idling: %v %x", err, raw)
 				}
@@ -969,11 +944,11 @@ func TestTCPPipeliningNoQueryLimit(t *testing.T) {
 		q.Id = uint16(i + 1)
 		binary.BigEndian.PutUint16(p, q.Id)
 		qs = append(qs, q)
-		out = append(out, tcpFrame(p)...)
+		out = append(out, testenv.Frame(p)...)
 	}
 	go func() { _, _ = conn.Write(out) }()
 	for i, q := range qs {
-		raw, err := readTCPFrame(conn)
+		raw, err := testenv.ReadFrame(conn)
 		if err != nil {
 			t.Fatalf("answer %d of %d pipelined queries: %v (the server closed the connection?)", i+1, n, err)
 		}

@@ -9,7 +9,6 @@ package dnsserver_test
 // stub.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -18,83 +17,27 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // opsUnboundBinary returns unbound's path (and unbound-checkconf's, "" when
 // absent), or skips the test without it (fails when CI=true).
 func opsUnboundBinary(t *testing.T) (unbound, checkconf string) {
 	t.Helper()
-	find := func(name string) string {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-			p := filepath.Join(dir, name)
-			if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-				return p
-			}
-		}
-		return ""
-	}
-	unbound = find("unbound")
-	if unbound == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("unbound is not installed, and CI=true: CI must install it (Debian/Ubuntu: apt-get install unbound)")
-		}
-		t.Skip("unbound is not installed (not on PATH nor in /usr/sbin): install the Debian/Ubuntu package unbound to run the delegation test")
-	}
-	return unbound, find("unbound-checkconf")
-}
-
-type opsBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *opsBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *opsBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// opsFreePort returns a port free for both UDP and TCP on 127.0.0.1 a
-// moment ago.
-func opsFreePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free UDP+TCP port on 127.0.0.1")
-	return 0
+	return testenv.Tool(t, "unbound", "unbound"), testenv.Find("unbound-checkconf")
 }
 
 // opsUnbound is a running unbound.
 type opsUnbound struct {
 	addr string
 	cmd  *exec.Cmd
-	log  opsBuffer
+	log  testenv.Logs
 	done chan struct{}
 	conf string
 }
@@ -168,7 +111,7 @@ func opsStartUnbound(t *testing.T, zone, dnsAddr string) *opsUnbound {
 	}
 	var lastLog string
 	for range 5 {
-		up := opsFreePort(t)
+		up := testenv.FreePort(t)
 		u := &opsUnbound{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(up)), done: make(chan struct{}), conf: filepath.Join(dir, "unbound.conf")}
 		if err := os.WriteFile(u.conf, []byte(opsUnboundConf(dir, up, zone, stub)), 0o644); err != nil {
 			t.Fatal(err)

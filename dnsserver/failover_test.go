@@ -7,7 +7,6 @@ package dnsserver_test
 // ever answered, the checks probe their loopback target.
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -31,8 +30,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/health"
-	"github.com/failoverdns/failoverdns/health/healthtest"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -319,57 +318,11 @@ func foAcceptQueue(a *net.TCPAddr) (n, limit int, err error) {
 	return 0, 0, fmt.Errorf("no listening socket %s in /proc/net/tcp", local)
 }
 
-// foClosedPort returns an address on ip where nothing listens.
-func foClosedPort(t testing.TB, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
-}
-
 // ---------------------------------------------------------------------------
 // Certificates, made in the test so none can expire under us.
 
-type foPKI struct {
-	caFile    string
-	good      tls.Certificate // keys.failover.test, valid for a year
-	wrongName tls.Certificate // other.test
-	expired   tls.Certificate // keys.failover.test, expired yesterday
-	shortLife tls.Certificate // keys.failover.test, expires in an hour (within the default min_validity 72h)
-}
-
-var (
-	foPKIOnce sync.Once
-	foPKIVal  foPKI
-	foPKIErr  error
-)
-
-// foCerts returns a PKI shared by the tests of this package (keys are
-// cheap, but not free under -race).
-func foCerts(t testing.TB) foPKI {
-	t.Helper()
-	foPKIOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "failoverdns-pki-")
-		if err != nil {
-			foPKIErr = err
-			return
-		}
-		foPKIVal, foPKIErr = foMakePKI(dir)
-	})
-	if foPKIErr != nil {
-		t.Fatal(foPKIErr)
-	}
-	return foPKIVal
-}
-
-func foMakePKI(dir string) (foPKI, error) {
-	p, err := healthtest.NewPKI(dir, foHost)
-	return foPKI{caFile: p.CAFile, good: p.Good, wrongName: p.WrongName, expired: p.Expired, shortLife: p.ShortLife}, err
-}
+// foCerts returns the PKI shared by the tests of this package.
+func foCerts(t testing.TB) testenv.PKI { t.Helper(); return testenv.SharedPKI(t, foHost) }
 
 // ---------------------------------------------------------------------------
 // Config and instance
@@ -454,24 +407,6 @@ func foWriteConfig(t testing.TB, nodes []foNode, svc foSvc) string {
 	return path
 }
 
-// foLog collects the server's log, printed only when the test fails.
-type foLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *foLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *foLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // foStart loads the config and starts an instance on 127.0.0.1:0; it is
 // closed when the test ends. It returns the instance and its DNS address.
 func foStart(t testing.TB, nodes []foNode, svc foSvc) (*dnsserver.Instance, string) {
@@ -491,7 +426,7 @@ func foLaunch(t testing.TB, nodes []foNode, svc foSvc) (in *dnsserver.Instance, 
 	if err != nil {
 		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
 	}
-	logs := &foLog{}
+	logs := &testenv.Logs{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	in, err = dnsserver.Start(snap, logger, "v0.0.0-failover-test")
 	if err != nil {
@@ -668,16 +603,16 @@ func TestFailoverFailback(t *testing.T) {
 	}
 }
 
-func testFailoverFailback(t *testing.T, pki foPKI, typ, failback string) {
+func testFailoverFailback(t *testing.T, pki testenv.PKI, typ, failback string) {
 	const after = time.Second
 	extra := foTiming
 	if typ == "https" {
-		extra += fmt.Sprintf("ca_file = %q\n", pki.caFile)
+		extra += fmt.Sprintf("ca_file = %q\n", pki.CAFile)
 	}
 	var nodes []foNode
 	var backends []*foBackend
 	for i := 1; i <= 3; i++ {
-		b := foNewBackend(t, typ, fmt.Sprintf("127.0.10.%d", i), pki.good)
+		b := foNewBackend(t, typ, fmt.Sprintf("127.0.10.%d", i), pki.Good)
 		backends = append(backends, b)
 		nodes = append(nodes, foNodeFor(i, typ, b, extra))
 	}
@@ -889,10 +824,10 @@ func TestFailoverTimeouts(t *testing.T) {
 			pki := foCerts(t)
 			extra := timing
 			if tc.typ == "https" {
-				extra += fmt.Sprintf("ca_file = %q\n", pki.caFile)
+				extra += fmt.Sprintf("ca_file = %q\n", pki.CAFile)
 			}
-			b1 := foNewBackend(t, tc.typ, "127.0.10.1", pki.good)
-			b2 := foNewBackend(t, tc.typ, "127.0.10.2", pki.good)
+			b1 := foNewBackend(t, tc.typ, "127.0.10.1", pki.Good)
+			b2 := foNewBackend(t, tc.typ, "127.0.10.2", pki.Good)
 			nodes := []foNode{foNodeFor(1, tc.typ, b1, extra), foNodeFor(2, tc.typ, b2, extra)}
 			n1, n2 := nodes[0].addr, nodes[1].addr
 			in, addr := foStart(t, nodes, foSvc{})
@@ -945,21 +880,21 @@ func TestFailoverCertificates(t *testing.T) {
 		wantN1  bool   // node 1 up and answered
 		wantErr string // substring of node 1's last error
 	}{
-		{"https good", "https", pki.good, "", true, ""},
-		{"https wrong name", "https", pki.wrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
-		{"https expired", "https", pki.expired, "", false, "tls: certificate expired"},
-		{"https wrong name insecure", "https", pki.wrongName, "insecure = true\n", true, ""},
-		{"https expired insecure", "https", pki.expired, "insecure = true\n", true, ""},
-		{"tls good", "tls", pki.good, "", true, ""},
-		{"tls wrong name", "tls", pki.wrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
-		{"tls expired", "tls", pki.expired, "", false, "tls: certificate expired"},
-		{"tls expires within min_validity", "tls", pki.shortLife, "", false, "within min_validity 72h0m0s"},
-		{"tls expires after min_validity", "tls", pki.shortLife, "min_validity = \"30m\"\n", true, ""},
+		{"https good", "https", pki.Good, "", true, ""},
+		{"https wrong name", "https", pki.WrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
+		{"https expired", "https", pki.Expired, "", false, "tls: certificate expired"},
+		{"https wrong name insecure", "https", pki.WrongName, "insecure = true\n", true, ""},
+		{"https expired insecure", "https", pki.Expired, "insecure = true\n", true, ""},
+		{"tls good", "tls", pki.Good, "", true, ""},
+		{"tls wrong name", "tls", pki.WrongName, "", false, "tls: certificate valid for other.test, not keys.failover.test"},
+		{"tls expired", "tls", pki.Expired, "", false, "tls: certificate expired"},
+		{"tls expires within min_validity", "tls", pki.ShortLife, "", false, "within min_validity 72h0m0s"},
+		{"tls expires after min_validity", "tls", pki.ShortLife, "min_validity = \"30m\"\n", true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b1 := foNewBackend(t, "https", "127.0.10.1", tc.cert)
-			b2 := foNewBackend(t, "https", "127.0.10.2", pki.good)
-			ca := fmt.Sprintf("ca_file = %q\n", pki.caFile)
+			b2 := foNewBackend(t, "https", "127.0.10.2", pki.Good)
+			ca := fmt.Sprintf("ca_file = %q\n", pki.CAFile)
 			nodes := []foNode{
 				foNodeFor(1, tc.typ, b1, foTiming+ca+tc.extra),
 				foNodeFor(2, tc.typ, b2, foTiming+ca),
@@ -1049,7 +984,7 @@ func TestFailoverAllDown(t *testing.T) {
 	}
 
 	t.Run("dead at boot", func(t *testing.T) {
-		port := foClosedPort(t, "127.0.10.1")
+		port := testenv.ClosedPort(t, "127.0.10.1")
 		b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
 		nodes := []foNode{
 			{name: "n1", addr: "192.0.2.11", repl: "10.99.0.11", check: fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.1\"\n%s", port, foTiming)},

@@ -36,6 +36,13 @@ func fastServerWith(t testing.TB, extra, locations, keysLocation string) *Server
 		cfg = strings.Replace(cfg, "[[service]]\n", locations+"\n[[service]]\n", 1)
 		return strings.Replace(cfg, "lab = [\"sems3\", \"sems1\"]\n", "lab = [\"sems3\", \"sems1\"]\n"+keysLocation, 1)
 	})
+	return allUpServer(t, snap)
+}
+
+// allUpServer is a server on snap with every node up and the engine's
+// decisions in force, no sockets.
+func allUpServer(t testing.TB, snap *zones.Snapshot) *Server {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := New(snap, logger, "test")
 	s.metrics = NewMetrics()

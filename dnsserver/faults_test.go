@@ -28,14 +28,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/events"
 )
 
-// ftLog is a slog destination (failover_test.go's locked buffer) whose
-// JSON records can be counted by message.
-type ftLog = foLog
+// ftLog is a slog destination (testenv's locked buffer) whose JSON records
+// can be counted by message.
+type ftLog struct{ testenv.Logs }
 
 func (l *ftLog) logger() *slog.Logger {
 	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))

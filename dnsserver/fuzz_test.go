@@ -96,19 +96,7 @@ type fzEnv struct {
 // [server].
 func fzStart(tb testing.TB, serverExtra string) *fzEnv {
 	tb.Helper()
-	dir := tb.TempDir()
-	zonePath := filepath.Join(dir, "fuzz.test.zone")
-	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	snap, err := zones.Load(cfgPath)
-	if err != nil {
-		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
+	snap, cfgPath := fzLoad(tb, serverExtra)
 	in, err := dnsserver.StartWith(snap, dnsserver.Options{
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Version:    fzVersion,
@@ -127,6 +115,26 @@ func fzStart(tb testing.TB, serverExtra string) *fzEnv {
 		tb.Fatalf("Addrs() = %v, want one", addrs)
 	}
 	return &fzEnv{in: in, addr: addrs[0]}
+}
+
+// fzLoad writes the config and zone into a temporary folder and loads
+// them; serverExtra is added to [server].
+func fzLoad(tb testing.TB, serverExtra string) (*zones.Snapshot, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	zonePath := filepath.Join(dir, "fuzz.test.zone")
+	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "failoverdns.toml")
+	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	snap, err := zones.Load(cfgPath)
+	if err != nil {
+		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
+	}
+	return snap, cfgPath
 }
 
 // fzExchange sends q over network and returns the reply. When signed, q
@@ -216,18 +224,6 @@ func fzCheckServiceRRs(t *testing.T, r *dns.Msg) {
 	if counts[dns.TypeA] > 1 || counts[dns.TypeAAAA] > 1 {
 		t.Errorf("the service is answered with %d A and %d AAAA records; at most one of each:\n%v", counts[dns.TypeA], counts[dns.TypeAAAA], r)
 	}
-}
-
-// fzHeader builds a 12-byte DNS header.
-func fzHeader(id, flags, qd, an, ns, ar uint16) []byte {
-	b := make([]byte, 12)
-	binary.BigEndian.PutUint16(b[0:], id)
-	binary.BigEndian.PutUint16(b[2:], flags)
-	binary.BigEndian.PutUint16(b[4:], qd)
-	binary.BigEndian.PutUint16(b[6:], an)
-	binary.BigEndian.PutUint16(b[8:], ns)
-	binary.BigEndian.PutUint16(b[10:], ar)
-	return b
 }
 
 // fzSentinel is the ordinary query sent after each hostile packet, with an

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"runtime"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // Hostile input through real sockets (DESIGN.md "What bad input gets"): each
@@ -108,11 +109,11 @@ func hostileCases(t *testing.T) []hostileCase {
 	}
 	// A question whose name is one label of 64 octets: the length byte
 	// 0x40 is not a plain label.
-	label64 := append(fzHeader(0x4242, 0, 1, 0, 0, 0), 64)
+	label64 := append(testenv.Header(0x4242, 0, 1, 0, 0, 0), 64)
 	label64 = append(label64, strings.Repeat("a", 64)...)
 	label64 = append(label64, 0, 0, 1, 0, 1)
 	// Five labels of 63 octets: 321 octets, over the 255 a name may have.
-	long := fzHeader(0x4242, 0, 1, 0, 0, 0)
+	long := testenv.Header(0x4242, 0, 1, 0, 0, 0)
 	for range 5 {
 		long = append(long, 63)
 		long = append(long, strings.Repeat("b", 63)...)
@@ -129,13 +130,13 @@ func hostileCases(t *testing.T) []hostileCase {
 		{name: "1-byte header", pkt: []byte{0x42}, rcode: hostileSilent},
 		{name: "11-byte header", pkt: q[:11], rcode: hostileSilent},
 		{name: "QR set on a query", pkt: withFlags(0x8000), rcode: hostileSilent},
-		{name: "QR set on a bare header", pkt: fzHeader(0x4242, 0x8000, 0, 0, 0, 0), rcode: hostileSilent},
-		{name: "QDCOUNT 0", pkt: fzHeader(0x4242, 0, 0, 0, 0, 0), rcode: dns.RcodeFormatError},
+		{name: "QR set on a bare header", pkt: testenv.Header(0x4242, 0x8000, 0, 0, 0, 0), rcode: hostileSilent},
+		{name: "QDCOUNT 0", pkt: testenv.Header(0x4242, 0, 0, 0, 0, 0), rcode: dns.RcodeFormatError},
 		{name: "QDCOUNT 2", pkt: twoQP, rcode: dns.RcodeFormatError},
-		{name: "QDCOUNT 1 and nothing after the header", pkt: fzHeader(0x4242, 0, 1, 0, 0, 0), rcode: dns.RcodeFormatError},
-		{name: "compression pointer to itself", pkt: append(fzHeader(0x4242, 0, 1, 0, 0, 0), 0xc0, 12, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
-		{name: "compression loop through a label", pkt: append(fzHeader(0x4242, 0, 1, 0, 0, 0), 1, 'a', 0xc0, 12, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
-		{name: "compression pointer past the end", pkt: append(fzHeader(0x4242, 0, 1, 0, 0, 0), 0xc0, 0xff, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
+		{name: "QDCOUNT 1 and nothing after the header", pkt: testenv.Header(0x4242, 0, 1, 0, 0, 0), rcode: dns.RcodeFormatError},
+		{name: "compression pointer to itself", pkt: append(testenv.Header(0x4242, 0, 1, 0, 0, 0), 0xc0, 12, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
+		{name: "compression loop through a label", pkt: append(testenv.Header(0x4242, 0, 1, 0, 0, 0), 1, 'a', 0xc0, 12, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
+		{name: "compression pointer past the end", pkt: append(testenv.Header(0x4242, 0, 1, 0, 0, 0), 0xc0, 0xff, 0, 1, 0, 1), rcode: dns.RcodeFormatError},
 		{name: "label over 63 octets", pkt: label64, rcode: dns.RcodeFormatError},
 		{name: "name over 255 octets", pkt: long, rcode: dns.RcodeFormatError},
 		{name: "OPT in the answer section", pkt: hostileWithRRs(q, 0, hostileOPT(0)), rcode: dns.RcodeFormatError},
@@ -177,20 +178,6 @@ func hostileCheckReply(t *testing.T, pkt, raw []byte, want int) {
 	}
 }
 
-func hostileReadFrame(conn net.Conn) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(conn, l[:]); err != nil {
-		return nil, err
-	}
-	p := make([]byte, binary.BigEndian.Uint16(l[:]))
-	_, err := io.ReadFull(conn, p)
-	return p, err
-}
-
-func hostileFrame(p []byte) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(p))), p...)
-}
-
 // hostileSendTCP writes pkt and then an ordinary query as two frames on one
 // connection and returns the reply to pkt (nil when none came before the
 // ordinary query's answer, or the server hung up).
@@ -207,12 +194,12 @@ func hostileSendTCP(t *testing.T, addr string, pkt []byte) []byte {
 		pid = binary.BigEndian.Uint16(pkt)
 	}
 	sq, sp := fzSentinel(t, pid)
-	if _, err := conn.Write(append(hostileFrame(pkt), hostileFrame(sp)...)); err != nil {
+	if _, err := conn.Write(append(testenv.Frame(pkt), testenv.Frame(sp)...)); err != nil {
 		t.Fatal(err)
 	}
 	var reply []byte
 	for {
-		raw, err := hostileReadFrame(conn)
+		raw, err := testenv.ReadFrame(conn)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -313,7 +300,7 @@ func TestHostile(t *testing.T) {
 		}
 		defer conn.Close()
 		_, sp := fzSentinel(t, 0)
-		frame := hostileFrame(sp)
+		frame := testenv.Frame(sp)
 		const every = 100 * time.Millisecond
 		if time.Duration(len(frame))*every < 4*hostileIdleTimeout {
 			t.Fatalf("frame of %d bytes is too short to outlast the timeout", len(frame))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // The prober-isolation guard ([server] anchors): when the anchor fails
@@ -31,7 +32,7 @@ func isoStart(t *testing.T) (*admEnv, *admNode) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &admLog{}}
+	e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{ConfigPath: cfgPath})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -27,6 +27,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -350,13 +351,7 @@ func TestLocationBySourceAddress(t *testing.T) {
 
 // 1 with the real dig: -b binds the client address.
 func TestLocationDig(t *testing.T) {
-	dig, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dig is not on PATH and CI=true: install dnsutils/bind-tools: %v", err)
-		}
-		t.Skipf("dig is not on PATH (install dnsutils or bind-tools to run this test): %v", err)
-	}
+	dig := testenv.Tool(t, "bind9-dnsutils", "dig")
 	srv := locStart(t, "", locBase)
 	host, port, _ := net.SplitHostPort(srv)
 	run := func(args ...string) string {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,6 +24,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // pbStep bounds each browser action: generous, for a shared 2-core CI.
@@ -34,16 +35,7 @@ const pbStep = 30 * time.Second
 // when CI=true).
 func pbChromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed, and CI=true: CI must install it (Debian/Ubuntu: apt-get install chromium)")
-	}
-	t.Skip("chromium is not installed: apt-get install chromium to run the status page's browser tests")
-	return ""
+	return testenv.Tool(t, "chromium", "chromium", "chromium-browser")
 }
 
 // pbBrowser is one headless Chromium with one tab, recording every request

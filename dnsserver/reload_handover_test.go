@@ -2,12 +2,11 @@ package dnsserver_test
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/failoverdns/failoverdns/health/healthtest"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // TestReloadChangedNodeProbedFirst: a node whose address, check target or
@@ -28,7 +27,7 @@ func TestReloadChangedNodeProbedFirst(t *testing.T) {
 			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", n.port, slow)}
 		}, "sems2"},
 		{"check port moves to a closed one", nil, func(c *opsConf, n *opsNode) {
-			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", opsClosedPort(t, n.ip), slow)}
+			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", testenv.ClosedPort(t, n.ip), slow)}
 		}, "sems2"},
 		{"check target moves to a dead one", nil, func(c *opsConf, n *opsNode) {
 			c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.77\"\n%s", n.port, slow)}
@@ -58,18 +57,6 @@ func TestReloadChangedNodeProbedFirst(t *testing.T) {
 			}
 		})
 	}
-}
-
-// opsClosedPort is a TCP port on ip where nothing listens: one the kernel
-// just gave out and took back.
-func opsClosedPort(t *testing.T, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TestReloadRenameNoFlap: reloads that only rename nodes (same addresses,
@@ -110,7 +97,7 @@ func TestReloadRenameNoFlap(t *testing.T) {
 // stays the old one.
 func TestReloadCanceledByClose(t *testing.T) {
 	nodes := opsNodes(t, "sems1", "sems2", "sems3")
-	port, asked := healthtest.HangingHTTP(t, opsIPs["sems3"])
+	port, asked := testenv.HangingHTTP(t, opsIPs["sems3"])
 
 	c := opsConf{order: []string{"sems1", "sems2"}}
 	e := opsStart(t, c, nodes)

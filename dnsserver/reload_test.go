@@ -31,6 +31,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -134,12 +135,9 @@ type opsEnv struct {
 	in       *dnsserver.Instance
 	addr     string // DNS, UDP and TCP
 	http     string // "" without http
-	logs     *opsLog
+	logs     *testenv.Logs
 	closeIn  func() // stops the instance (once)
 }
-
-// opsLog is failover_test.go's locked log buffer.
-type opsLog = foLog
 
 // opsWriteFile replaces path atomically, so a reload never reads half a
 // file.
@@ -255,7 +253,7 @@ func opsStart(t testing.TB, c opsConf, nodes map[string]*opsNode) *opsEnv {
 		zonePath: filepath.Join(dir, strings.TrimSuffix(c.zone(), ".")+".zone"),
 		stateDir: filepath.Join(dir, "state"),
 		nodes:    nodes,
-		logs:     &opsLog{},
+		logs:     &testenv.Logs{},
 	}
 	e.write(t, c)
 	e.launch(t)

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/events"
 )
@@ -542,7 +543,7 @@ func TestSavedPinsNoLongerValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &admLog{}}
+	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{})
 	e.wantActive(t, "127.0.0.1", "sems3")
 	e.wantActive(t, admEMEAIP, "sems3")
@@ -671,7 +672,7 @@ func TestStartCorruptState(t *testing.T) {
 	if err := os.WriteFile(path, garbage, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logs admLog
+	var logs testenv.Logs
 	o := dnsserver.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Version: "v0"}
 	in, err := dnsserver.StartWith(admLoad(t, cfgPath), o)
 	if err == nil {
@@ -685,7 +686,7 @@ func TestStartCorruptState(t *testing.T) {
 		t.Errorf("error %q does not name %s", err, path)
 	}
 
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &admLog{}}
+	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{IgnoreState: true})
 	e.wantActive(t, "127.0.0.1", "sems1")
 	if got := e.pinTXT(t, admPinName); got != "NXDOMAIN" {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // specFor points a spec of the given type at a listener's address.
@@ -83,13 +85,7 @@ func listen(t *testing.T, addr string, serve func(net.Conn)) net.Listener {
 // closedAddr returns a loopback address where nothing listens.
 func closedAddr(t *testing.T) net.Addr {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.10.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr()
-	ln.Close()
-	return addr
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 10, 3), Port: testenv.ClosedPort(t, "127.0.10.3")}
 }
 
 func httpServer(t *testing.T, h http.HandlerFunc) *httptest.Server {
@@ -233,10 +229,10 @@ func TestCheckHTTP(t *testing.T) {
 
 func TestCheckHTTPSAndTLS(t *testing.T) {
 	p := certs(t)
-	good := tlsServer(t, p.good).Listener.Addr()
-	wrong := tlsServer(t, p.wrongName).Listener.Addr()
-	expired := tlsServer(t, p.expired).Listener.Addr()
-	short := tlsServer(t, p.shortLife).Listener.Addr()
+	good := tlsServer(t, p.Good).Listener.Addr()
+	wrong := tlsServer(t, p.WrongName).Listener.Addr()
+	expired := tlsServer(t, p.Expired).Listener.Addr()
+	short := tlsServer(t, p.ShortLife).Listener.Addr()
 
 	tests := []struct {
 		name     string
@@ -247,21 +243,21 @@ func TestCheckHTTPSAndTLS(t *testing.T) {
 		ok       bool
 		errSub   string
 	}{
-		{name: "https valid", typ: TypeHTTPS, addr: good, caFile: p.caFile, ok: true},
-		{name: "https wrong name", typ: TypeHTTPS, addr: wrong, caFile: p.caFile, errSub: "tls: certificate valid for other.test, not keys.example.com"},
-		{name: "https expired", typ: TypeHTTPS, addr: expired, caFile: p.caFile, errSub: "tls: certificate expired"},
-		{name: "https wrong name insecure", typ: TypeHTTPS, addr: wrong, caFile: p.caFile, insecure: true, ok: true},
+		{name: "https valid", typ: TypeHTTPS, addr: good, caFile: p.CAFile, ok: true},
+		{name: "https wrong name", typ: TypeHTTPS, addr: wrong, caFile: p.CAFile, errSub: "tls: certificate valid for other.test, not keys.example.com"},
+		{name: "https expired", typ: TypeHTTPS, addr: expired, caFile: p.CAFile, errSub: "tls: certificate expired"},
+		{name: "https wrong name insecure", typ: TypeHTTPS, addr: wrong, caFile: p.CAFile, insecure: true, ok: true},
 		{name: "https expired insecure", typ: TypeHTTPS, addr: expired, insecure: true, ok: true},
 		{name: "https system roots", typ: TypeHTTPS, addr: good, errSub: "unknown authority"},
 		{name: "https missing ca file", typ: TypeHTTPS, addr: good, caFile: filepath.Join(t.TempDir(), "nope.pem"), errSub: "ca_file"},
 		{name: "https missing ca file insecure", typ: TypeHTTPS, addr: good, caFile: filepath.Join(t.TempDir(), "nope.pem"), insecure: true, ok: true},
-		{name: "tls valid", typ: TypeTLS, addr: good, caFile: p.caFile, ok: true},
-		{name: "tls wrong name", typ: TypeTLS, addr: wrong, caFile: p.caFile, errSub: "not keys.example.com"},
-		{name: "tls wrong name ignores insecure", typ: TypeTLS, addr: wrong, caFile: p.caFile, insecure: true, errSub: "not keys.example.com"},
-		{name: "tls expired", typ: TypeTLS, addr: expired, caFile: p.caFile, errSub: "tls: certificate expired"},
-		{name: "tls within min_validity", typ: TypeTLS, addr: short, caFile: p.caFile, errSub: "within min_validity 72h0m0s"},
+		{name: "tls valid", typ: TypeTLS, addr: good, caFile: p.CAFile, ok: true},
+		{name: "tls wrong name", typ: TypeTLS, addr: wrong, caFile: p.CAFile, errSub: "not keys.example.com"},
+		{name: "tls wrong name ignores insecure", typ: TypeTLS, addr: wrong, caFile: p.CAFile, insecure: true, errSub: "not keys.example.com"},
+		{name: "tls expired", typ: TypeTLS, addr: expired, caFile: p.CAFile, errSub: "tls: certificate expired"},
+		{name: "tls within min_validity", typ: TypeTLS, addr: short, caFile: p.CAFile, errSub: "within min_validity 72h0m0s"},
 		{name: "tls missing ca file", typ: TypeTLS, addr: good, caFile: filepath.Join(t.TempDir(), "nope.pem"), errSub: "ca_file"},
-		{name: "tls against plain http", typ: TypeTLS, addr: httpServer(t, http.NotFound).Listener.Addr(), caFile: p.caFile, errSub: "tls"},
+		{name: "tls against plain http", typ: TypeTLS, addr: httpServer(t, http.NotFound).Listener.Addr(), caFile: p.CAFile, errSub: "tls"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,7 +269,7 @@ func TestCheckHTTPSAndTLS(t *testing.T) {
 
 	t.Run("short life passes with small min_validity", func(t *testing.T) {
 		spec := specFor(t, TypeTLS, short)
-		spec.CAFile, spec.MinValidity = p.caFile, time.Minute
+		spec.CAFile, spec.MinValidity = p.CAFile, time.Minute
 		wantResult(t, Check(context.Background(), spec), true, "")
 	})
 }
@@ -282,11 +278,11 @@ func TestCheckHTTPSAndTLS(t *testing.T) {
 // after the first probe does not break later ones.
 func TestCheckerCachesCA(t *testing.T) {
 	p := certs(t)
-	spec := specFor(t, TypeHTTPS, tlsServer(t, p.good).Listener.Addr())
-	spec.CAFile = p.caFile
+	spec := specFor(t, TypeHTTPS, tlsServer(t, p.Good).Listener.Addr())
+	spec.CAFile = p.CAFile
 	c := newChecker(spec)
 	wantResult(t, c.check(context.Background()), true, "")
-	if err := removeFile(p.caFile); err != nil {
+	if err := removeFile(p.CAFile); err != nil {
 		t.Fatal(err)
 	}
 	wantResult(t, c.check(context.Background()), true, "")
@@ -307,7 +303,7 @@ func TestCheckHungBackend(t *testing.T) {
 	for _, typ := range []string{TypeHTTP, TypeHTTPS, TypeTLS} {
 		t.Run(typ, func(t *testing.T) {
 			spec := specFor(t, typ, ln.Addr())
-			spec.CAFile = p.caFile
+			spec.CAFile = p.CAFile
 			spec.Timeout = 200 * time.Millisecond
 			r := checkWithin(t, spec, 5*time.Second)
 			wantResult(t, r, false, "timeout after 200ms")

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // waitFor polls cond every 10ms for up to 10s. The bound only turns a hang
@@ -51,24 +52,6 @@ func startRun(t *testing.T, p *Prober) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// syncBuffer is a bytes.Buffer safe for a concurrent slog handler and reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type observation struct {
@@ -142,7 +125,7 @@ func TestProberRiseFall(t *testing.T) {
 	spec := specFor(t, TypeHTTP, s.Listener.Addr())
 	spec.Interval, spec.Rise, spec.Fall = 20*time.Millisecond, 2, 3
 
-	var logs syncBuffer
+	var logs testenv.Logs
 	var changes atomic.Int32
 	p := NewProber(slog.New(slog.NewTextHandler(&logs, nil)), func() { changes.Add(1) })
 	rec := &recorder{}

@@ -100,7 +100,7 @@ func TestSourceHTTP(t *testing.T) {
 	t.Cleanup(plain.Close)
 
 	secure := httptest.NewUnstartedServer(ok)
-	secure.TLS = &tls.Config{Certificates: []tls.Certificate{pki.good}}
+	secure.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Good}}
 	secureSeen := peers(secure.Config)
 	secure.StartTLS()
 	t.Cleanup(secure.Close)
@@ -116,7 +116,7 @@ func TestSourceHTTP(t *testing.T) {
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
 			spec := specFor(t, tc.typ, tc.addr)
-			spec.CAFile = pki.caFile
+			spec.CAFile = pki.CAFile
 			spec.Source = probeSource
 			wantResult(t, Check(context.Background(), spec), true, "")
 			wantPeer(t, tc.seen, probeSource)

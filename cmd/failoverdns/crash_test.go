@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // kill -9 in the middle of a burst of pin UPDATEs, again and again: an
@@ -149,7 +151,7 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 9))
 	t.Logf("seed %d", seed)
 
-	s := peWrite(t, peConf{}, freePort(t))
+	s := peWrite(t, peConf{}, testenv.FreePort(t))
 	start := func(what string) {
 		t.Helper()
 		// The port is the same on every restart; the killed process's

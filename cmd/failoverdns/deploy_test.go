@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // Tests of deploy/: the systemd unit, sd_notify readiness and the example
@@ -80,7 +82,7 @@ func TestDeploySystemdUnit(t *testing.T) {
 			t.Errorf("deploy/failoverdns.service has no line %q", want)
 		}
 	}
-	analyze := toolBinary(t, "systemd-analyze", "systemd")
+	analyze := testenv.Tool(t, "systemd", "systemd-analyze")
 	root := t.TempDir()
 	var units string
 	for _, d := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
@@ -172,7 +174,7 @@ func TestSDNotify(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sock.Close()
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		dir := t.TempDir()
 		zone, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
 		cfg := checkWrite(t, dir, "c.toml", fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n", port, filepath.Join(dir, "state"), zone))
@@ -216,7 +218,7 @@ func TestSDNotify(t *testing.T) {
 // (deploy/failoverdns.rules.test.yml) pass: a first failed reload, a
 // service all down, a node down, two nameservers answering different nodes.
 func TestDeployAlertRules(t *testing.T) {
-	promtool := toolBinary(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "prometheus", "promtool")
 	for _, args := range [][]string{
 		{"check", "rules", "failoverdns.rules.yml"},
 		{"test", "rules", "failoverdns.rules.test.yml"},
@@ -232,7 +234,7 @@ func TestDeployAlertRules(t *testing.T) {
 // TestPromtoolCheckMetrics: a scrape of the running binary passes
 // `promtool check metrics` (names, units, help, types).
 func TestPromtoolCheckMetrics(t *testing.T) {
-	promtool := toolBinary(t, "promtool", "prometheus")
+	promtool := testenv.Tool(t, "prometheus", "promtool")
 	s := opeStart(t, true)
 	// An answer, so queries_total has a series too.
 	if _, err := s.lookupA("www." + opeZone); err != nil {

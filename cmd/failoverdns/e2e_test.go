@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,7 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/failoverdns/failoverdns/health/healthtest"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // End-to-end tests: the real binary, driven by the real dig.
@@ -66,27 +65,10 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is one running failoverdns.
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr lockedBuffer
+	stdout, stderr testenv.Logs
 	done           chan struct{}
 	waitErr        error
 }
@@ -157,27 +139,6 @@ func (p *proc) waitReady(addr, zone string) error {
 	return fmt.Errorf("%s did not answer %s SOA within 20s", addr, zone)
 }
 
-// freePort returns a port that was free for both UDP and TCP on 127.0.0.1 a
-// moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no free UDP+TCP port on 127.0.0.1")
-	return 0
-}
-
 // startServerProc runs the binary on a free port with the conformance zone.
 func startServerProc(t *testing.T) (*proc, int) {
 	t.Helper()
@@ -186,7 +147,7 @@ func startServerProc(t *testing.T) (*proc, int) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		port := freePort(t)
+		port := testenv.FreePort(t)
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "failoverdns.toml")
 		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
@@ -208,22 +169,8 @@ func startServerProc(t *testing.T) (*proc, int) {
 	return nil, 0
 }
 
-// toolBinary returns the path of an outside tool the end-to-end tests drive,
-// or skips without it, except under CI=true, where CI must have installed it.
-func toolBinary(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not on PATH, and CI=true: CI must install it (Debian: %s)", name, pkg)
-		}
-		t.Skipf("%s is not on PATH: install %s (Debian/Ubuntu) or bind-utils (Fedora) to run the end-to-end tests", name, pkg)
-	}
-	return p
-}
-
 // digBinary returns the path of dig, or skips (fails in CI) without it.
-func digBinary(t *testing.T) string { return toolBinary(t, "dig", "bind9-dnsutils") }
+func digBinary(t *testing.T) string { return testenv.Tool(t, "bind9-dnsutils", "dig") }
 
 // runDig runs dig against 127.0.0.1:port with args. HOME points at an empty
 // folder so that no ~/.digrc changes the output.
@@ -460,7 +407,7 @@ func TestSIGTERMDuringStart(t *testing.T) {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "failoverdns.toml")
 		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
-			freePort(t), filepath.Join(dir, "state"), zone)
+			testenv.FreePort(t), filepath.Join(dir, "state"), zone)
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -545,7 +492,7 @@ func TestDemo(t *testing.T) {
 // 30 s) stops the process at once, with status 0: shutdown cancels the
 // reload instead of waiting for it.
 func TestSIGTERMDuringReload(t *testing.T) {
-	port, asked := healthtest.HangingHTTP(t, "127.0.0.1")
+	port, asked := testenv.HangingHTTP(t, "127.0.0.1")
 
 	p, _ := startServerProc(t)
 	cfg := p.cmd.Args[len(p.cmd.Args)-1]

@@ -14,38 +14,17 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-)
 
-// freePortAll returns a port that was free a moment ago for UDP and TCP on
-// every address of both families.
-func freePortAll(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-		pc.Close()
-		if err == nil {
-			ln.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for UDP and TCP on both families")
-	return 0
-}
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
+)
 
 // needIPv6Loopback skips (fails under CI=true) where ::1 cannot be used.
 func needIPv6Loopback(t *testing.T) {
 	t.Helper()
 	ln, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("::1 is not usable (%v), and CI=true: CI must have IPv6 on loopback", err)
-		}
-		t.Skipf("::1 is not usable here (%v): the test needs IPv6 on loopback", err)
+		testenv.Unavailable(t, fmt.Sprintf("::1 is not usable here (%v): the test needs IPv6 on loopback", err))
+		return
 	}
 	ln.Close()
 }
@@ -59,7 +38,7 @@ func startListenProc(t *testing.T, listen string) (p *proc, port int, ok bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port = freePortAll(t)
+	port = testenv.FreePortAll(t)
 	line := strings.ReplaceAll(listen, "%d", strconv.Itoa(port))
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "failoverdns.toml")

@@ -3,7 +3,7 @@ package main
 // End-to-end tests of the operations features with the built binary: the
 // healthcheck subcommand (for container health checks) and SIGHUP reload,
 // including a bad edit that must leave the running zone in place. The
-// binary, proc and freePort helpers are e2e_test.go's.
+// binary and proc helpers are e2e_test.go's.
 
 import (
 	"context"
@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 const (
@@ -77,10 +79,10 @@ func opeStart(t *testing.T, withHTTP bool) *opeServer {
 	for range 5 {
 		dir := t.TempDir()
 		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
-		dnsPort, httpPort := freePort(t), 0
+		dnsPort, httpPort := testenv.FreePort(t), 0
 		if withHTTP {
 			for httpPort == 0 || httpPort == dnsPort {
-				httpPort = freePort(t)
+				httpPort = testenv.FreePort(t)
 			}
 			s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
 		}
@@ -107,7 +109,7 @@ func opeRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary(t), args...)
-	var out, errb lockedBuffer
+	var out, errb testenv.Logs
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	var ee *exec.ExitError
@@ -210,7 +212,7 @@ func TestOpsHealthcheck(t *testing.T) {
 	}
 
 	// Nothing listens there.
-	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	code, stdout, stderr = opeRun(t, "healthcheck", "-addr", closed, "-timeout", "2s")
 	if code != 1 {
 		t.Errorf("healthcheck -addr %s (nothing listening): exit %d, want 1", closed, code)
@@ -227,14 +229,14 @@ func TestOpsHealthcheck(t *testing.T) {
 	_, port, _ := net.SplitHostPort(closed)
 	p, _ := strconv.Atoi(port)
 	other := filepath.Join(dir, "other.toml")
-	opeWrite(t, other, opeConfig(dir, freePort(t), p, ""))
+	opeWrite(t, other, opeConfig(dir, testenv.FreePort(t), p, ""))
 	if code, _, stderr := opeRun(t, "healthcheck", "-config", other, "-timeout", "2s"); code != 1 || !strings.Contains(stderr, "refused") {
 		t.Errorf("healthcheck -config with server.http = %s (nothing listening): exit %d, stderr %q; want 1, connection refused", closed, code, stderr)
 	}
 
 	// http disabled in the config: nothing to ask.
 	noHTTP := filepath.Join(dir, "nohttp.toml")
-	opeWrite(t, noHTTP, opeConfig(dir, freePort(t), 0, ""))
+	opeWrite(t, noHTTP, opeConfig(dir, testenv.FreePort(t), 0, ""))
 	if code, _, stderr := opeRun(t, "healthcheck", "-config", noHTTP); code != 1 || !strings.Contains(stderr, "disabled") {
 		t.Errorf("healthcheck -config with http = \"\": exit %d, stderr %q; want 1 saying http is disabled", code, stderr)
 	}
@@ -327,7 +329,7 @@ func TestOpsStartupSIGHUPAndReadyz(t *testing.T) {
 	for range 5 {
 		dir := t.TempDir()
 		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
-		dnsPort, httpPort := freePort(t), freePort(t)
+		dnsPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
 		s.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
 		s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
 		opeCopy(t, "e2e.test.zone", s.zonePath)

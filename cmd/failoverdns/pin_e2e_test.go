@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // Admin records end to end: the built binary, pinned with the real nsupdate
@@ -44,7 +46,7 @@ func peNodeOf(ip string) string {
 }
 
 // nsupdateBinary returns the path of nsupdate, or skips (fails in CI).
-func nsupdateBinary(t *testing.T) string { return toolBinary(t, "nsupdate", "bind9-dnsutils") }
+func nsupdateBinary(t *testing.T) string { return testenv.Tool(t, "bind9-dnsutils", "nsupdate") }
 
 // peTCPNode is a node's TCP health endpoint on its loopback address.
 type peTCPNode struct {
@@ -69,18 +71,6 @@ func peListen(t *testing.T, node string) *peTCPNode {
 	}()
 	t.Cleanup(func() { ln.Close() })
 	return &peTCPNode{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
-}
-
-// peClosedPort returns a port on node's address that nothing listens on.
-func peClosedPort(t *testing.T, node string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(peNodeIPs[node], "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	return port
 }
 
 // peConf varies the config.
@@ -147,7 +137,7 @@ ns1  IN A   127.0.0.1
 func peStart(t *testing.T, c peConf, args ...string) *peServer {
 	t.Helper()
 	for range 5 {
-		s := peWrite(t, c, freePort(t))
+		s := peWrite(t, c, testenv.FreePort(t))
 		err := s.start(t, args...)
 		if err == nil {
 			return s
@@ -254,7 +244,7 @@ func TestPinNsupdateDig(t *testing.T) {
 	nsupdateBinary(t)
 	sems1, sems2 := peListen(t, "sems1"), peListen(t, "sems2")
 	s := peStart(t, peConf{
-		checkPorts: map[string]int{"sems1": sems1.port, "sems2": sems2.port, "sems3": peClosedPort(t, "sems3")},
+		checkPorts: map[string]int{"sems1": sems1.port, "sems2": sems2.port, "sems3": testenv.ClosedPort(t, peNodeIPs["sems3"])},
 		adminNets:  `["127.0.0.1/32"]`,
 	})
 	s.wantActive(t, "", "sems1")
@@ -444,7 +434,7 @@ func TestPinSurvivesKill9(t *testing.T) {
 // naming the file; -ignore-state starts it without those pins.
 func TestPinCorruptState(t *testing.T) {
 	digBinary(t)
-	s := peWrite(t, peConf{}, freePort(t))
+	s := peWrite(t, peConf{}, testenv.FreePort(t))
 	if err := os.MkdirAll(s.stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +467,7 @@ func TestPinCorruptState(t *testing.T) {
 // TestPinZoneFileUnknownNode: a zone-file pin naming an unknown node stops
 // the server with file:line.
 func TestPinZoneFileUnknownNode(t *testing.T) {
-	s := peWrite(t, peConf{zoneExtra: "_pin.keys IN TXT \"sems9\"\n"}, freePort(t))
+	s := peWrite(t, peConf{zoneExtra: "_pin.keys IN TXT \"sems9\"\n"}, testenv.FreePort(t))
 	out, err := exec.Command(binary(t), "-config", s.cfg).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {

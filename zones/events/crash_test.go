@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // Crash tests of the history file with a real SIGKILL, in the manner of
@@ -111,8 +113,8 @@ func ecCheck(t *testing.T, dir string, durable uint64) uint64 {
 	if bytes.Count(raw, []byte("\n")) > 0 && len(raw) > ecMaxBytes {
 		t.Errorf("the file is %d bytes, limit %d", len(raw), ecMaxBytes)
 	}
-	var logs logBuf
-	l := Open(Options{Dir: dir, MaxBytes: ecMaxBytes, Limit: 100, Logger: logs.logger()})
+	var logs testenv.Logs
+	l := Open(Options{Dir: dir, MaxBytes: ecMaxBytes, Limit: 100, Logger: logs.Logger(nil)})
 	defer l.Close()
 	got, _ := l.Select(Query{})
 	if durable > 0 && len(got) == 0 {

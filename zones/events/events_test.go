@@ -1,9 +1,7 @@
 package events
 
 import (
-	"bytes"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // Tests of the ring, the queries and the file, without a server: the
@@ -38,26 +38,6 @@ func span(first, last uint64) []uint64 {
 	}
 	return out
 }
-
-// logBuf collects what a Log logs.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
 // TestRingBound: the ring never holds more than Limit events; the newest
 // stay, numbered on.
@@ -290,8 +270,8 @@ func TestTornTail(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs logBuf
-	l = Open(Options{Dir: dir, Logger: logs.logger()})
+	var logs testenv.Logs
+	l = Open(Options{Dir: dir, Logger: logs.Logger(nil)})
 	got, _ := l.Select(Query{})
 	if want := []uint64{1, 3, 4}; !slices.Equal(seqs(got), want) {
 		t.Errorf("after a torn tail and a corrupt line the history holds %v, want %v", seqs(got), want)

@@ -9,7 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/failoverdns/failoverdns/health/healthtest"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -55,15 +55,8 @@ const (
 // where a missing etcd fails the test: CI must not pass by skipping.
 func Binary(t testing.TB) string {
 	t.Helper()
-	p, err := exec.LookPath("etcd")
-	if err != nil {
-		unavailable(t, "etcd not installed: apt-get install etcd-server")
-	}
-	return p
+	return testenv.Tool(t, "etcd-server", "etcd")
 }
-
-// unavailable is healthtest.Unavailable: skip, or fail under CI=true.
-var unavailable = healthtest.Unavailable
 
 // Options shape a cluster. The zero value is three members on 127.0.0.1,
 // 127.0.0.2 and 127.0.0.3.

@@ -16,7 +16,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/failoverdns/failoverdns/health/healthtest"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"os"
 	"os/exec"
 	"regexp"
@@ -205,8 +205,8 @@ var (
 	probeErr  error
 )
 
-// unavailable is healthtest.Unavailable: skip, or fail under CI=true.
-var unavailable = healthtest.Unavailable
+// unavailable is testenv.Unavailable: skip, or fail under CI=true.
+var unavailable = testenv.Unavailable
 
 // Rule is one iptables rule that drops packets. Empty fields match
 // anything. Ports need Proto.

@@ -1,9 +1,9 @@
-// Package healthtest makes throwaway certificates for tests of https and tls
-// checks: a CA written to a file (for ca_file) and leaves for one host that
-// are valid, for the wrong name, expired, or about to expire. They are made
-// at run time, so no certificate on disk can expire under a test. It also
-// serves health endpoints that hang (HangingHTTP).
-package healthtest
+package testenv
+
+// Throwaway certificates for tests of https and tls checks: a CA written to
+// a file (for ca_file) and leaves for one host that are valid, for the wrong
+// name, expired, or about to expire. They are made at run time, so no
+// certificate on disk can expire under a test.
 
 import (
 	"crypto/ecdsa"
@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
+	"testing"
 	"time"
 )
 
@@ -91,4 +93,34 @@ func NewPKI(dir, host string) (PKI, error) {
 	p.CAFile = filepath.Join(dir, "ca.pem")
 	err = os.WriteFile(p.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
 	return p, err
+}
+
+var shared struct {
+	sync.Mutex
+	pkis map[string]PKI
+}
+
+// SharedPKI is NewPKI for host made once per test binary, in a folder of
+// its own that outlives every test (keys are cheap, but not free under
+// -race).
+func SharedPKI(tb testing.TB, host string) PKI {
+	tb.Helper()
+	shared.Lock()
+	defer shared.Unlock()
+	if p, ok := shared.pkis[host]; ok {
+		return p
+	}
+	dir, err := os.MkdirTemp("", "failoverdns-pki-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := NewPKI(dir, host)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if shared.pkis == nil {
+		shared.pkis = map[string]PKI{}
+	}
+	shared.pkis[host] = p
+	return p
 }

@@ -1,4 +1,4 @@
-package healthtest
+package testenv
 
 import (
 	"net"
