@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/failoverdns/failoverdns/zones"
-	"github.com/failoverdns/failoverdns/zones/cluster"
 )
 
 // startCluster joins the cluster of [cluster] (CLUSTER.md). From here on
@@ -20,7 +19,7 @@ func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[
 	if len(snap.Config.Server.Listen) > 0 {
 		dnsAddr = snap.Config.Server.Listen[0]
 	}
-	m, err := cluster.Start(cluster.Options{
+	m, err := zones.JoinCluster(zones.MemberOptions{
 		Engine:     in.Engine,
 		Base:       snap,
 		Logger:     in.log,
@@ -32,7 +31,7 @@ func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[
 	if err != nil {
 		return err
 	}
-	in.member.Store(m)
+	in.member.Store(&m)
 	in.Metrics.registerCluster(in)
 	return nil
 }
@@ -64,7 +63,7 @@ func (m *Metrics) registerCluster(in *Instance) {
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_leader",
 			Help: "1 while this instance leads the cluster."}, func() float64 {
-			if mem := in.member.Load(); mem != nil && mem.IsLeader() {
+			if mem := in.memberOf(); mem != nil && mem.IsLeader() {
 				return 1
 			}
 			return 0

@@ -192,7 +192,7 @@ func (in *Instance) clusterStatusOf(snap *zones.Snapshot) *ClusterStatus {
 	if t := agreed.LastBeat(); !t.IsZero() {
 		cs.BeatAgeSec = time.Since(t).Seconds()
 	}
-	if m := in.member.Load(); m != nil {
+	if m := in.memberOf(); m != nil {
 		cs.IsLeader = m.IsLeader()
 	}
 	return cs
