@@ -113,6 +113,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
 	}
 	in.Engine.OnPinChange = func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() }
+	in.Engine.OnRecompute = func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) }
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}

@@ -245,7 +245,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	limit := dns.MaxMsgSize
 	if req.Transport == UDP {
-		limit = udpLimit(snap, r)
+		limit = req.q.udpLimit(snap)
 	}
 	buf := packBufs.Get().(*[]byte)
 	if b, err := packAnswer(m, limit, *buf); err == nil {

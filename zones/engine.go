@@ -103,6 +103,10 @@ type Engine struct {
 	// the logs report, as a typed event (the event history). Like the
 	// hooks above it runs under the engine's lock: it must not block.
 	OnEvent func(events.Event)
+	// OnRecompute, when set before the engine runs, is told how long
+	// each recompute took, publish included (for metrics). It runs under
+	// the engine's lock.
+	OnRecompute func(took time.Duration)
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -530,6 +534,9 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	snap.isolation = iso
 	e.last = snap
 	e.publish(snap)
+	if e.OnRecompute != nil {
+		e.OnRecompute(time.Since(now))
+	}
 	return snap
 }
 

@@ -204,12 +204,12 @@ func (s *Snapshot) adminKey(name, prefix string) (PinKey, bool) {
 
 // IsAdminName reports whether name is an admin record name (_pin or _status,
 // configured or not): such names are answered to admin_nets only.
-func IsAdminName(name string) bool {
+func IsAdminName[T ~string | ~[]byte](name T) bool {
 	return hasPrefixFold(name, "_pin.") || hasPrefixFold(name, "_status.")
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+func hasPrefixFold[T ~string | ~[]byte](s T, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(string(s[:len(prefix)]), prefix)
 }
 
 // CheckPin validates a pin for key against this snapshot: the node must be
