@@ -175,7 +175,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 // checkType names a node's check for the probe metrics.
 func (in *Instance) checkType(node string) string {
 	if n := in.Server.Snapshot().Node(node); n != nil {
-		return n.Check.Type
+		return string(n.Check.Type)
 	}
 	return "unknown"
 }

@@ -1,5 +1,5 @@
 // Package dnsserver serves the snapshot built by package zones over UDP and
-// TCP: listeners, the query path, and (later) admin records and UPDATE.
+// TCP: listeners, the query path, admin records and UPDATE.
 package dnsserver
 
 import (
