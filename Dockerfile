@@ -14,8 +14,10 @@ COPY . .
 # revision come in as arguments (deploy/build-image.sh passes them).
 ARG VERSION=dev
 ARG REVISION=unknown
+# TAGS=cluster links cluster mode (README "Running several nameservers").
+ARG TAGS=
 # Static: no libc in the final image. -trimpath keeps build paths out.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/failoverdns ./cmd/failoverdns
+RUN CGO_ENABLED=0 go build -trimpath -tags "${TAGS}" -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/failoverdns ./cmd/failoverdns
 # The process runs as an unprivileged user; the file capability lets it bind
 # port 53 and nothing else a root process could do.
 RUN apt-get update && apt-get install -y --no-install-recommends libcap2-bin \

@@ -6,6 +6,7 @@
 #
 #   deploy/build-image.sh                 # tag failoverdns:<version>
 #   TAG=registry.example.com/failoverdns:1.4 deploy/build-image.sh
+#   TAGS=cluster deploy/build-image.sh    # with cluster mode (README)
 #
 # podman and buildah build with --format docker: the OCI image format has
 # no HEALTHCHECK, and the Dockerfile's would be dropped.
@@ -64,7 +65,7 @@ if [ -z "$engine" ]; then
   exit 0
 fi
 
-args="--build-arg VERSION=$VERSION --build-arg REVISION=$REVISION -t $TAG -f Dockerfile ."
+args="--build-arg VERSION=$VERSION --build-arg REVISION=$REVISION --build-arg TAGS=${TAGS:-} -t $TAG -f Dockerfile ."
 echo "build-image.sh: building $TAG with $engine (version $VERSION, revision $REVISION)" >&2
 case $engine in
 docker) docker build $args ;;

@@ -10,17 +10,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/failoverdns/failoverdns/zones"
-	"github.com/failoverdns/failoverdns/zones/cluster"
 )
 
-// startCluster joins the cluster of [cluster] (CLUSTER.md). From here on
+// startCluster joins the cluster of [cluster] (README "Running several
+// nameservers"). From here on
 // the engine answers what the cluster agreed; the query path is unchanged.
 func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[zones.PinKey]zones.Pin) error {
 	dnsAddr := ""
 	if len(snap.Config.Server.Listen) > 0 {
 		dnsAddr = snap.Config.Server.Listen[0]
 	}
-	m, err := cluster.Start(cluster.Options{
+	m, err := zones.JoinCluster(zones.MemberOptions{
 		Engine:     in.Engine,
 		Base:       snap,
 		Logger:     in.log,
@@ -32,7 +32,7 @@ func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[
 	if err != nil {
 		return err
 	}
-	in.member.Store(m)
+	in.member.Store(&m)
 	in.Metrics.registerCluster(in)
 	return nil
 }
@@ -56,7 +56,8 @@ func clusterChanged(old, cur *zones.ClusterConfig) error {
 	return nil
 }
 
-// clusterMetrics are the gauges of CLUSTER.md "What dig shows", read from
+// clusterMetrics are the gauges of README "Running several nameservers"
+// ("What dig shows"), read from
 // the snapshot in force at scrape time.
 func (m *Metrics) registerCluster(in *Instance) {
 	const ns = "failoverdns"
@@ -64,7 +65,7 @@ func (m *Metrics) registerCluster(in *Instance) {
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "cluster_leader",
 			Help: "1 while this instance leads the cluster."}, func() float64 {
-			if mem := in.member.Load(); mem != nil && mem.IsLeader() {
+			if mem := in.memberOf(); mem != nil && mem.IsLeader() {
 				return 1
 			}
 			return 0

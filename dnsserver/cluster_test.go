@@ -15,6 +15,7 @@ import (
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
+	_ "github.com/failoverdns/failoverdns/zones/cluster" // links cluster mode (zones.JoinCluster)
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 

@@ -15,7 +15,6 @@ import (
 
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
-	"github.com/failoverdns/failoverdns/zones/cluster"
 	"github.com/failoverdns/failoverdns/zones/events"
 )
 
@@ -51,7 +50,7 @@ type Instance struct {
 	localGen   uint64 // the snapshot gaugeLocal follows
 
 	// member is this instance's part in a cluster ([cluster]); nil alone.
-	member atomic.Pointer[cluster.Member]
+	member atomic.Pointer[zones.Member]
 
 	// Events is the event history (history.go); probes the recent probe
 	// results of each node, for the status page.
@@ -82,6 +81,9 @@ func Start(snap *zones.Snapshot, logger *slog.Logger, version string) (*Instance
 
 // StartWith is Start with options.
 func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
+	if err := zones.ClusterSupport(snap.Config); err != nil {
+		return nil, err
+	}
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -111,13 +113,14 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
 	}
 	in.Engine.OnPinChange = func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() }
+	in.Engine.OnRecompute = func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) }
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
 	in.registerIsolation()
 	in.Prober = health.NewProber(logger, func() {
 		in.Engine.Kick()
-		if m := in.member.Load(); m != nil {
+		if m := in.memberOf(); m != nil {
 			m.Observe()
 		}
 	})
@@ -169,7 +172,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 // checkType names a node's check for the probe metrics.
 func (in *Instance) checkType(node string) string {
 	if n := in.Server.Snapshot().Node(node); n != nil {
-		return n.Check.Type
+		return string(n.Check.Type)
 	}
 	return "unknown"
 }
@@ -284,10 +287,18 @@ func (in *Instance) reload(ctx context.Context) error {
 		return fmt.Errorf("reload canceled while probing new and changed nodes (%v); keeping the previous configuration", context.Cause(ctx))
 	}
 	in.Engine.Handover(snap, func() { in.Prober.Install(specs, fresh) })
-	if m := in.member.Load(); m != nil {
+	if m := in.memberOf(); m != nil {
 		m.SetBase(snap)
 	}
 	in.log.Info("reloaded", "config", snap.Config.File, "zones", len(snap.Zones), "services", len(snap.Services), "nodes", len(snap.Config.Nodes))
+	return nil
+}
+
+// memberOf returns this instance's cluster member, nil when it runs alone.
+func (in *Instance) memberOf() zones.Member {
+	if p := in.member.Load(); p != nil {
+		return *p
+	}
 	return nil
 }
 
@@ -302,7 +313,7 @@ func (in *Instance) Close(ctx context.Context) {
 	in.reloadMu.Unlock()
 	in.Server.Shutdown(ctx)
 	in.stopHTTP(ctx)
-	if m := in.member.Load(); m != nil {
+	if m := in.memberOf(); m != nil {
 		m.Close()
 	}
 	in.cancel()

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ type Metrics struct {
 	allDown        *prometheus.GaugeVec
 	probeFailures  *prometheus.CounterVec
 	activeChanges  *prometheus.CounterVec
+	recompute      prometheus.Histogram
 	activeNode     *prometheus.GaugeVec
 	pins           *prometheus.GaugeVec
 	pinChanges     *prometheus.CounterVec
@@ -86,6 +86,9 @@ func NewMetrics() *Metrics {
 		Help: "Failed health checks, by node and reason class."}, []string{"node", "reason"})
 	m.activeChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "active_changes_total",
 		Help: "Changes of the active node, by service and location."}, []string{"service", "location"})
+	m.recompute = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "recompute_duration_seconds",
+		Help:    "Time to decide the services a health change, pin, deadline or reload touches and publish the new snapshot (fast table and gauges included).",
+		Buckets: []float64{100e-6, 1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}})
 	m.activeNode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "active_node",
 		Help: "1 for the node a service answers in a location."}, []string{"service", "location", "node"})
 	m.pins = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "pins",
@@ -107,7 +110,7 @@ func NewMetrics() *Metrics {
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1: the version, VCS revision and Go version of the running binary."}, []string{"version", "revision", "goversion"})
 	m.Registry.MustRegister(m.nodeProbe, m.allDown, m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
-		m.activeChanges, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
+		m.activeChanges, m.recompute, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)
 	m.configLoadedAt.SetToCurrentTime()
@@ -311,26 +314,10 @@ func (m *Metrics) observeProbe(node, check string, r health.Result) {
 	m.probeDuration.WithLabelValues(check).Observe(r.Latency.Seconds())
 	m.nodeProbe.WithLabelValues(node).Observe(r.Latency.Seconds())
 	if !r.OK {
-		m.probeFailures.WithLabelValues(node, failureClass(r.Err)).Inc()
+		reason := r.Reason
+		if reason == health.ReasonNone {
+			reason = health.ReasonOther // a failed result built without a check
+		}
+		m.probeFailures.WithLabelValues(node, reason.String()).Inc()
 	}
-}
-
-// failureClass maps a free-text check error to a bounded label.
-func failureClass(err string) string {
-	e := strings.ToLower(err)
-	switch {
-	case strings.Contains(e, "timeout") || strings.Contains(e, "deadline"):
-		return "timeout"
-	case strings.Contains(e, "refused"):
-		return "refused"
-	case strings.Contains(e, "status"):
-		return "status"
-	case strings.Contains(e, "certificate") || strings.Contains(e, "tls") || strings.Contains(e, "x509"):
-		return "tls"
-	case strings.Contains(e, "body"):
-		return "body"
-	case strings.Contains(e, "unreachable") || strings.Contains(e, "no route"):
-		return "unreachable"
-	}
-	return "other"
 }

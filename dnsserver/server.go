@@ -1,5 +1,5 @@
 // Package dnsserver serves the snapshot built by package zones over UDP and
-// TCP: listeners, the query path, and (later) admin records and UPDATE.
+// TCP: listeners, the query path, admin records and UPDATE.
 package dnsserver
 
 import (
@@ -245,7 +245,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	limit := dns.MaxMsgSize
 	if req.Transport == UDP {
-		limit = udpLimit(snap, r)
+		limit = req.q.udpLimit(snap)
 	}
 	buf := packBufs.Get().(*[]byte)
 	if b, err := packAnswer(m, limit, *buf); err == nil {

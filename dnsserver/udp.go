@@ -67,8 +67,8 @@ func (s *Server) slowUDP(pkt []byte, from netip.AddrPort, sock udpSock, local *n
 
 // serveFast answers pkt on the fast path into out and counts it; false
 // means the general path must answer it.
-func (s *Server) serveFast(p *published, pkt []byte, client netip.Addr, q *fastQuery, out []byte, rs *readerStats) ([]byte, bool) {
-	if !parseFast(pkt, q) {
+func (s *Server) serveFast(p *published, pkt []byte, client netip.Addr, q *query, out []byte, rs *readerStats) ([]byte, bool) {
+	if !parseQuery(pkt, q) {
 		return nil, false
 	}
 	resp, rcode, loc, ok := s.fastAnswer(p, q, client, out)

@@ -165,7 +165,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		br.msgs[i].Hdr.SetIovlen(1)
 		br.out[i] = make([]byte, 0, 4096)
 	}
-	var q fastQuery
+	var q query
 	stats := s.metrics.newReaderStats()
 	local := &net.UDPAddr{IP: rs.local.Addr().AsSlice(), Port: int(rs.local.Port())}
 	for i := range batchSize {

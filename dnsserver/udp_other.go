@@ -58,7 +58,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 	c := sock.(connSock).c
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 4096)
-	var q fastQuery
+	var q query
 	stats := s.metrics.newReaderStats()
 	var batches uint
 	local := c.LocalAddr().(*net.UDPAddr)

@@ -54,7 +54,9 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "failoverdns")
-		cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+e2eVersion+" -X main.revision="+e2eRevision, "-o", binPath, ".")
+		// -tags cluster: the tests run cluster mode too (cluster.go);
+		// TestDefaultBuildLeavesClusterOut builds the default binary.
+		cmd := exec.Command("go", "build", "-tags", "cluster", "-ldflags", "-X main.version="+e2eVersion+" -X main.revision="+e2eRevision, "-o", binPath, ".")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

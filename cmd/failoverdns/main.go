@@ -243,6 +243,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	snap, err := zones.Load(*configPath)
 	if err == nil {
+		err = zones.ClusterSupport(snap.Config)
+	}
+	if err == nil {
 		err = zones.Preflight(snap.Config)
 	}
 	if err != nil {

@@ -17,16 +17,17 @@ import (
 )
 
 // Options are what a Member needs from the instance it belongs to.
-type Options struct {
-	Engine   *zones.Engine   // answers from what the member agrees
-	Base     *zones.Snapshot // the config in force; SetBase on reload
-	Logger   *slog.Logger
-	StateDir string
-	Version  string
-	DNSAddr  string
-	// ImportPins are the pins of state_dir from before cluster mode,
-	// written to etcd once (per instance) where etcd has none for the view.
-	ImportPins map[zones.PinKey]zones.Pin
+type Options = zones.MemberOptions
+
+// A binary that links this package can run in a cluster (zones.JoinCluster).
+func init() {
+	zones.RegisterCluster(func(o zones.MemberOptions) (zones.Member, error) {
+		m, err := Start(o)
+		if err != nil {
+			return nil, err // not a nil *Member in a non-nil interface
+		}
+		return m, nil
+	})
 }
 
 // Member is one instance's part in a cluster: it publishes what its prober
