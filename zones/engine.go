@@ -534,6 +534,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 			changed = append(changed, i)
 		}
 	}
+	decided := len(todo)
 	todo = changed
 	e.lastH = h
 	// One event for the case that usually means the prober itself is cut
@@ -579,13 +580,19 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	for _, c := range e.changes {
 		e.logChange(c.svc, c.loc, c.old, c.d, c.had)
 	}
-	clear(e.changes)
-	e.changes = e.changes[:0]
 	if e.logged > maxChangeLines {
 		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
 	}
+	took := time.Since(now)
+	if len(e.changes) > 0 {
+		// One line per recompute that changed answers: what a failover
+		// cost the server (bench/scale.sh reads it).
+		e.log.Info("recomputed", "services", decided, "views_changed", len(e.changes), "seconds", took.Seconds())
+	}
+	clear(e.changes)
+	e.changes = e.changes[:0]
 	if e.OnRecompute != nil {
-		e.OnRecompute(time.Since(now))
+		e.OnRecompute(took)
 	}
 	return snap
 }
