@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cluster mode under faults (issue 15, CLUSTER.md "Failure behaviour"): the
+# Cluster mode under faults (README "Running several nameservers", "What each failure does"): the
 # fault matrix of cmd/failoverdns/cluster_fault_test.go, RUNS times each, in
 # a network namespace of its own: three real etcd members on 127.0.0.1-3,
 # three failoverdns processes on 127.0.0.11-13, nodes as TCP listeners on

@@ -18,7 +18,7 @@ import (
 func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs dns.Question) bool {
 	var txt []string
 	if k, ok := snap.PinKeyOf(qs.Name); ok {
-		p, ok := effectivePin(snap, snap.DynamicPins(), k)
+		p, _, ok := zones.PinAt(snap.DynamicPins(), snap.StaticPins(), k, time.Now())
 		if !ok {
 			m.Authoritative = true
 			m.Rcode = dns.RcodeNameError
@@ -44,48 +44,27 @@ func (s *Server) adminAnswer(snap *zones.Snapshot, m *dns.Msg, z *zones.Zone, qs
 	return true
 }
 
-// effectivePin is the pin in force at k: dynamic (dyn: the snapshot's, or,
-// inside an UPDATE's transaction, the pins it reads) before the zone file's.
-func effectivePin(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, k zones.PinKey) (zones.Pin, bool) {
-	now := time.Now()
-	if p, ok := dyn[k]; ok && p.Active(now) {
-		return p, true
+// nodeStates is the node health _status and /status show: the prober's
+// live view, fresher than the snapshot's (which holds states as of the last
+// change) for latency and the last error; the snapshot's where no prober
+// runs. Decisions, gauges and the status page read the snapshot's, the
+// states the decisions were made from.
+func (s *Server) nodeStates(snap *zones.Snapshot) map[string]health.State {
+	if s.liveHealth != nil {
+		return s.liveHealth()
 	}
-	if p, ok := snap.StaticPins()[k]; ok && p.Active(now) {
-		return p, true
-	}
-	return zones.Pin{}, false
+	return snap.HealthState()
 }
 
 // statusLines describes one service view: a string per node, then the pin
 // and the reason for the answer, so `dig TXT _status.<service>` explains
 // itself.
 func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
-	svc := snap.Service(k.Service)
-	loc := 0
-	if k.Location != "" {
-		for i := 1; i < snap.LocationCount(); i++ {
-			if snap.LocationName(i) == k.Location {
-				loc = i
-			}
-		}
-	}
-	order := svc.Orders[0]
-	if loc > 0 && svc.Orders[loc] != nil {
-		order = svc.Orders[loc]
-	}
-	d, ok := snap.Decision(svc.Name, loc)
-	decidedBy := loc // the view whose decision applies
-	if !ok {
-		d, _ = snap.Decision(svc.Name, 0)
-		decidedBy = 0
-	}
-	states := snap.HealthState()
-	if s.liveHealth != nil {
-		// The snapshot holds states as of the last change; for latency
-		// and the last error the prober's own view is fresher.
-		states = s.liveHealth()
-	}
+	now := time.Now()
+	loc := snap.LocationIndex(k.Location)
+	v, _ := snap.ViewOf(k.Service, loc, now)
+	svc, order, d, decidedBy := v.Service, v.Order, v.Decision, v.DecidedBy
+	states := s.nodeStates(snap)
 	agreed := snap.Cluster()
 	out := clusterStatus(agreed, time.Now())
 	if iso := snap.Isolation(); iso.Isolated || len(iso.Held) > 0 {
@@ -103,14 +82,14 @@ func (s *Server) statusLines(snap *zones.Snapshot, k zones.PinKey) []string {
 			out = append(out, nodeStatus(n, states[n], d.Active == n)+clusterVotes(agreed, n)+" not-in-order")
 		}
 	}
-	if p, ok := effectivePin(snap, snap.DynamicPins(), k); ok {
-		out = append(out, clip("pin "+pinStatus(p)))
-	} else if p, ok := effectivePin(snap, snap.DynamicPins(), zones.PinKey{Service: k.Service}); ok && k.Location != "" {
-		out = append(out, clip("pin (service-wide) "+pinStatus(p)))
-	} else {
+	switch {
+	case !v.Pinned:
 		out = append(out, "pin none")
+	case v.PinKey.Location == "" && k.Location != "":
+		out = append(out, clip("pin (service-wide) "+pinStatus(v.Pin)))
+	default:
+		out = append(out, clip("pin "+pinStatus(v.Pin)))
 	}
-	now := time.Now()
 	for _, pk := range []zones.PinKey{k, {Service: k.Service}} {
 		for _, p := range []zones.Pin{snap.DynamicPins()[pk], snap.StaticPins()[pk]} {
 			if p.Pending(now) {

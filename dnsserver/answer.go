@@ -31,6 +31,7 @@ type Request struct {
 	Client    netip.Addr
 	Transport Transport
 
+	q       query  // set by answer: the query's EDNS part
 	loc     int    // set by answer: the client's view, for metrics and logs
 	service string // set by answer: the service answered, "" for static data
 	admin   bool   // set by answer: an admin name (_pin, _status)
@@ -49,6 +50,9 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 	m.Id = q.Id
 	m.Response = true
 	m.Opcode = q.Opcode
+	opt, optErr := requestOPT(q)
+	var ecsBad bool
+	req.q, ecsBad = queryOf(q, opt)
 	if q.Opcode != dns.OpcodeQuery {
 		// An opcode we do not implement: NOTIMP and the header alone,
 		// with QR the only flag (RD is not echoed: nothing was done with
@@ -65,13 +69,11 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		m.Question = q.Question[:1]
 	}
 
-	opt, optErr := requestOPT(q)
 	if optErr {
 		m.Rcode = dns.RcodeFormatError
 		return m
 	}
 	var ro *dns.OPT
-	var ecs *dns.EDNS0_SUBNET
 	if opt != nil {
 		ro = responseOPT(snap, opt)
 		m.Extra = append(m.Extra, ro)
@@ -109,32 +111,16 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 		return m
 	}
 
-	client := req.Client
-	var ecsPrefix netip.Prefix
-	if opt != nil && snap.Config.Server.UseECS() {
-		var bad bool
-		ecs, ecsPrefix, bad = clientSubnet(opt)
-		if bad {
+	var echo *dns.EDNS0_LOCAL // the ECS option echoed; SCOPE set below
+	if req.q.useECS(snap) {
+		if ecsBad {
 			m.Rcode = dns.RcodeFormatError
 			return m
 		}
-		if ecs != nil {
-			// The echo carries the client's FAMILY, SOURCE and ADDRESS;
-			// SCOPE is set below once we know what decided the answer.
-			echo := *ecs
-			echo.SourceScope = 0
-			ecs = &echo
-			ro.Option = append(ro.Option, ecs)
-		}
+		echo = &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: req.q.ecs.appendEcho(nil, 0)}
+		ro.Option = append(ro.Option, echo)
 	}
-	loc, bits := 0, -1
-	if ecsPrefix.IsValid() && ecsPrefix.Bits() > 0 {
-		loc, bits = snap.LocatePrefix(ecsPrefix)
-	} else {
-		// No ECS, or SOURCE PREFIX-LENGTH 0 ("use my address"): the packet's
-		// source decides.
-		loc, bits = snap.Locate(client)
-	}
+	loc, bits := req.q.view(snap, req.Client)
 	req.loc = loc
 
 	name := strings.ToLower(qs.Name)
@@ -160,9 +146,9 @@ func (s *Server) answer(snap *zones.Snapshot, req *Request) *dns.Msg {
 	}
 	res := z.Lookup(qs.Name, qs.Qtype, snap.Overlay(loc))
 	req.service = res.Service
-	if ecs != nil && ecsPrefix.Bits() > 0 && res.Service != "" {
-		if svc := snap.Service(res.Service); svc != nil && svc.Localized() {
-			ecs.SourceScope = uint8(snap.Scope(ecsPrefix, bits))
+	if echo != nil && res.Service != "" {
+		if svc := snap.Service(res.Service); svc != nil {
+			echo.Data = req.q.ecs.appendEcho(echo.Data[:0], req.q.scope(snap, bits, svc.Localized()))
 		}
 	}
 	if res.Kind == zones.ServFail {
@@ -212,61 +198,6 @@ func requestOPT(q *dns.Msg) (opt *dns.OPT, bad bool) {
 	return opt, false
 }
 
-// clientSubnet returns the query's ECS option and the client subnet it
-// names. bad is true for an option RFC 7871 says to answer with FORMERR:
-// a non-zero SCOPE in a query, or address bits set beyond SOURCE.
-func clientSubnet(opt *dns.OPT) (ecs *dns.EDNS0_SUBNET, p netip.Prefix, bad bool) {
-	for _, o := range opt.Option {
-		e, ok := o.(*dns.EDNS0_SUBNET)
-		if !ok {
-			continue
-		}
-		if ecs != nil {
-			return nil, netip.Prefix{}, true // twice
-		}
-		ecs = e
-	}
-	if ecs == nil {
-		return nil, netip.Prefix{}, false
-	}
-	// miekg/dns keeps no option's own length, but the OPT's RDLENGTH is the
-	// sum of them: an ECS option with more or fewer ADDRESS octets than
-	// SOURCE calls for repacks to a different total (RFC 7871 6: FORMERR).
-	if dns.Len(opt)-11 != int(opt.Hdr.Rdlength) {
-		return nil, netip.Prefix{}, true
-	}
-	if ecs.SourceScope != 0 {
-		return nil, netip.Prefix{}, true
-	}
-	var addr netip.Addr
-	switch ecs.Family {
-	case 0:
-		if ecs.SourceNetmask != 0 {
-			return nil, netip.Prefix{}, true
-		}
-		return ecs, netip.Prefix{}, false
-	case 1:
-		a4 := ecs.Address.To4()
-		if a4 == nil {
-			return nil, netip.Prefix{}, true
-		}
-		addr = netip.AddrFrom4([4]byte(a4))
-	case 2:
-		a16 := ecs.Address.To16()
-		if a16 == nil {
-			return nil, netip.Prefix{}, true
-		}
-		addr = netip.AddrFrom16([16]byte(a16))
-	default:
-		return nil, netip.Prefix{}, true
-	}
-	p = netip.PrefixFrom(addr, int(ecs.SourceNetmask))
-	if p.Masked().Addr() != addr {
-		return nil, netip.Prefix{}, true
-	}
-	return ecs, p, false
-}
-
 func responseOPT(snap *zones.Snapshot, req *dns.OPT) *dns.OPT {
 	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	o.SetUDPSize(uint16(snap.Config.Server.UDPSize))
@@ -275,20 +206,6 @@ func responseOPT(snap *zones.Snapshot, req *dns.OPT) *dns.OPT {
 		o.SetDo()
 	}
 	return o
-}
-
-// udpLimit is the most a UDP reply to req may carry: the client's EDNS size
-// (never below 512), capped at ours.
-func udpLimit(snap *zones.Snapshot, req *dns.Msg) int {
-	opt := req.IsEdns0()
-	if opt == nil {
-		return dns.MinMsgSize
-	}
-	size := int(opt.UDPSize())
-	if size < dns.MinMsgSize {
-		size = dns.MinMsgSize
-	}
-	return min(size, snap.Config.Server.UDPSize)
 }
 
 // chaos answers the two conventional CHAOS TXT names when the operator

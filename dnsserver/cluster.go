@@ -12,7 +12,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// startCluster joins the cluster of [cluster] (CLUSTER.md). From here on
+// startCluster joins the cluster of [cluster] (README "Running several
+// nameservers"). From here on
 // the engine answers what the cluster agreed; the query path is unchanged.
 func (in *Instance) startCluster(snap *zones.Snapshot, version string, pins map[zones.PinKey]zones.Pin) error {
 	dnsAddr := ""
@@ -55,7 +56,8 @@ func clusterChanged(old, cur *zones.ClusterConfig) error {
 	return nil
 }
 
-// clusterMetrics are the gauges of CLUSTER.md "What dig shows", read from
+// clusterMetrics are the gauges of README "Running several nameservers"
+// ("What dig shows"), read from
 // the snapshot in force at scrape time.
 func (m *Metrics) registerCluster(in *Instance) {
 	const ns = "failoverdns"

@@ -97,7 +97,7 @@ type fastService struct {
 type fastTable struct {
 	static   *fastStatic // what names, zones and the templates come from
 	names    map[string]*fastName
-	zones    map[string]*fastZone
+	zones    map[*zones.Zone]*fastZone
 	services []*fastService // in snapshot.Services order, which a config fixes
 	refused  *tmpl
 	rrl      *rrl
@@ -108,7 +108,7 @@ type fastTable struct {
 type fastStatic struct {
 	cfg   *zones.Config
 	names map[string]*fastName
-	zones map[string]*fastZone
+	zones map[*zones.Zone]*fastZone
 	// answer templates for service records, by the record's identity: a
 	// health change only picks among them.
 	mu      sync.Mutex
@@ -117,6 +117,9 @@ type fastStatic struct {
 	refused *tmpl
 	sfail   *tmpl
 	rrl     *rrl // nil without [server.rrl]
+	// opt is the head of the general path's OPT record (responseOPT),
+	// without DO and with it: everything before RDLENGTH.
+	opt [2][9]byte
 }
 
 // published pairs a snapshot with its fast table, swapped as one.
@@ -244,7 +247,7 @@ func apexChild(name, origin string) (label string, ok bool) {
 // general path, with a plain query from no particular client; the zones'
 // other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
-	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
+	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[*zones.Zone]*fastZone{},
 		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
 	general := func(name string, qtype uint16) (*tmpl, bool) {
 		q := new(dns.Msg)
@@ -284,7 +287,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 				fz.clash = append(fz.clash, l)
 			}
 		}
-		st.zones[z.Origin] = fz
+		st.zones[z] = fz
 		for name, n := range z.Nodes() {
 			svc := svcIndex[name]
 			if svc == 0 && !n.Has(dns.TypeCNAME) {
@@ -314,6 +317,17 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		}
 	}
 	st.rrl = newRRL(snap.Config.Server.RRL)
+	for do := range st.opt {
+		req := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+		if do == 1 {
+			req.SetDo()
+		}
+		var b [11]byte
+		if _, err := dns.PackRR(responseOPT(snap, req), b[:], 0, nil, false); err != nil {
+			panic("dnsserver: packing an OPT record: " + err.Error()) // 11 bytes, no options
+		}
+		st.opt[do] = [9]byte(b[:9])
+	}
 	// No records: nothing to relocate, whatever the name.
 	r := &dns.Msg{}
 	r.Response, r.Rcode = true, dns.RcodeRefused
@@ -327,7 +341,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 // zoneNodata is z's NODATA template for name, or nil when name's label
 // below the apex is one the SOA's names use (see fastZone.clash).
 func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
-	fz := st.zones[z.Origin]
+	fz := st.zones[z]
 	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clashes([]byte(l)) {
 		return nil
 	}
@@ -387,209 +401,57 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	return t
 }
 
-// fastQuery is what the fast path parsed from a query.
-type fastQuery struct {
-	id       uint16
-	rdcd     uint16 // the query's RD and CD bits
-	qname    []byte // the question as sent: name, type, class
-	qtype    uint16
-	edns     bool
-	udpSize  uint16
-	do       bool
-	ecs      bool
-	ecsFam   uint16
-	ecsSrc   uint8
-	ecsAddr  [16]byte
-	ecsBytes int
-	name     [256]byte // canonical presentation name, for map lookups
-	nameLen  int
+// plan is how the fast path answers a query: from which view, with which
+// ECS scope and UDP size limit, with which answer template. A nil template
+// sends the query to the general path.
+type plan struct {
+	t     *tmpl
+	loc   int
+	scope uint8
+	limit int
 }
 
-// parseFast reads a query the fast path can answer, or reports false for
-// anything unusual, which the general path then handles (and judges).
-func parseFast(pkt []byte, q *fastQuery) bool {
-	if len(pkt) < 12+5 {
-		return false
-	}
-	// QR, opcode, AA, TC must be 0 (RD free); RA, Z, RCODE 0 (AD, CD free).
-	if pkt[2]&0xFE != 0 || pkt[3]&0xCF != 0 {
-		return false
-	}
-	if binary.BigEndian.Uint16(pkt[4:]) != 1 || binary.BigEndian.Uint16(pkt[6:]) != 0 || binary.BigEndian.Uint16(pkt[8:]) != 0 {
-		return false
-	}
-	ar := binary.BigEndian.Uint16(pkt[10:])
-	if ar > 1 {
-		return false
-	}
-	q.id = binary.BigEndian.Uint16(pkt)
-	q.rdcd = binary.BigEndian.Uint16(pkt[2:]) & (1<<8 | 1<<4)
-	off := 12
-	n := 0
-	for {
-		if off >= len(pkt) {
-			return false
-		}
-		l := int(pkt[off])
-		off++
-		if l == 0 {
-			break
-		}
-		if l > 63 || off+l > len(pkt) || n+l+1 > 254 {
-			return false // pointers, long labels and names: slow path
-		}
-		for _, c := range pkt[off : off+l] {
-			switch {
-			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '*':
-			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
-			default:
-				return false
-			}
-			q.name[n] = c
-			n++
-		}
-		q.name[n] = '.'
-		n++
-		off += l
-	}
-	if n == 0 || off+4 > len(pkt) {
-		return false
-	}
-	q.nameLen = n
-	q.qtype = binary.BigEndian.Uint16(pkt[off:])
-	if binary.BigEndian.Uint16(pkt[off+2:]) != dns.ClassINET || !isFastQtype(q.qtype) {
-		return false
-	}
-	q.qname = pkt[12 : off+4]
-	off += 4
-	q.edns, q.ecs = false, false
-	if ar == 0 {
-		return off == len(pkt)
-	}
-	// OPT: root name, type 41, class = payload size, TTL = ext-rcode,
-	// version, flags.
-	if off+11 > len(pkt) || pkt[off] != 0 || binary.BigEndian.Uint16(pkt[off+1:]) != dns.TypeOPT {
-		return false
-	}
-	q.edns = true
-	q.udpSize = binary.BigEndian.Uint16(pkt[off+3:])
-	if pkt[off+5] != 0 || pkt[off+6] != 0 {
-		return false // extended RCODE or version: BADVERS on the slow path
-	}
-	q.do = pkt[off+7]&0x80 != 0
-	rdlen := int(binary.BigEndian.Uint16(pkt[off+9:]))
-	off += 11
-	if off+rdlen != len(pkt) {
-		return false
-	}
-	for end := off + rdlen; off < end; {
-		if off+4 > end {
-			return false
-		}
-		code := binary.BigEndian.Uint16(pkt[off:])
-		olen := int(binary.BigEndian.Uint16(pkt[off+2:]))
-		off += 4
-		if off+olen > end {
-			return false
-		}
-		if code == dns.EDNS0SUBNET {
-			if q.ecs || !parseECS(pkt[off:off+olen], q) {
-				return false
-			}
-		}
-		off += olen
-	}
-	return true
-}
-
-// parseECS accepts only a well-formed option (RFC 7871 6): family 1 or 2,
-// SCOPE 0, exactly ceil(SOURCE/8) address octets, no bits past SOURCE.
-func parseECS(b []byte, q *fastQuery) bool {
-	if len(b) < 4 {
-		return false
-	}
-	fam, src := binary.BigEndian.Uint16(b), b[2]
-	if b[3] != 0 {
-		return false
-	}
-	max := 32
-	if fam == 2 {
-		max = 128
-	} else if fam != 1 {
-		return false
-	}
-	if int(src) > max {
-		return false
-	}
-	nb := (int(src) + 7) / 8
-	if len(b) != 4+nb {
-		return false
-	}
-	q.ecsAddr = [16]byte{}
-	copy(q.ecsAddr[:], b[4:])
-	if src%8 != 0 && nb > 0 && q.ecsAddr[nb-1]&(0xFF>>(src%8)) != 0 {
-		return false
-	}
-	q.ecs, q.ecsFam, q.ecsSrc, q.ecsBytes = true, fam, src, nb
-	return true
-}
-
-func (q *fastQuery) ecsPrefix() netip.Prefix {
-	if q.ecsFam == 1 {
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte(q.ecsAddr[:4])), int(q.ecsSrc))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16(q.ecsAddr), int(q.ecsSrc))
-}
-
-// fastAnswer appends the answer to q to out. ok is false when the general
-// path must answer instead. loc is the view used, for metrics.
-func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out []byte) (resp []byte, rcode uint16, loc int, ok bool) {
-	snap, ft := p.snap, p.fast
+// plan decides the answer to q from client, by the rules of the general
+// path (query's methods); a template from a zone's packed records is
+// written into packed.
+func (ft *fastTable) plan(snap *zones.Snapshot, q *query, client netip.Addr, packed *tmpl) (pl plan) {
 	name := q.name[:q.nameLen]
-	useECS := q.ecs && snap.Config.Server.UseECS()
-	// The view, as the general path computes it for every query: the ECS
-	// subnet when there is one (SOURCE 0 means "use my address"), else the
-	// packet's source.
-	bits := -1
-	if useECS && q.ecsSrc > 0 {
-		loc, bits = snap.LocatePrefix(q.ecsPrefix())
-	} else {
-		loc, bits = snap.Locate(client)
-	}
-	var t *tmpl
-	var packed tmpl // an answer from a zone's packed records, on the stack
-	scope := 0
+	loc, bits := q.view(snap, client)
+	pl.loc, pl.limit = loc, q.udpLimit(snap)
 	if fn := ft.names[string(name)]; fn != nil {
 		if fn.service > 0 && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 			fs := ft.services[fn.service-1]
 			if q.qtype == dns.TypeA {
-				t = fs.a[loc]
+				pl.t = fs.a[loc]
 			} else {
-				t = fs.aaaa[loc]
+				pl.t = fs.aaaa[loc]
 			}
-			if useECS && q.ecsSrc > 0 && fs.localized {
-				scope = snap.Scope(q.ecsPrefix(), bits)
-			}
-		} else if t = fn.types[q.qtype]; t == nil {
-			t = fn.nodata
+			pl.scope = q.scope(snap, bits, fs.localized)
+		} else if pl.t = fn.types[q.qtype]; pl.t == nil {
+			pl.t = fn.nodata
 		}
 	} else {
-		t = ft.staticAnswer(name, q.qtype, &packed)
+		pl.t = ft.staticAnswer(snap, name, q.qtype, packed)
 	}
+	return pl
+}
+
+// fastAnswer appends the answer to q to out. ok is false when the general
+// path must answer instead. loc is the view used, for metrics.
+func (s *Server) fastAnswer(p *published, q *query, client netip.Addr, out []byte) (resp []byte, rcode uint16, loc int, ok bool) {
+	snap, ft := p.snap, p.fast
+	var packed tmpl // an answer from a zone's packed records, on the stack
+	pl := ft.plan(snap, q, client, &packed)
+	t, limit := pl.t, pl.limit
 	if t == nil {
 		return nil, 0, 0, false
 	}
-	// The size rule of the general path: 512 without EDNS, else the
-	// client's size (at least 512) capped at ours. Larger answers are
-	// truncated there, compressed first.
-	limit := dns.MinMsgSize
+	useECS := q.useECS(snap)
 	optLen := 0
 	if q.edns {
-		limit = min(max(int(q.udpSize), dns.MinMsgSize), snap.Config.Server.UDPSize)
 		optLen = 11
 		if useECS {
-			optLen += 4 + 4 + q.ecsBytes
+			optLen += 4 + 4 + q.ecs.n
 		}
 	}
 	// A zone's RRset is stored uncompressed: if it fits so, it fits.
@@ -618,27 +480,21 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 		}
 	}
 	if q.edns {
-		out = append(out, 0) // root
-		out = binary.BigEndian.AppendUint16(out, dns.TypeOPT)
-		out = binary.BigEndian.AppendUint16(out, uint16(snap.Config.Server.UDPSize))
-		out = append(out, 0, 0) // extended RCODE, version
+		do := 0
 		if q.do {
-			out = append(out, 0x80, 0)
-		} else {
-			out = append(out, 0, 0)
+			do = 1
 		}
+		out = append(out, ft.static.opt[do][:]...)
 		if useECS {
-			out = binary.BigEndian.AppendUint16(out, uint16(8+q.ecsBytes))
+			out = binary.BigEndian.AppendUint16(out, uint16(8+q.ecs.n))
 			out = binary.BigEndian.AppendUint16(out, dns.EDNS0SUBNET)
-			out = binary.BigEndian.AppendUint16(out, uint16(4+q.ecsBytes))
-			out = binary.BigEndian.AppendUint16(out, q.ecsFam)
-			out = append(out, q.ecsSrc, uint8(scope))
-			out = append(out, q.ecsAddr[:q.ecsBytes]...)
+			out = binary.BigEndian.AppendUint16(out, uint16(4+q.ecs.n))
+			out = q.ecs.appendEcho(out, pl.scope)
 		} else {
 			out = append(out, 0, 0)
 		}
 	}
-	return out, t.rcode, loc, true
+	return out, t.rcode, pl.loc, true
 }
 
 // staticAnswer answers a name of no service and no CNAME from its zone's
@@ -647,30 +503,16 @@ func (s *Server) fastAnswer(p *published, q *fastQuery, client netip.Addr, out [
 // general path, for what that path does more than copy records: names at or
 // below a delegation (referrals), a missing name whose closest encloser has
 // a wildcard child (synthesis), and admin names.
-func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl {
-	if hasPrefix(name, "_pin.") || hasPrefix(name, "_status.") {
+func (ft *fastTable) staticAnswer(snap *zones.Snapshot, name []byte, qtype uint16, packed *tmpl) *tmpl {
+	if zones.IsAdminName(name) {
 		return nil
 	}
-	// The zone: the longest origin that is a suffix of name, as FindZone
-	// picks it; the root zone last.
-	var fz *fastZone
-	at := 0
-	for i := 0; i < len(name); {
-		if fz = ft.zones[string(name[i:])]; fz != nil {
-			at = i
-			break
-		}
-		for i < len(name) && name[i] != '.' {
-			i++
-		}
-		i++
+	z := snap.FindZoneBytes(name)
+	if z == nil {
+		return ft.refused
 	}
-	if fz == nil {
-		if fz = ft.zones["."]; fz == nil {
-			return ft.refused
-		}
-		at = len(name) - 1
-	}
+	fz := ft.zones[z]
+	at := len(name) - len(z.Origin) // where the origin starts in name
 	if n := fz.z.NodeOf(name); n != nil {
 		if n.Below() {
 			return nil
@@ -715,8 +557,6 @@ func belowApex(name []byte, at int, fz *fastZone) []byte {
 	return above[bytes.LastIndexByte(above, '.')+1:]
 }
 
-func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
-
 // compressRRset appends wire, one RRset of the question's name as a zone
 // keeps it (uncompressed, owner names in full), compressed the way
 // packAnswer's miekg/dns packing compresses that answer after the question
@@ -726,7 +566,7 @@ func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:l
 // question in lower case byte for byte (a zone written in upper case), or
 // more names than rdataNames keeps track of; the general path answers
 // those.
-func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
+func compressRRset(out, wire []byte, q *query) ([]byte, bool) {
 	qn := q.qname[:len(q.qname)-4] // the name as sent, in wire form
 	for off := 0; off < len(wire); {
 		if len(wire)-off < len(qn) {
@@ -761,7 +601,7 @@ func compressRRset(out, wire []byte, q *fastQuery) ([]byte, bool) {
 
 // compressNames is compressRRset for an RRset of a type whose RDATA names
 // miekg/dns compresses, from its first record's type field at wire[off:].
-func compressNames(out, wire []byte, off int, q *fastQuery) ([]byte, bool) {
+func compressNames(out, wire []byte, off int, q *query) ([]byte, bool) {
 	var c rdataNames
 	qn := q.qname[:len(q.qname)-4]
 	c.qlen = len(qn)

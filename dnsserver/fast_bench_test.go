@@ -14,7 +14,7 @@ import (
 // batches of one: the clock when due, rate limiting, parse, answer into a reused
 // buffer, count and time it. The socket read and write are the kernel's.
 func benchFast(b *testing.B, s *Server, pkt []byte, client netip.Addr) {
-	var q fastQuery
+	var q query
 	out := make([]byte, 0, 4096)
 	stats := s.metrics.newReaderStats()
 	p := s.pub.Load()

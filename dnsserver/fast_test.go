@@ -92,8 +92,8 @@ func (s *Server) generalBytes(pkt []byte, client netip.AddrPort) []byte {
 }
 
 func (s *Server) fastBytes(pkt []byte, client netip.AddrPort) ([]byte, bool) {
-	var q fastQuery
-	if !parseFast(pkt, &q) {
+	var q query
+	if !parseQuery(pkt, &q) {
 		return nil, false
 	}
 	resp, _, _, ok := s.fastAnswer(s.pub.Load(), &q, client.Addr(), nil)
@@ -321,7 +321,7 @@ func TestFastPathZeroAllocs(t *testing.T) {
 		{"nodata", packQ("www.fast.test.", dns.TypeSRV, nil)},
 		{"refused", packQ("example.com.", dns.TypeA, nil)},
 	} {
-		var q fastQuery
+		var q query
 		out := make([]byte, 0, 4096)
 		stats := s.metrics.newReaderStats()
 		p := s.pub.Load()

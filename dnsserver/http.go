@@ -106,7 +106,8 @@ type DormantPinJSON struct {
 	zones.DormantPin
 }
 
-// ClusterStatus is /status's cluster part (CLUSTER.md "What dig shows").
+// ClusterStatus is /status's cluster part (README "Running several
+// nameservers", "What dig shows").
 type ClusterStatus struct {
 	Leader      string    `json:"leader"`
 	IsLeader    bool      `json:"is_leader"`
@@ -141,6 +142,9 @@ type ViewStatus struct {
 type PinJSON struct {
 	zones.Pin
 	Source string `json:"source"` // "dynamic" or "zone"
+	// ServiceWide marks, on a location's view, the service's pin that
+	// applies because the location has none of its own.
+	ServiceWide bool `json:"service_wide,omitempty"`
 }
 
 type NodeStatus struct {
@@ -160,7 +164,7 @@ func (in *Instance) Status() Status {
 	for i := 1; i < snap.LocationCount(); i++ {
 		st.Locations = append(st.Locations, snap.LocationName(i))
 	}
-	live := in.Prober.Snapshot()
+	live := in.Server.nodeStates(snap)
 	for _, n := range snap.Config.Nodes {
 		h := live[n.Name]
 		ns := NodeStatus{Up: h.Up, Checked: h.Checked, Since: h.Since, LatencyMS: float64(h.Last.Latency) / 1e6, LastError: h.Last.Err}
@@ -203,28 +207,25 @@ func (in *Instance) clusterStatusOf(snap *zones.Snapshot) *ClusterStatus {
 func serviceStatus(snap *zones.Snapshot, svc *zones.Service) ServiceStatus {
 	agreed := snap.Cluster()
 	ss := ServiceStatus{Name: svc.Name}
-	for loc, order := range svc.Orders {
-		d, ok := snap.Decision(svc.Name, loc)
-		if !ok {
-			continue
+	now := time.Now()
+	for loc := range svc.Orders {
+		if _, ok := snap.Decision(svc.Name, loc); !ok {
+			continue // the location follows the default view
 		}
-		if order == nil {
-			order = svc.Orders[0]
-		}
-		v := ViewStatus{Location: snap.LocationName(loc), Order: order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason, Local: d.Local}
+		vw, _ := snap.ViewOf(svc.Name, loc, now)
+		d := vw.Decision
+		v := ViewStatus{Location: vw.Location, Order: vw.Order, Active: d.Active, Servfail: d.Servfail, Reason: d.Reason, Local: d.Local}
 		k := zones.PinKey{Service: svc.Name}
 		if loc > 0 {
-			k.Location = snap.LocationName(loc)
+			k.Location = vw.Location
 		}
 		if agreed != nil && !d.Local {
 			if ad, ok := agreed.Decisions[k]; ok {
 				v.Generation = ad.Generation
 			}
 		}
-		if p, ok := snap.DynamicPins()[k]; ok {
-			v.Pin = &PinJSON{p, "dynamic"}
-		} else if p, ok := snap.StaticPins()[k]; ok {
-			v.Pin = &PinJSON{p, "zone"}
+		if vw.Pinned {
+			v.Pin = &PinJSON{vw.Pin, vw.PinSource, vw.PinKey != k}
 		}
 		ss.Views = append(ss.Views, v)
 	}

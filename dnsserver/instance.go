@@ -70,6 +70,8 @@ type Options struct {
 	// IgnoreState starts without the pins saved in state_dir when that
 	// file is corrupt (the file is left alone until the next pin change).
 	IgnoreState bool
+	// Runtime is what the binary decided about the Go runtime.
+	Runtime Runtime
 }
 
 // Start probes every node once (so a node already dead is never answered),
@@ -108,6 +110,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 	in.Server = New(snap, logger, o.Version)
 	in.Server.metrics = in.Metrics
+	in.Server.runtime = o.Runtime
 	in.Engine = zones.NewEngine(snap, logger, in.publish)
 	in.Engine.OnActiveChange = func(service, location string) {
 		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
@@ -172,7 +175,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 // checkType names a node's check for the probe metrics.
 func (in *Instance) checkType(node string) string {
 	if n := in.Server.Snapshot().Node(node); n != nil {
-		return n.Check.Type
+		return string(n.Check.Type)
 	}
 	return "unknown"
 }
@@ -255,9 +258,9 @@ func (in *Instance) reload(ctx context.Context) error {
 	// Decoding a large config is mostly short-lived garbage: let the heap
 	// grow for it instead of collecting several times mid-load (a fifth of
 	// a 10,000-service reload), then collect once, after the swap.
-	gc := debug.SetGCPercent(400)
+	restoreGC := in.Server.runtime.reloadGC()
 	snap, err := zones.LoadReusingContext(ctx, in.configPath, old)
-	debug.SetGCPercent(gc)
+	restoreGC()
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -315,26 +314,10 @@ func (m *Metrics) observeProbe(node, check string, r health.Result) {
 	m.probeDuration.WithLabelValues(check).Observe(r.Latency.Seconds())
 	m.nodeProbe.WithLabelValues(node).Observe(r.Latency.Seconds())
 	if !r.OK {
-		m.probeFailures.WithLabelValues(node, failureClass(r.Err)).Inc()
+		reason := r.Reason
+		if reason == health.ReasonNone {
+			reason = health.ReasonOther // a failed result built without a check
+		}
+		m.probeFailures.WithLabelValues(node, reason.String()).Inc()
 	}
-}
-
-// failureClass maps a free-text check error to a bounded label.
-func failureClass(err string) string {
-	e := strings.ToLower(err)
-	switch {
-	case strings.Contains(e, "timeout") || strings.Contains(e, "deadline"):
-		return "timeout"
-	case strings.Contains(e, "refused"):
-		return "refused"
-	case strings.Contains(e, "status"):
-		return "status"
-	case strings.Contains(e, "certificate") || strings.Contains(e, "tls") || strings.Contains(e, "x509"):
-		return "tls"
-	case strings.Contains(e, "body"):
-		return "body"
-	case strings.Contains(e, "unreachable") || strings.Contains(e, "no route"):
-		return "unreachable"
-	}
-	return "other"
 }

@@ -249,15 +249,13 @@ func (in *Instance) pageData(q pageQuery) pageData {
 		// 0: a view answers SERVFAIL or has every node down; 1: one is
 		// off its first node, or pinned; 2: quiet.
 		r := ranked{svc: svc, sev: 2}
-		for loc, order := range svc.Orders {
+		for loc := range svc.Orders {
 			dec, ok := snap.Decision(svc.Name, loc)
 			if !ok {
 				continue
 			}
 			r.views++
-			if order == nil {
-				order = svc.Orders[0]
-			}
+			order := svc.OrderOf(loc)
 			switch {
 			case dec.Servfail || dec.AllDown:
 				d.Sum.AllDown++
@@ -347,7 +345,7 @@ func (in *Instance) pageData(q pageQuery) pageData {
 	agreed := snap.Cluster()
 	for _, r := range nodes[d.NodePgr.From:d.NodePgr.To] {
 		n, h := r.n, states[r.n.Name]
-		pn := pageNode{Name: n.Name, Address: n.Address.String(), Check: n.Check.Type, State: [...]string{"down", "unknown", "up"}[r.rank], Since: h.Since}
+		pn := pageNode{Name: n.Name, Address: n.Address.String(), Check: string(n.Check.Type), State: [...]string{"down", "unknown", "up"}[r.rank], Since: h.Since}
 		if a6 := n.Address6.String(); a6 != "" {
 			pn.Address += " " + a6
 		}
@@ -391,13 +389,7 @@ func (in *Instance) pageService(snap *zones.Snapshot, svc *zones.Service) pageSe
 	ps := pageService{Name: ss.Name}
 	for _, v := range ss.Views {
 		pv := pageView{ViewStatus: v, First: len(v.Order) > 0 && v.Active == v.Order[0]}
-		loc := 0
-		for i := 1; i < snap.LocationCount(); i++ {
-			if snap.LocationName(i) == v.Location {
-				loc = i
-			}
-		}
-		if dec, ok := snap.Decision(svc.Name, loc); ok {
+		if dec, ok := snap.Decision(svc.Name, snap.LocationIndex(v.Location)); ok {
 			pv.AllDown = dec.AllDown
 		}
 		answer := v.Active

@@ -1,5 +1,5 @@
 // Package dnsserver serves the snapshot built by package zones over UDP and
-// TCP: listeners, the query path, and (later) admin records and UPDATE.
+// TCP: listeners, the query path, admin records and UPDATE.
 package dnsserver
 
 import (
@@ -44,6 +44,7 @@ type Server struct {
 	engine     *zones.Engine
 	liveHealth func() map[string]health.State
 	history    *events.Log // last change of each view, for _status
+	runtime    Runtime     // set by Instance before Start
 	metrics    *Metrics
 	logSeq     atomic.Uint64 // query log sampling
 
@@ -96,7 +97,7 @@ func (s *Server) Start() error {
 		addrs = append(addrs, r...)
 	}
 	for _, a := range addrs {
-		socks, ln, err := bindPair(a, udpSockets())
+		socks, ln, err := bindPair(a, s.runtime.udpReaders())
 		if err != nil {
 			s.Shutdown(context.Background())
 			return BindHint(a, err)
@@ -245,7 +246,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	limit := dns.MaxMsgSize
 	if req.Transport == UDP {
-		limit = udpLimit(snap, r)
+		limit = req.q.udpLimit(snap)
 	}
 	buf := packBufs.Get().(*[]byte)
 	if b, err := packAnswer(m, limit, *buf); err == nil {

@@ -393,7 +393,7 @@ func currentRRset(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones
 		if t != dns.TypeTXT {
 			return nil
 		}
-		p, ok := effectivePin(snap, dyn, k)
+		p, _, ok := zones.PinAt(dyn, snap.StaticPins(), k, time.Now())
 		if !ok {
 			return nil
 		}
@@ -408,7 +408,7 @@ func currentRRset(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones
 
 func nameInUse(snap *zones.Snapshot, dyn map[zones.PinKey]zones.Pin, z *zones.Zone, name string) bool {
 	if k, ok := snap.PinKeyOf(name); ok {
-		_, ok := effectivePin(snap, dyn, k)
+		_, _, ok := zones.PinAt(dyn, snap.StaticPins(), k, time.Now())
 		return ok
 	}
 	return snap.Service(name) != nil || z.HasData(name)

@@ -60,8 +60,8 @@ func blackHole(t *testing.T) net.Listener {
 
 func TestCheckBlackHole(t *testing.T) {
 	ln := blackHole(t)
-	for _, typ := range []string{TypeTCP, TypeHTTP, TypeTLS} {
-		t.Run(typ, func(t *testing.T) {
+	for _, typ := range []CheckType{TypeTCP, TypeHTTP, TypeTLS} {
+		t.Run(string(typ), func(t *testing.T) {
 			spec := specFor(t, typ, ln.Addr())
 			spec.Timeout = 200 * time.Millisecond
 			r := checkWithin(t, spec, 5*time.Second)

@@ -28,7 +28,7 @@ import (
 
 // Spec is one node's check, already validated and defaulted by the caller.
 type Spec struct {
-	Type        string     // "tcp" | "http" | "https" | "tls" | "none"
+	Type        CheckType
 	Addr        netip.Addr // target address
 	Port        uint16
 	Path        string        // http/https: request path, default "/"
@@ -59,16 +59,20 @@ type Result struct {
 	OK      bool
 	Latency time.Duration
 	Err     string // "" when OK; a short human reason otherwise
+	Reason  Reason // ReasonNone when OK; the class of Err otherwise
 	At      time.Time
 }
 
+// CheckType is what a probe checks: [node.check] type.
+type CheckType string
+
 // Check types.
 const (
-	TypeTCP   = "tcp"
-	TypeHTTP  = "http"
-	TypeHTTPS = "https"
-	TypeTLS   = "tls"
-	TypeNone  = "none"
+	TypeTCP   CheckType = "tcp"
+	TypeHTTP  CheckType = "http"
+	TypeHTTPS CheckType = "https"
+	TypeTLS   CheckType = "tls"
+	TypeNone  CheckType = "none"
 )
 
 // maxBody bounds how much of a response we read: a health endpoint that
@@ -202,15 +206,15 @@ func (c *checker) tcpResult(ctx context.Context, start time.Time, err error, tim
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		r.Err = "canceled"
+		r.Err, r.Reason = "canceled", ReasonOther
 	case timedOut:
-		r.Err = "timeout after " + c.timeout().String()
+		r.Err, r.Reason = "timeout after "+c.timeout().String(), ReasonTimeout
 	case isBindError(err):
 		// Not the target's fault: the source address cannot be used.
 		// Worded as net.Dialer words it on the portable path.
-		r.Err = err.Error()
+		r.Err, r.Reason = err.Error(), ReasonOther
 	default:
-		r.Err = "connect: " + err.Error()
+		r.Err, r.Reason = "connect: "+err.Error(), reasonOf(err, false, false)
 	}
 	return r
 }
@@ -246,6 +250,7 @@ func (c *checker) finish(ctx context.Context, p pending) Result {
 	r := Result{OK: err == nil, Latency: end.Sub(start), At: end}
 	if err != nil {
 		r.Err = describe(cctx, ctx, err, timeout)
+		r.Reason = reasonOf(err, timedOut(cctx, err), errors.Is(ctx.Err(), context.Canceled))
 	}
 	return r
 }
@@ -298,17 +303,17 @@ func (c *checker) checkHTTP(ctx context.Context) error {
 		expect = []int{http.StatusOK}
 	}
 	if !slices.Contains(expect, resp.StatusCode) {
-		return fmt.Errorf("status %d, want %v", resp.StatusCode, expect)
+		return because(ReasonStatus, fmt.Errorf("status %d, want %v", resp.StatusCode, expect))
 	}
 	if c.spec.Body == "" {
 		return nil
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return fmt.Errorf("read body: %w", err)
+		return because(ReasonBody, fmt.Errorf("read body: %w", err))
 	}
 	if !strings.Contains(string(body), c.spec.Body) {
-		return fmt.Errorf("body does not contain %q", c.spec.Body)
+		return because(ReasonBody, fmt.Errorf("body does not contain %q", c.spec.Body))
 	}
 	return nil
 }
@@ -358,12 +363,12 @@ func (c *checker) checkTLS(ctx context.Context) error {
 	}
 	certs := conn.(*tls.Conn).ConnectionState().PeerCertificates
 	if len(certs) == 0 {
-		return errors.New("tls: no peer certificate")
+		return because(ReasonTLS, errors.New("tls: no peer certificate"))
 	}
 	notAfter := certs[0].NotAfter
 	if !notAfter.After(time.Now().Add(c.spec.MinValidity)) {
-		return fmt.Errorf("certificate expires %s, within min_validity %s",
-			notAfter.UTC().Format(time.RFC3339), c.spec.MinValidity)
+		return because(ReasonTLS, fmt.Errorf("certificate expires %s, within min_validity %s",
+			notAfter.UTC().Format(time.RFC3339), c.spec.MinValidity))
 	}
 	return nil
 }
@@ -424,6 +429,11 @@ type caError struct{ err error }
 func (e *caError) Error() string { return e.err.Error() }
 func (e *caError) Unwrap() error { return e.err }
 
+// timedOut reports whether a check's error is its own deadline passing.
+func timedOut(cctx context.Context, err error) bool {
+	return errors.Is(cctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 // describe turns an error into the short reason shown by `dig _status` and in
 // logs. Wrapping layers (url.Error, net.OpError, tls.CertificateVerificationError)
 // repeat the target address, which the reader already knows.
@@ -435,7 +445,7 @@ func describe(cctx, parent context.Context, err error, timeout time.Duration) st
 	if errors.Is(parent.Err(), context.Canceled) {
 		return "canceled"
 	}
-	if errors.Is(cctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+	if timedOut(cctx, err) {
 		return "timeout after " + timeout.String()
 	}
 

@@ -21,7 +21,7 @@ import (
 )
 
 // specFor points a spec of the given type at a listener's address.
-func specFor(t testing.TB, typ string, addr net.Addr) Spec {
+func specFor(t testing.TB, typ CheckType, addr net.Addr) Spec {
 	t.Helper()
 	ap, err := netip.ParseAddrPort(addr.String())
 	if err != nil {
@@ -236,7 +236,7 @@ func TestCheckHTTPSAndTLS(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		typ      string
+		typ      CheckType
 		addr     net.Addr
 		caFile   string
 		insecure bool
@@ -300,8 +300,8 @@ func silent(c net.Conn) {
 func TestCheckHungBackend(t *testing.T) {
 	ln := listen(t, "127.0.10.4:0", silent)
 	p := certs(t)
-	for _, typ := range []string{TypeHTTP, TypeHTTPS, TypeTLS} {
-		t.Run(typ, func(t *testing.T) {
+	for _, typ := range []CheckType{TypeHTTP, TypeHTTPS, TypeTLS} {
+		t.Run(string(typ), func(t *testing.T) {
 			spec := specFor(t, typ, ln.Addr())
 			spec.CAFile = p.CAFile
 			spec.Timeout = 200 * time.Millisecond

@@ -106,7 +106,7 @@ func TestSourceHTTP(t *testing.T) {
 	t.Cleanup(secure.Close)
 
 	for _, tc := range []struct {
-		typ  string
+		typ  CheckType
 		addr net.Addr
 		seen <-chan netip.Addr
 	}{
@@ -114,7 +114,7 @@ func TestSourceHTTP(t *testing.T) {
 		{TypeHTTPS, secure.Listener.Addr(), secureSeen},
 		{TypeTLS, secure.Listener.Addr(), secureSeen},
 	} {
-		t.Run(tc.typ, func(t *testing.T) {
+		t.Run(string(tc.typ), func(t *testing.T) {
 			spec := specFor(t, tc.typ, tc.addr)
 			spec.CAFile = pki.CAFile
 			spec.Source = probeSource
@@ -131,7 +131,7 @@ func TestSourceNotLocal(t *testing.T) {
 	addr, _ := recordingListener(t)
 	s := httpServer(t, func(w http.ResponseWriter, r *http.Request) {})
 	for _, tc := range []struct {
-		typ  string
+		typ  CheckType
 		addr net.Addr
 	}{{TypeTCP, addr}, {TypeHTTP, s.Listener.Addr()}} {
 		spec := specFor(t, tc.typ, tc.addr)

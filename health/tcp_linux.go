@@ -39,26 +39,18 @@ func makeSockaddr(ap netip.AddrPort) (sa rawSockaddr) {
 }
 
 // bind is bind(2) to sa.
-func (sa *rawSockaddr) bind(fd int) error {
-	var e unix.Errno
-	if sa.is6 {
-		_, _, e = unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa.v6)), unsafe.Sizeof(sa.v6))
-	} else {
-		_, _, e = unix.Syscall(unix.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&sa.v4)), unsafe.Sizeof(sa.v4))
-	}
-	if e != 0 {
-		return e
-	}
-	return nil
-}
+func (sa *rawSockaddr) bind(fd int) error { return sa.call(unix.SYS_BIND, fd) }
 
 // connect is connect(2) to sa.
-func (sa *rawSockaddr) connect(fd int) error {
+func (sa *rawSockaddr) connect(fd int) error { return sa.call(unix.SYS_CONNECT, fd) }
+
+// call is a system call that takes (fd, sockaddr, length) for sa.
+func (sa *rawSockaddr) call(trap uintptr, fd int) error {
 	var e unix.Errno
 	if sa.is6 {
-		_, _, e = unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.v6)), unsafe.Sizeof(sa.v6))
+		_, _, e = unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&sa.v6)), unsafe.Sizeof(sa.v6))
 	} else {
-		_, _, e = unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa.v4)), unsafe.Sizeof(sa.v4))
+		_, _, e = unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&sa.v4)), unsafe.Sizeof(sa.v4))
 	}
 	if e != 0 {
 		return e

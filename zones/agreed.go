@@ -8,7 +8,8 @@ import (
 	"github.com/failoverdns/failoverdns/health"
 )
 
-// Agreed is what a cluster of instances agreed on (CLUSTER.md), as this
+// Agreed is what a cluster of instances agreed on (README "Running several
+// nameservers"), as this
 // instance last received it: the seam where cluster mode plugs into the
 // engine. The engine answers from it instead of deciding alone, except
 // where the failure contract lets it decide locally. It is immutable once
@@ -120,7 +121,7 @@ func (e *Engine) agreedView(svc string, loc int) (AgreedDecision, bool) {
 // clusterView is the answer of one view in cluster mode: the agreed
 // decision, unless this instance is cut off from the cluster and its own
 // prober has seen the agreed node down for local_failover_after
-// (CLUSTER.md "Cut off and the agreed node dies"): a dead node cannot hold
+// (README "Running several nameservers": an instance is cut off): a dead node cannot hold
 // sessions, so answering it to everyone would be worse than a split. The
 // wait counts from the later of the node's fall and the cut-off, so a node
 // the majority still saw up is not abandoned the instant the link drops.
@@ -128,9 +129,6 @@ func (e *Engine) clusterView(svc *Service, ad AgreedDecision, prev Decision, ord
 	after := time.Duration(0)
 	if cl := e.base.Config.Cluster; cl != nil {
 		after = cl.LocalFailover()
-	}
-	if order == nil {
-		order = svc.Orders[0]
 	}
 	if ad.Active != "" && !slices.Contains(svc.Config.Nodes, ad.Active) {
 		// The leader's config differs from ours (a reload not yet

@@ -19,7 +19,7 @@ import (
 )
 
 // Config is the TOML file as written by the operator, after defaults. Field
-// names follow the contract in DESIGN.md; they are never renamed.
+// names follow the contract in README "Configuration"; they are never renamed.
 type Config struct {
 	Server    ServerConfig     `toml:"server"`
 	TSIG      []TSIGKey        `toml:"tsig"`

@@ -37,8 +37,8 @@ func TestDecide(t *testing.T) {
 		order    []string
 		cur      Decision
 		h        map[string]health.State
-		failback string
-		allDown  string
+		failback Failback
+		allDown  AllDown
 		want     want
 	}{
 		{

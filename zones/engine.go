@@ -33,10 +33,10 @@ type Decision struct {
 
 // decide picks the active node for one ordered list. It is a pure function
 // of the order, the current active node, node health and the time, so every
-// rule of DESIGN.md "Active node" can be tested without a clock or sockets.
+// rule of README "Configuration" and "Failure behaviour" can be tested without a clock or sockets.
 // next is when the answer may change with no health change (a failback
 // hold-down ending); zero when nothing is pending.
-func decide(order []string, cur Decision, h map[string]health.State, now time.Time, failback string, after time.Duration, allDown string) (d Decision, next time.Time) {
+func decide(order []string, cur Decision, h map[string]health.State, now time.Time, failback Failback, after time.Duration, allDown AllDown) (d Decision, next time.Time) {
 	up := func(n string) bool { return nodeUp(h, n) }
 	active := cur.Active
 	if active != "" && !slices.Contains(order, active) {
@@ -84,7 +84,7 @@ func decide(order []string, cur Decision, h map[string]health.State, now time.Ti
 	case allDown == AllDownKeep && active != "":
 		return Decision{Active: active, AllDown: true, Reason: "all nodes down: keeping the last active node (when_all_down = keep)"}, time.Time{}
 	default:
-		return Decision{Active: order[0], AllDown: true, Reason: "all nodes down: answering the first node in order (when_all_down = " + allDown + ")"}, time.Time{}
+		return Decision{Active: order[0], AllDown: true, Reason: "all nodes down: answering the first node in order (when_all_down = " + string(allDown) + ")"}, time.Time{}
 	}
 }
 
@@ -353,25 +353,14 @@ func (e *Engine) ramp(svc *Service, loc int, now time.Time) (uint32, time.Time) 
 	return secs, now.Add(left - time.Duration(secs)*time.Second)
 }
 
-// pinFor returns the pin in force for a service's view: a location's own pin
-// beats the service-wide one, and a dynamic pin beats a static one.
+// pinFor returns the pin in force for a service's view (PinOf).
 func (e *Engine) pinFor(svc string, loc int, now time.Time) (Pin, bool) {
-	static := e.base.staticPins
-	try := func(k PinKey) (Pin, bool) {
-		if p, ok := e.active[k]; ok && p.Active(now) {
-			return p, true
-		}
-		if p, ok := static[k]; ok && p.Active(now) {
-			return p, true
-		}
-		return Pin{}, false
-	}
+	location := ""
 	if loc > 0 {
-		if p, ok := try(PinKey{svc, e.base.LocationName(loc)}); ok {
-			return p, true
-		}
+		location = e.base.LocationName(loc)
 	}
-	return try(PinKey{Service: svc})
+	p, _, _, ok := PinOf(e.active, e.base.staticPins, svc, location, now)
+	return p, ok
 }
 
 // lapsePins drops dynamic pins whose until has passed, saving the result so
@@ -625,17 +614,14 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 		agreed, isAgreed := e.agreedView(svc.Name, loc)
 		switch {
 		case isAgreed:
-			d, n = e.clusterView(svc, agreed, prev, order, pin, pinned, h, now)
+			d, n = e.clusterView(svc, agreed, prev, svc.OrderOf(loc), pin, pinned, h, now)
 		case order == nil && (!pinned || loc == 0):
 			continue // this location follows the default view
 		default:
-			if order == nil {
-				order = svc.Orders[0]
-			}
 			if pinned {
-				d, n = decideView(svc, order, prev, pin, pinned, h, now)
+				d, n = decideView(svc, svc.OrderOf(loc), prev, pin, pinned, h, now)
 			} else {
-				d, n = e.decideMemo(svc, order, prev, h, now)
+				d, n = e.decideMemo(svc, svc.OrderOf(loc), prev, h, now)
 			}
 			if e.agreed != nil {
 				d.Local = true
@@ -732,7 +718,7 @@ func (e *Engine) seed(ds map[PinKey]Decision) {
 		}
 		loc := 0
 		if k.Location != "" {
-			if loc = e.base.locationIndex(k.Location); loc < 1 {
+			if loc = e.base.LocationIndex(k.Location); loc < 1 {
 				continue
 			}
 		}

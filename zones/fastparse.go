@@ -467,25 +467,6 @@ func blankLine(line []byte) bool {
 
 // parenDepth is the open parentheses after line, as recordLines counts them.
 func parenDepth(line []byte, depth int) int {
-	inQuote := false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case inQuote:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				inQuote = false
-			}
-		case c == '"':
-			inQuote = true
-		case c == ';':
-			return depth
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		}
-	}
-	return depth
+	d, _ := scanLine(line, depth)
+	return d
 }

@@ -196,7 +196,7 @@ func (s *Snapshot) adminKey(name, prefix string) (PinKey, bool) {
 		return PinKey{Service: rest}, true
 	}
 	loc, svcName, ok := strings.Cut(rest, "._loc.")
-	if !ok || s.byService[svcName] == nil || s.locationIndex(loc) < 1 {
+	if !ok || s.byService[svcName] == nil || s.LocationIndex(loc) < 1 {
 		return PinKey{}, false
 	}
 	return PinKey{Service: svcName, Location: loc}, true
@@ -204,21 +204,12 @@ func (s *Snapshot) adminKey(name, prefix string) (PinKey, bool) {
 
 // IsAdminName reports whether name is an admin record name (_pin or _status,
 // configured or not): such names are answered to admin_nets only.
-func IsAdminName(name string) bool {
+func IsAdminName[T ~string | ~[]byte](name T) bool {
 	return hasPrefixFold(name, "_pin.") || hasPrefixFold(name, "_status.")
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
-}
-
-func (s *Snapshot) locationIndex(name string) int {
-	for i, l := range s.Config.Locations {
-		if l.Name == name {
-			return i + 1
-		}
-	}
-	return 0
+func hasPrefixFold[T ~string | ~[]byte](s T, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(string(s[:len(prefix)]), prefix)
 }
 
 // CheckPin validates a pin for key against this snapshot: the node must be

@@ -29,20 +29,20 @@ type NodeConfig struct {
 
 // CheckConfig is a node's [node.check] table.
 type CheckConfig struct {
-	Type        string   `toml:"type"`
-	Port        int      `toml:"port"`
-	Path        string   `toml:"path"`
-	Expect      []int    `toml:"expect"`
-	Body        string   `toml:"body"`
-	Host        string   `toml:"host"`
-	CAFile      string   `toml:"ca_file"`
-	Insecure    bool     `toml:"insecure"`
-	MinValidity Duration `toml:"min_validity"`
-	Target      string   `toml:"target"`
-	Interval    Duration `toml:"interval"`
-	Timeout     Duration `toml:"timeout"`
-	Rise        int      `toml:"rise"`
-	Fall        int      `toml:"fall"`
+	Type        health.CheckType `toml:"type"`
+	Port        int              `toml:"port"`
+	Path        string           `toml:"path"`
+	Expect      []int            `toml:"expect"`
+	Body        string           `toml:"body"`
+	Host        string           `toml:"host"`
+	CAFile      string           `toml:"ca_file"`
+	Insecure    bool             `toml:"insecure"`
+	MinValidity Duration         `toml:"min_validity"`
+	Target      string           `toml:"target"`
+	Interval    Duration         `toml:"interval"`
+	Timeout     Duration         `toml:"timeout"`
+	Rise        int              `toml:"rise"`
+	Fall        int              `toml:"fall"`
 }
 
 // ServiceConfig is one [[service]].
@@ -51,9 +51,9 @@ type ServiceConfig struct {
 	TTL           *int                `toml:"ttl"`
 	Policy        string              `toml:"policy"`
 	Nodes         []string            `toml:"nodes"`
-	Failback      string              `toml:"failback"`
+	Failback      Failback            `toml:"failback"`
 	FailbackAfter *Duration           `toml:"failback_after"`
-	WhenAllDown   string              `toml:"when_all_down"`
+	WhenAllDown   AllDown             `toml:"when_all_down"`
 	Locations     map[string][]string `toml:"locations"`
 }
 
@@ -96,14 +96,24 @@ const (
 	MaxQuietTTL = 300
 )
 
-// Failback modes and all-down policies.
-const (
-	FailbackAuto   = "auto"
-	FailbackManual = "manual"
+// Failback is a service's failback mode: whether it returns to a
+// recovered higher node by itself.
+type Failback string
 
-	AllDownKeep     = "keep"
-	AllDownFirst    = "first"
-	AllDownServfail = "servfail"
+// Failback modes.
+const (
+	FailbackAuto   Failback = "auto"
+	FailbackManual Failback = "manual"
+)
+
+// AllDown is a service's when_all_down policy.
+type AllDown string
+
+// All-down policies.
+const (
+	AllDownKeep     AllDown = "keep"
+	AllDownFirst    AllDown = "first"
+	AllDownServfail AllDown = "servfail"
 )
 
 const roundRobinWhy = "failoverdns answers exactly one node at a time on purpose: clustered, session-bound servers (a client's session lives on the one node it talks to) break when clients are spread across nodes, and a resolver that caches several addresses spreads them. Use policy = \"failover\" (the first healthy node in the order of nodes), and [service.locations] to give each site its own primary"

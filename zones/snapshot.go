@@ -515,20 +515,24 @@ func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
 
 // FindZone returns the most specific zone containing name (canonical form),
 // or nil when the name is in none of ours.
-func (s *Snapshot) FindZone(name string) *Zone {
-	for p := name; ; {
-		if z, ok := s.byOrigin[p]; ok {
+func (s *Snapshot) FindZone(name string) *Zone { return findZone(s, name) }
+
+// FindZoneBytes is FindZone for a name held in bytes (the UDP fast path's),
+// without copying it.
+func (s *Snapshot) FindZoneBytes(name []byte) *Zone { return findZone(s, name) }
+
+func findZone[T ~string | ~[]byte](s *Snapshot, name T) *Zone {
+	for i := 0; i < len(name); i++ {
+		if z, ok := s.byOrigin[string(name[i:])]; ok {
 			return z
 		}
-		i, end := dns.NextLabel(p, 0)
-		if end {
-			if z, ok := s.byOrigin["."]; ok {
-				return z
+		for ; i < len(name) && name[i] != '.'; i++ {
+			if name[i] == '\\' {
+				i++ // an escaped character: "\." is not a label's end
 			}
-			return nil
 		}
-		p = p[i:]
 	}
+	return s.byOrigin["."]
 }
 
 // Warnings returns what `check` (and the start log) should point out

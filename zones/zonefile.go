@@ -598,39 +598,47 @@ func recordLines(src []byte) []int {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	depth := 0
 	for n := 1; sc.Scan(); n++ {
-		text := sc.Text()
+		line := sc.Bytes()
 		starts := depth == 0
-		hasToken := false
-		inQuote := false
-	scan:
-		for i := 0; i < len(text); i++ {
-			c := text[i]
-			switch {
-			case inQuote:
-				if c == '\\' {
-					i++
-				} else if c == '"' {
-					inQuote = false
-				}
-			case c == '"':
-				inQuote = true
-				hasToken = true
-			case c == ';':
-				break scan
-			case c == '(':
-				depth++
-				hasToken = true
-			case c == ')':
-				depth--
-			case c != ' ' && c != '\t' && c != '\r':
-				hasToken = true
-			}
-		}
-		if starts && hasToken && !strings.HasPrefix(text, "$") {
+		var hasToken bool
+		depth, hasToken = scanLine(line, depth)
+		if starts && hasToken && !bytes.HasPrefix(line, []byte("$")) {
 			out = append(out, n)
 		}
 	}
 	return out
+}
+
+// scanLine reads one master-file line the way its grammar splits it
+// (quoted strings with escapes, a comment to the end of the line, ( )
+// continuations): the open parentheses after it, given depth before it, and
+// whether it holds a token other than a closing parenthesis.
+func scanLine(line []byte, depth int) (after int, hasToken bool) {
+	inQuote := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case inQuote:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inQuote = false
+			}
+		case c == '"':
+			inQuote = true
+			hasToken = true
+		case c == ';':
+			return depth, hasToken
+		case c == '(':
+			depth++
+			hasToken = true
+		case c == ')':
+			depth--
+		case c != ' ' && c != '\t' && c != '\r':
+			hasToken = true
+		}
+	}
+	return depth, hasToken
 }
 
 func unwrapPathErr(err error) error {

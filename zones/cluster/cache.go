@@ -13,8 +13,8 @@ import (
 
 // cacheFile is the last applied cluster state, kept in state_dir so an
 // instance that restarts while etcd is unreachable answers what the
-// cluster last agreed rather than deciding alone (CLUSTER.md "Failure
-// behaviour").
+// cluster last agreed rather than deciding alone (README "Running several
+// nameservers", "What each failure does").
 const cacheFile = "cluster.json"
 
 type cacheFormat struct {

@@ -9,7 +9,7 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// Key layout under the prefix (CLUSTER.md "Keys"). Location "" (the
+// Key layout under the prefix. Location "" (the
 // default view) is written "default", a name no [[location]] may take.
 const (
 	kLeader   = "leader/"

@@ -59,7 +59,7 @@ type leader struct {
 }
 
 // lead is one term. It beats at once and then every second; it changes
-// nothing during the first session TTL (CLUSTER.md "Leader dies": the
+// nothing during the first session TTL (README "Running several nameservers", the leader dies: the
 // dead leader's observations expire meanwhile and every live one is in),
 // then adopts health and decisions as they are and decides from there.
 func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {

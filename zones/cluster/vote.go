@@ -7,7 +7,7 @@ import (
 )
 
 // vote derives a node's agreed health from the observations of the live
-// instances (CLUSTER.md "Model"): up when a strict majority of those that
+// instances (README "Running several nameservers", "How it works"): up when a strict majority of those that
 // observe it see it up, down on a strict majority the other way; a tie keeps
 // the previous state, so one instance more or less never flips a node by
 // itself. since is kept while the state holds, across leader changes, so
