@@ -98,8 +98,8 @@ type fastService struct {
 type fastTable struct {
 	static   *fastStatic // what names, zones and the templates come from
 	names    map[string]*fastName
-	zones    map[*zones.Zone]*fastZone
-	services []*fastService // in snapshot.Services order, which a config fixes
+	zones    map[string]*fastZone // by origin
+	services []*fastService       // in snapshot.Services order, which a config fixes
 	refused  *tmpl
 	rrl      *rrl
 }
@@ -109,7 +109,7 @@ type fastTable struct {
 type fastStatic struct {
 	cfg   *zones.Config
 	names map[string]*fastName
-	zones map[*zones.Zone]*fastZone
+	zones map[string]*fastZone // by origin
 	// answer templates for service records, by the record's identity: a
 	// health change only picks among them.
 	mu      sync.Mutex
@@ -248,7 +248,7 @@ func apexChild(name, origin string) (label string, ok bool) {
 // general path, with a plain query from no particular client; the zones'
 // other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
-	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[*zones.Zone]*fastZone{},
+	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
 		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
 	ask := func(name string, qtype uint16) *dns.Msg {
 		q := new(dns.Msg)
@@ -297,7 +297,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 			fz.nxdomain = negativeTmpl(ask(nx, dns.TypeA), nx, dns.RcodeNameError, z)
 		}
 		st.nodata[z] = fz.nodata
-		st.zones[z] = fz
+		st.zones[z.Origin] = fz
 		for name, n := range z.Nodes() {
 			svc := svcIndex[name]
 			if svc == 0 && !n.Has(dns.TypeCNAME) {
@@ -390,7 +390,7 @@ func negativeTmpl(m *dns.Msg, name string, rcode int, z *zones.Zone) *tmpl {
 // zoneNodata is z's NODATA template for name, or nil when name's label
 // below the apex is one the SOA's names use (see fastZone.clash).
 func (st *fastStatic) zoneNodata(z *zones.Zone, name string) *tmpl {
-	fz := st.zones[z]
+	fz := st.zones[z.Origin]
 	if l, ok := apexChild(name, z.Origin); !ok || fz.nodata == nil || fz.clashes([]byte(l)) {
 		return nil
 	}
@@ -454,10 +454,11 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 // ECS scope and UDP size limit, with which answer template. A nil template
 // sends the query to the general path.
 type plan struct {
-	t     *tmpl
-	loc   int
-	scope uint8
-	limit int
+	t      *tmpl
+	loc    int
+	limit  int
+	useECS bool // the ECS option is echoed, with scope
+	scope  uint8
 }
 
 // plan decides the answer to q from client, by the rules of the general
@@ -466,7 +467,7 @@ type plan struct {
 func (ft *fastTable) plan(snap *zones.Snapshot, q *query, client netip.Addr, packed *tmpl) (pl plan) {
 	name := q.name[:q.nameLen]
 	loc, bits := q.view(snap, client)
-	pl.loc, pl.limit = loc, q.udpLimit(snap)
+	pl.loc, pl.limit, pl.useECS = loc, q.udpLimit(snap), q.useECS(snap)
 	if fn := ft.names[string(name)]; fn != nil {
 		if fn.service > 0 && (q.qtype == dns.TypeA || q.qtype == dns.TypeAAAA) {
 			fs := ft.services[fn.service-1]
@@ -480,7 +481,7 @@ func (ft *fastTable) plan(snap *zones.Snapshot, q *query, client netip.Addr, pac
 			pl.t = fn.nodata
 		}
 	} else {
-		pl.t = ft.staticAnswer(snap, name, q.qtype, packed)
+		pl.t = ft.staticAnswer(name, q.qtype, packed)
 	}
 	return pl
 }
@@ -495,7 +496,7 @@ func (s *Server) fastAnswer(p *published, q *query, client netip.Addr, out []byt
 	if t == nil {
 		return nil, 0, 0, false
 	}
-	useECS := q.useECS(snap)
+	useECS := pl.useECS
 	optLen := 0
 	if q.edns {
 		optLen = 11
@@ -552,16 +553,14 @@ func (s *Server) fastAnswer(p *published, q *query, client netip.Addr, out []byt
 // general path, for what that path does more than copy records: names at or
 // below a delegation (referrals), a missing name whose closest encloser has
 // a wildcard child (synthesis), and admin names.
-func (ft *fastTable) staticAnswer(snap *zones.Snapshot, name []byte, qtype uint16, packed *tmpl) *tmpl {
+func (ft *fastTable) staticAnswer(name []byte, qtype uint16, packed *tmpl) *tmpl {
 	if zones.IsAdminName(name) {
 		return nil
 	}
-	z := snap.FindZoneBytes(name)
-	if z == nil {
+	fz, at, ok := zones.ZoneOf(ft.zones, name)
+	if !ok {
 		return ft.refused
 	}
-	fz := ft.zones[z]
-	at := len(name) - len(z.Origin) // where the origin starts in name
 	if n := fz.z.NodeOf(name); n != nil {
 		if n.Below() {
 			return nil

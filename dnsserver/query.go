@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 
 	"github.com/miekg/dns"
@@ -22,6 +23,7 @@ import (
 
 // query is what an answer depends on in a query.
 type query struct {
+	name    [256]byte // canonical presentation name, for map lookups (fast path)
 	id      uint16
 	rdcd    uint16 // the query's RD and CD bits
 	qname   []byte // the question as sent: name, type, class (fast path)
@@ -30,7 +32,6 @@ type query struct {
 	udpSize uint16
 	do      bool
 	ecs     ecsOption
-	name    [256]byte // canonical presentation name, for map lookups (fast path)
 	nameLen int
 }
 
@@ -66,15 +67,8 @@ func (e *ecsOption) valid() bool {
 	if e.n != nb {
 		return false
 	}
-	if e.src%8 != 0 && e.addr[nb-1]&(0xFF>>(e.src%8)) != 0 {
-		return false
-	}
-	for _, b := range e.addr[nb:] {
-		if b != 0 {
-			return false
-		}
-	}
-	return true
+	// Only the n octets sent are in addr: the rest are zero.
+	return e.src%8 == 0 || e.addr[nb-1]&(0xFF>>(e.src%8)) == 0
 }
 
 // prefix is the client subnet a valid option names; not valid for family 0.
@@ -106,7 +100,7 @@ func (q *query) useECS(snap *zones.Snapshot) bool {
 // subnet that matched (-1: none): the ECS subnet when there is one, else
 // the packet's source; SOURCE 0 means "use my address".
 func (q *query) view(snap *zones.Snapshot, client netip.Addr) (loc, bits int) {
-	if q.useECS(snap) && q.ecs.src > 0 {
+	if q.ecs.src > 0 && q.useECS(snap) {
 		return snap.LocatePrefix(q.ecs.prefix())
 	}
 	return snap.Locate(client)
@@ -116,7 +110,7 @@ func (q *query) view(snap *zones.Snapshot, client netip.Addr) (loc, bits int) {
 // the subnet length that decided it for a service answered per location,
 // else 0 (the answer is the same for everyone).
 func (q *query) scope(snap *zones.Snapshot, bits int, localized bool) uint8 {
-	if !localized || !q.useECS(snap) || q.ecs.src == 0 {
+	if !localized || q.ecs.src == 0 || !q.useECS(snap) {
 		return 0
 	}
 	return uint8(snap.Scope(q.ecs.prefix(), bits))
@@ -161,20 +155,19 @@ func queryOf(m *dns.Msg, opt *dns.OPT) (q query, ecsBad bool) {
 	// the sum of them: the address octets sent are those it packs back
 	// plus the difference.
 	q.ecs.n = (int(e.SourceNetmask)+7)/8 + int(opt.Hdr.Rdlength) - (dns.Len(opt) - 11)
+	var addr net.IP
 	switch e.Family {
 	case 1:
-		a4 := e.Address.To4()
-		if a4 == nil {
+		if addr = e.Address.To4(); addr == nil {
 			return q, true
 		}
-		copy(q.ecs.addr[:], a4)
 	case 2:
-		a16 := e.Address.To16()
-		if a16 == nil {
+		if addr = e.Address.To16(); addr == nil {
 			return q, true
 		}
-		copy(q.ecs.addr[:], a16)
 	}
+	// The octets sent: miekg/dns zero-fills the rest of its address.
+	copy(q.ecs.addr[:max(0, min(q.ecs.n, len(addr)))], addr)
 	return q, !q.ecs.valid()
 }
 

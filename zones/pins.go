@@ -208,8 +208,22 @@ func IsAdminName[T ~string | ~[]byte](name T) bool {
 	return hasPrefixFold(name, "_pin.") || hasPrefixFold(name, "_status.")
 }
 
+// hasPrefixFold reports whether s starts with prefix, lower-case ASCII,
+// in any letter case.
 func hasPrefixFold[T ~string | ~[]byte](s T, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(string(s[:len(prefix)]), prefix)
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckPin validates a pin for key against this snapshot: the node must be

@@ -515,16 +515,19 @@ func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
 
 // FindZone returns the most specific zone containing name (canonical form),
 // or nil when the name is in none of ours.
-func (s *Snapshot) FindZone(name string) *Zone { return findZone(s, name) }
+func (s *Snapshot) FindZone(name string) *Zone {
+	z, _, _ := ZoneOf(s.byOrigin, name)
+	return z
+}
 
-// FindZoneBytes is FindZone for a name held in bytes (the UDP fast path's),
-// without copying it.
-func (s *Snapshot) FindZoneBytes(name []byte) *Zone { return findZone(s, name) }
-
-func findZone[T ~string | ~[]byte](s *Snapshot, name T) *Zone {
+// ZoneOf is the zone search: what m holds for the longest origin that ends
+// name (canonical) at a label boundary, the root "." last, and where that
+// origin starts in name. FindZone searches the snapshot's zones with it;
+// the UDP fast path its own per-zone tables, with the name in bytes.
+func ZoneOf[V any, T ~string | ~[]byte](m map[string]V, name T) (v V, at int, ok bool) {
 	for i := 0; i < len(name); i++ {
-		if z, ok := s.byOrigin[string(name[i:])]; ok {
-			return z
+		if v, ok := m[string(name[i:])]; ok {
+			return v, i, true
 		}
 		for ; i < len(name) && name[i] != '.'; i++ {
 			if name[i] == '\\' {
@@ -532,7 +535,8 @@ func findZone[T ~string | ~[]byte](s *Snapshot, name T) *Zone {
 			}
 		}
 	}
-	return s.byOrigin["."]
+	v, ok = m["."]
+	return v, max(len(name)-1, 0), ok
 }
 
 // Warnings returns what `check` (and the start log) should point out
