@@ -201,8 +201,8 @@ func TestIncrementalMatchesFull(t *testing.T) {
 }
 
 // BenchmarkHealthChange is one node's fall and rise, decided and published
-// (snapshot and answers; the query path's fast table is built by dnsserver,
-// which BenchmarkStoreHealthChange there measures).
+// (snapshot and answers; the query path's fast table and the gauges are
+// dnsserver's: BenchmarkPublishHealthChange there measures it all).
 func BenchmarkHealthChange(b *testing.B) {
 	for _, c := range []struct {
 		name     string
