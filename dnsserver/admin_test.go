@@ -1,16 +1,16 @@
 package dnsserver_test
 
 import (
-	"context"
+	"cmp"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,17 +130,15 @@ type admConf struct {
 	zoneExtra string   // lines appended to the zone file
 	noSecret  bool     // no [[tsig]] key
 	http      bool     // server.http on 127.0.0.1:0 (else none)
+	server    string   // lines added to [server]
+	extra     string   // raw TOML at the end ([cluster])
 }
 
-// admEnv is one running instance.
+// admEnv is one instance and its nodes.
 type admEnv struct {
-	in       *dnsserver.Instance
-	addr     string // 127.0.0.1:port, UDP and TCP
-	dir      string
+	*env
 	stateDir string
-	cfgPath  string
 	nodes    map[string]*admNode
-	logs     *testenv.Logs
 }
 
 const admZoneHead = `$ORIGIN demo.test.
@@ -151,55 +149,44 @@ ns1     IN A   127.0.0.1
 www     IN A   192.0.2.80
 `
 
-// admWrite writes the config and zone file and returns the config path.
-func admWrite(t testing.TB, c admConf, nodes map[string]*admNode) (cfgPath, stateDir string) {
-	t.Helper()
-	dir := t.TempDir()
-	zonePath := filepath.Join(dir, "demo.test.zone")
-	if err := os.WriteFile(zonePath, []byte(admZoneHead+c.zoneExtra), 0o644); err != nil {
-		t.Fatal(err)
+// admConfig is c's config, with tcp checks on nodes' endpoints (a node not
+// in nodes has check type none).
+func admConfig(c admConf, nodes map[string]*admNode) testenv.Config {
+	cfg := testenv.Config{
+		StateDir:  c.stateDir,
+		Zones:     []testenv.Zone{{Origin: admZone, File: "demo.test.zone", Text: admZoneHead + c.zoneExtra}},
+		Locations: []testenv.Location{{Name: "emea", Subnets: []string{"127.0.99.0/24"}}},
+		Services: []testenv.Service{{Name: admService, TTL: 5, Policy: "failover", Nodes: []string{"sems1", "sems2", "sems3"},
+			Failback: "auto", FailbackAfter: "1s", WhenAllDown: "keep"}},
 	}
-	stateDir = c.stateDir
-	if stateDir == "" {
-		stateDir = filepath.Join(dir, "state")
-	}
-	var b strings.Builder
-	httpAddr := ""
 	if c.http {
-		httpAddr = "127.0.0.1:0"
+		cfg.HTTP = "127.0.0.1:0"
 	}
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = %q\nstate_dir = %q\n", httpAddr, stateDir)
 	if c.adminNets != "" {
-		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
+		cfg.Server = "admin_nets = " + c.adminNets + "\n"
 	}
+	cfg.Server += c.server
+	cfg.Extra = c.extra
 	if !c.noSecret {
-		fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", admKey, admSecret)
+		cfg.TSIG = []testenv.TSIG{{Name: admKey, Secret: admSecret}}
 	}
-	fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", admZone, zonePath)
 	for _, name := range []string{"sems1", "sems2", "sems3"} {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n", name, admNodeIPs[name])
+		check := "type = \"none\"\n"
 		if n := nodes[name]; n != nil {
-			fmt.Fprintf(&b, "type = \"tcp\"\nport = %d\ninterval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n", n.port)
-		} else {
-			b.WriteString("type = \"none\"\n")
+			check = fmt.Sprintf("type = \"tcp\"\nport = %d\ninterval = \"100ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n", n.port)
 		}
+		cfg.Nodes = append(cfg.Nodes, testenv.Node{Name: name, Address: admNodeIPs[name], Check: check})
 	}
-	fmt.Fprintf(&b, "\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = 5\npolicy = \"failover\"\nnodes = [\"sems1\", \"sems2\", \"sems3\"]\nfailback = \"auto\"\nfailback_after = \"1s\"\nwhen_all_down = \"keep\"\n", admService)
-	cfgPath = filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cfgPath, stateDir
+	return cfg
 }
 
-func admLoad(t testing.TB, cfgPath string) *zones.Snapshot {
+// admPrepare writes c's config into a temporary folder; e.launch starts
+// the instance.
+func admPrepare(t testing.TB, c admConf, nodes map[string]*admNode) *admEnv {
 	t.Helper()
-	snap, err := zones.Load(cfgPath)
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
-	return snap
+	e := &admEnv{env: prepare(t, admConfig(c, nodes), dnsserver.Options{}), nodes: nodes}
+	e.stateDir = cmp.Or(c.stateDir, filepath.Join(e.Dir, "state"))
+	return e
 }
 
 // admStart writes a config and starts an instance on it.
@@ -208,17 +195,10 @@ func admStart(t testing.TB, c admConf) *admEnv {
 	nodes := map[string]*admNode{}
 	if c.tcp {
 		for _, name := range []string{"sems1", "sems2", "sems3"} {
-			up := true
-			for _, d := range c.down {
-				if d == name {
-					up = false
-				}
-			}
-			nodes[name] = admNewNode(t, name, up)
+			nodes[name] = admNewNode(t, name, !slices.Contains(c.down, name))
 		}
 	}
-	cfgPath, stateDir := admWrite(t, c, nodes)
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &testenv.Logs{}}
+	e := admPrepare(t, c, nodes)
 	e.launch(t, dnsserver.Options{})
 	return e
 }
@@ -226,26 +206,11 @@ func admStart(t testing.TB, c admConf) *admEnv {
 // launch starts (or restarts) the instance on e's config.
 func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
 	t.Helper()
-	o.Logger = slog.New(slog.NewTextHandler(e.logs, nil))
 	o.Version = "v0.0.0-admin"
-	in, err := dnsserver.StartWith(admLoad(t, e.cfgPath), o)
-	if err != nil {
-		t.Fatalf("StartWith: %v", err)
-	}
-	e.in = in
-	e.addr = in.Server.Addrs()[0]
-	t.Cleanup(e.close)
+	e.env.launch(t, o)
 }
 
-func (e *admEnv) close() {
-	if e.in == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), admTimeout)
-	defer cancel()
-	e.in.Close(ctx)
-	e.in = nil
-}
+func (e *admEnv) close() { e.Stop() }
 
 // admClient returns a UDP or TCP client whose source address is from
 // ("" = any).
@@ -296,7 +261,7 @@ func admNodeOf(r *dns.Msg) string {
 // admActive is the node the service answers to a client at from.
 func (e *admEnv) admActive(t testing.TB, from string) string {
 	t.Helper()
-	return admNodeOf(admQuery(t, e.addr, from, admService, dns.TypeA))
+	return admNodeOf(admQuery(t, e.Addr, from, admService, dns.TypeA))
 }
 
 // wantActive asserts the answer now, with no waiting.
@@ -313,7 +278,7 @@ func (e *admEnv) waitActive(t testing.TB, from, want string) {
 	deadline := time.Now().Add(admWithin)
 	got := ""
 	for time.Now().Before(deadline) {
-		r, err := admTryQuery(e.addr, from, admService, dns.TypeA)
+		r, err := admTryQuery(e.Addr, from, admService, dns.TypeA)
 		if err == nil {
 			if got = admNodeOf(r); got == want {
 				return
@@ -332,11 +297,11 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 	if location != "" {
 		name = "_status." + location + "._loc." + admService
 	}
-	r, err := admTryQuery(e.addr, "127.0.0.1", name, dns.TypeTXT)
+	r, err := admTryQuery(e.Addr, "127.0.0.1", name, dns.TypeTXT)
 	if err == nil && r.Truncated {
 		// As dig does: a status too large for 512 bytes comes over TCP.
 		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
-		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.addr)
+		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
 	}
 	if err != nil {
 		return []string{err.Error()}
@@ -350,7 +315,7 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 // pinTXT reads a _pin name from 127.0.0.1: its TXT text, or the rcode.
 func (e *admEnv) pinTXT(t testing.TB, name string) string {
 	t.Helper()
-	r := admQuery(t, e.addr, "127.0.0.1", name, dns.TypeTXT)
+	r := admQuery(t, e.Addr, "127.0.0.1", name, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess {
 		return dns.RcodeToString[r.Rcode]
 	}
@@ -540,9 +505,9 @@ func tsigError(r *dns.Msg) int {
 // signature on the answer.
 func (e *admEnv) mustUpdate(t testing.TB, m *dns.Msg) {
 	t.Helper()
-	r, verr := admSend(t, e.addr, m, admSign{})
+	r, verr := admSend(t, e.Addr, m, admSign{})
 	if r.Rcode != dns.RcodeSuccess {
-		t.Fatalf("UPDATE answered %s, want NOERROR\n%v\nlog:\n%s", dns.RcodeToString[r.Rcode], m, e.logs)
+		t.Fatalf("UPDATE answered %s, want NOERROR\n%v\nlog:\n%s", dns.RcodeToString[r.Rcode], m, e.Logs)
 	}
 	if verr != nil {
 		t.Fatalf("UPDATE answer's TSIG does not verify: %v", verr)
@@ -596,7 +561,7 @@ func TestAdminStatus(t *testing.T) {
 
 	check := func(active string, pinLine string) {
 		t.Helper()
-		r := admQuery(t, e.addr, "127.0.0.1", "_status."+admService, dns.TypeTXT)
+		r := admQuery(t, e.Addr, "127.0.0.1", "_status."+admService, dns.TypeTXT)
 		if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 			t.Fatalf("_status: rcode %s AA %v answers %d, want NOERROR, AA, one TXT", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 		}
@@ -659,7 +624,7 @@ func TestAdminStatus(t *testing.T) {
 	// for admin names of no service (no probing for which exist).
 	for _, name := range []string{"_status." + admService, admPinName, "_status.emea._loc." + admService, "_pin.nothere.demo.test.", "_status.nothere.demo.test."} {
 		for _, qt := range []uint16{dns.TypeTXT, dns.TypeA} {
-			r := admQuery(t, e.addr, admOutside, name, qt)
+			r := admQuery(t, e.Addr, admOutside, name, qt)
 			if r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 				t.Errorf("%s %s from %s: rcode %s with %d answers, want REFUSED and nothing", name, dns.TypeToString[qt], admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 			}
@@ -675,7 +640,7 @@ func TestAdminStatus(t *testing.T) {
 func TestAdminStatusTCP(t *testing.T) {
 	e := admStart(t, admConf{})
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "").Exchange(q, e.addr)
+	r, _, err := admClient("tcp", "").Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -695,7 +660,7 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin with no pin: %s, want NXDOMAIN", got)
 	}
 	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
-	r := admQuery(t, e.addr, "127.0.0.1", admPinName, dns.TypeTXT)
+	r := admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 		t.Fatalf("_pin: %s AA %v, %d answers", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 	}
@@ -704,16 +669,16 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin answer %q, want %q", got, want)
 	}
 	// Names are case-insensitive; the question is echoed as asked.
-	r = admQuery(t, e.addr, "127.0.0.1", "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
+	r = admQuery(t, e.Addr, "127.0.0.1", "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || strings.Join(r.Answer[0].(*dns.TXT).Txt, " ") != "sems2" {
 		t.Errorf("_PIN.Keys.Demo.TEST.: %s %v, want TXT sems2", dns.RcodeToString[r.Rcode], r.Answer)
 	}
 	// Another type at the pin name: NODATA with the SOA.
-	r = admQuery(t, e.addr, "127.0.0.1", admPinName, dns.TypeA)
+	r = admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeA)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("_pin A: %s, answer %v, authority %v; want NODATA with the SOA", dns.RcodeToString[r.Rcode], r.Answer, r.Ns)
 	}
-	if r := admQuery(t, e.addr, admOutside, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+	if r := admQuery(t, e.Addr, admOutside, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 		t.Errorf("_pin from %s: %s with %d answers, want REFUSED", admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 	// A pin with force and until reads back in the canonical form.
@@ -781,7 +746,7 @@ func TestAdminLocationStatus(t *testing.T) {
 		t.Errorf("_status.emea._loc does not show the service-wide pin: %q", lines)
 	}
 	// Unknown location: not an admin name of ours, answered from the zone.
-	r := admQuery(t, e.addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)
+	r := admQuery(t, e.Addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)
 	if r.Rcode != dns.RcodeNameError {
 		t.Errorf("_status of an unknown location: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
@@ -836,7 +801,7 @@ func TestAdminStaticPin(t *testing.T) {
 // TestAdminStaticPinUnknownNode: a zone-file pin naming an unknown node is a
 // load error at the record's file:line.
 func TestAdminStaticPinUnknownNode(t *testing.T) {
-	cfg, _ := admWrite(t, admConf{zoneExtra: "; a comment\n_pin.keys IN TXT \"sems9\"\n"}, nil)
+	cfg := admPrepare(t, admConf{zoneExtra: "; a comment\n_pin.keys IN TXT \"sems9\"\n"}, nil).ConfigPath
 	_, err := zones.Load(cfg)
 	if err == nil {
 		t.Fatal("a zone-file pin naming sems9 loaded")
@@ -856,32 +821,22 @@ func TestAdminStaticPinUnknownNode(t *testing.T) {
 // one location; over UDP it is truncated, so the client retries over TCP.
 func TestStatusTooLargeSummarised(t *testing.T) {
 	const locations = 10000
-	dir := t.TempDir()
-	zonePath := filepath.Join(dir, "demo.test.zone")
-	if err := os.WriteFile(zonePath, []byte(admZoneHead), 0o644); err != nil {
-		t.Fatal(err)
+	c := testenv.Config{
+		Zones:    []testenv.Zone{{Origin: admZone, File: "demo.test.zone", Text: admZoneHead}},
+		Services: []testenv.Service{{Name: admService, Nodes: []string{"sems1", "sems2"}}},
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = %q\nfile = %q\n", filepath.Join(dir, "state"), admZone, zonePath)
 	for _, n := range []string{"sems1", "sems2"} {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"none\"\n", n, admNodeIPs[n])
+		c.Nodes = append(c.Nodes, testenv.Node{Name: n, Address: admNodeIPs[n], Check: "type = \"none\"\n"})
 	}
 	for i := range locations {
-		fmt.Fprintf(&b, "\n[[location]]\nname = \"l%d\"\nsubnets = [\"10.%d.%d.0/24\"]\n", i, i>>8, i&0xff)
+		l := fmt.Sprintf("l%d", i)
+		c.Locations = append(c.Locations, testenv.Location{Name: l, Subnets: []string{fmt.Sprintf("10.%d.%d.0/24", i>>8, i&0xff)}})
+		c.Services[0].Orders = append(c.Services[0].Orders, testenv.Order{Location: l, Nodes: []string{fmt.Sprintf("sems%d", 1+i%2)}})
 	}
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nnodes = [\"sems1\", \"sems2\"]\n[service.locations]\n", admService)
-	for i := range locations {
-		fmt.Fprintf(&b, "l%d = [\"sems%d\"]\n", i, 1+i%2)
-	}
-	cfgPath := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e := &admEnv{dir: dir, cfgPath: cfgPath, logs: &testenv.Logs{}}
-	e.launch(t, dnsserver.Options{})
+	e := &admEnv{env: start(t, c, dnsserver.Options{Version: "v0.0.0-admin"})}
 
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "127.0.0.1").Exchange(q, e.addr)
+	r, _, err := admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatalf("_status over TCP: %v", err)
 	}
@@ -910,7 +865,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 		t.Errorf("%d view lines shown and the summary %q: want them to add up to %d", shown, last, locations)
 	}
 
-	r, _, err = admClient("udp", "127.0.0.1").Exchange(q, e.addr)
+	r, _, err = admClient("udp", "127.0.0.1").Exchange(q, e.Addr)
 	if err != nil || !r.Truncated {
 		t.Errorf("_status over UDP: %v, TC=%v; want truncated", err, r != nil && r.Truncated)
 	}

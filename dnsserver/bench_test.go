@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // benchWriter is the least a dns.ResponseWriter can be: a UDP client on
@@ -48,7 +49,7 @@ var _ dns.ResponseWriter = (*benchWriter)(nil)
 // BenchmarkServeDNSGeneral measures the general (miekg/dns) path for a static A record from a
 // zone file, with EDNS as resolvers send it, without sockets.
 func BenchmarkServeDNSGeneral(b *testing.B) {
-	snap := loadSnapshot(b, "", conformanceZone(b))
+	snap := loadConfig(b, testenv.Config{Zones: []testenv.Zone{conformanceZone(b)}})
 	srv := dnsserver.New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion)
 	q := new(dns.Msg)
 	q.SetQuestion("www.conformance.test.", dns.TypeA)

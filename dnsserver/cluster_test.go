@@ -42,30 +42,13 @@ func clStart(t *testing.T, n int, extra string) *clEnv {
 	for _, name := range []string{"sems1", "sems2", "sems3"} {
 		c.nodes[name] = admNewNode(t, name, true)
 	}
-	quoted := make([]string, 0, 3)
-	for _, ep := range c.etcd.Endpoints() {
-		quoted = append(quoted, fmt.Sprintf("%q", ep))
-	}
 	for i := range n {
-		cfgPath, stateDir := admWrite(t, admConf{tcp: true, http: true}, c.nodes)
-		f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(f, "\n[cluster]\nname = %q\ninstance = \"ns%d\"\netcd = [%s]\nsession_ttl = \"2s\"\nlocal_failover_after = \"3s\"\nrequest_timeout = \"1s\"\n%s",
-			strings.ReplaceAll(t.Name(), "/", "-"), i+1, strings.Join(quoted, ", "), extra)
-		f.Close()
-		e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: c.nodes, logs: &testenv.Logs{}}
-		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+		cl := fmt.Sprintf("[cluster]\nname = %q\ninstance = \"ns%d\"\netcd = [%s]\nsession_ttl = \"2s\"\nlocal_failover_after = \"3s\"\nrequest_timeout = \"1s\"\n%s",
+			strings.ReplaceAll(t.Name(), "/", "-"), i+1, testenv.Quoted(c.etcd.Endpoints()), extra)
+		e := admPrepare(t, admConf{http: true, extra: cl}, c.nodes)
+		e.launch(t, dnsserver.Options{})
 		c.ins = append(c.ins, e)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i, e := range c.ins {
-				t.Logf("ns%d log:\n%s", i+1, e.logs.String())
-			}
-		}
-	})
 	c.waitAgreed(t, "sems1")
 	return c
 }
@@ -102,7 +85,7 @@ func (c *clEnv) waitAgreed(t *testing.T, want string) {
 // update sends a signed UPDATE to instance i and returns its RCODE.
 func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 	t.Helper()
-	r, verr := admSend(t, c.ins[i].addr, m, admSign{})
+	r, verr := admSend(t, c.ins[i].Addr, m, admSign{})
 	if verr != nil {
 		t.Fatalf("UPDATE to ns%d: answer TSIG: %v", i+1, verr)
 	}
@@ -164,7 +147,7 @@ func TestClusterOneAnswer(t *testing.T) {
 		e.close()
 	}
 	for _, e := range c.ins {
-		e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+		e.launch(t, dnsserver.Options{ConfigPath: e.ConfigPath})
 	}
 	c.waitAgreed(t, "sems3")
 
@@ -250,7 +233,7 @@ func TestClusterCacheAcrossRestart(t *testing.T) {
 	}
 	e := c.ins[0]
 	e.close()
-	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	e.launch(t, dnsserver.Options{ConfigPath: e.ConfigPath})
 	d, _ := e.in.Server.Snapshot().Decision(admService, 0)
 	if d.Local || d.Active != "sems2" {
 		t.Fatalf("restarted without etcd: decision %+v, want the cached sems2, not a local one", d)
@@ -264,7 +247,7 @@ func TestClusterCacheAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.ins[1].close()
-	c.ins[1].launch(t, dnsserver.Options{ConfigPath: c.ins[1].cfgPath})
+	c.ins[1].launch(t, dnsserver.Options{ConfigPath: c.ins[1].ConfigPath})
 	d, _ = c.ins[1].in.Server.Snapshot().Decision(admService, 0)
 	if !d.Local || d.Active != "sems2" || !strings.Contains(d.Reason, "local decision") {
 		t.Fatalf("restarted without etcd or cache: decision %+v, want a local decision for sems2", d)
@@ -277,7 +260,7 @@ func TestClusterCacheAcrossRestart(t *testing.T) {
 func TestClusterConfigMismatch(t *testing.T) {
 	c := clStart(t, 2, "")
 	// ns2 changes failback for the service and reloads.
-	cfg := c.ins[1].cfgPath
+	cfg := c.ins[1].ConfigPath
 	b, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +319,7 @@ func TestClusterImportAndLapse(t *testing.T) {
 	if err := zones.NewPinStore(e.stateDir).Save(old); err != nil {
 		t.Fatal(err)
 	}
-	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	e.launch(t, dnsserver.Options{ConfigPath: e.ConfigPath})
 	c.waitAgreed(t, "sems3")
 
 	// Imported once: unpinned in the cluster, a restart does not bring
@@ -346,7 +329,7 @@ func TestClusterImportAndLapse(t *testing.T) {
 	}
 	c.waitAgreed(t, "sems1")
 	e.close()
-	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	e.launch(t, dnsserver.Options{ConfigPath: e.ConfigPath})
 	c.waitAgreed(t, "sems1")
 
 	until := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
@@ -401,12 +384,12 @@ func TestClusterIsolatedObserverWithdrawn(t *testing.T) {
 	c := clStart(t, 3, "")
 	anchor := admNewNode(t, "anchor", true)
 	e := c.ins[2]
-	b, err := os.ReadFile(e.cfgPath)
+	b, err := os.ReadFile(e.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := strings.Replace(string(b), "[server]\n", fmt.Sprintf("[server]\nanchors = [\"127.0.10.9:%d\"]\n", anchor.port), 1)
-	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(e.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.in.Reload(); err != nil {
@@ -445,11 +428,11 @@ func (c *clEnv) waitVotes(t *testing.T, node, votes string) {
 func TestClusterRenameNoFlap(t *testing.T) {
 	c := clStart(t, 2, "")
 	for _, e := range c.ins {
-		b, err := os.ReadFile(e.cfgPath)
+		b, err := os.ReadFile(e.ConfigPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(e.cfgPath, []byte(strings.ReplaceAll(string(b), `"sems1"`, `"alpha1"`)), 0o644); err != nil {
+		if err := os.WriteFile(e.ConfigPath, []byte(strings.ReplaceAll(string(b), `"sems1"`, `"alpha1"`)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,12 +2,10 @@ package dnsserver_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/dnsserver/testenv"
-	"github.com/failoverdns/failoverdns/zones"
 )
 
 // The conformance zone is testdata/conformance.test.zone; every expected
@@ -39,64 +36,24 @@ const (
 	subGlue = "ns.sub.conformance.test. 86400 IN A 192.0.2.53"
 )
 
-// zoneConf is one [[zone]] of a test config.
-type zoneConf struct{ origin, file string }
-
-func conformanceZone(t testing.TB) zoneConf {
+func conformanceZone(t testing.TB) testenv.Zone {
 	t.Helper()
-	p, err := filepath.Abs("../testdata/conformance.test.zone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return zoneConf{"conformance.test.", p}
+	return testenv.Zone{Origin: "conformance.test.", File: testenv.Testdata(t, 1, "conformance.test.zone")}
 }
 
-// loadSnapshot writes a config into a temporary folder and loads it.
-// serverExtra is added to the [server] table.
-func loadSnapshot(t testing.TB, serverExtra string, zs ...zoneConf) *zones.Snapshot {
-	t.Helper()
-	dir := t.TempDir()
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n%s\n", filepath.Join(dir, "state"), serverExtra)
-	for _, z := range zs {
-		fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", z.origin, z.file)
-	}
-	path := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
-	return snap
-}
-
-// startServer starts a server on 127.0.0.1:0 and returns its address (UDP
-// and TCP share the port). It is shut down when the test ends.
-func startServer(t testing.TB, serverExtra string, zs ...zoneConf) string {
+// startServer starts a server on 127.0.0.1:0 serving zs (default: the
+// conformance zone) with serverExtra in [server], and returns its address
+// (UDP and TCP share the port).
+func startServer(t testing.TB, serverExtra string, zs ...testenv.Zone) string {
 	t.Helper()
 	if len(zs) == 0 {
-		zs = []zoneConf{conformanceZone(t)}
+		zs = []testenv.Zone{conformanceZone(t)}
 	}
-	snap := loadSnapshot(t, serverExtra, zs...)
-	srv := dnsserver.New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), testVersion)
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
+	addr := start(t, testenv.Config{Server: serverExtra, Zones: zs}, dnsserver.Options{}).Addr
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("Addrs() = %v, want 127.0.0.1 with the bound port", addr)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	addrs := srv.Addrs()
-	if len(addrs) != 1 {
-		t.Fatalf("Addrs() = %v, want one address", addrs)
-	}
-	if !strings.HasPrefix(addrs[0], "127.0.0.1:") || strings.HasSuffix(addrs[0], ":0") {
-		t.Fatalf("Addrs() = %v, want 127.0.0.1 with the bound port", addrs)
-	}
-	return addrs[0]
+	return addr
 }
 
 // exchange sends q over network ("udp" or "tcp") with a miekg/dns client
@@ -615,7 +572,7 @@ func TestTCPLargeAnswer(t *testing.T) {
 	if err := os.WriteFile(zf, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := startServer(t, "", zoneConf{"large.test.", zf})
+	addr := startServer(t, "", testenv.Zone{Origin: "large.test.", File: zf})
 
 	q := new(dns.Msg)
 	q.SetQuestion("huge.large.test.", dns.TypeTXT)

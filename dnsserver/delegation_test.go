@@ -212,13 +212,13 @@ func (u *opsUnbound) waitResolve(t *testing.T, e *opsEnv, name, want string, all
 			}
 			if !ok {
 				t.Fatalf("unbound answered %s for %s, want %s (or %v on the way)\nfailoverdns health: %s\nunbound log:\n%s\nfailoverdns log:\n%s",
-					last, name, want, allowed, e.health(), u.log.String(), e.logs)
+					last, name, want, allowed, e.health(), u.log.String(), e.Logs)
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // poll interval
 	}
 	t.Fatalf("unbound still answers %s for %s after 15s, want %s\nfailoverdns answers directly: %s\nunbound log:\n%s\nfailoverdns log:\n%s",
-		last, name, want, e.active(t), u.log.String(), e.logs)
+		last, name, want, e.active(t), u.log.String(), e.Logs)
 	return 0
 }
 
@@ -232,7 +232,7 @@ func TestDelegationUnbound(t *testing.T) {
 	svc := e.c.service() // keys.svc.test.
 	e.wantActive(t, "sems1", "failoverdns at start")
 
-	u := opsStartUnbound(t, e.c.zone(), e.addr)
+	u := opsStartUnbound(t, e.c.zone(), e.Addr)
 	u.waitResolve(t, e, svc, "sems1")
 	r, err := u.resolve(svc)
 	if err != nil {

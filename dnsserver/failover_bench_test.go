@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver"
 )
 
 // BenchmarkFailoverDetection measures, end to end, how long a client waits
@@ -56,10 +58,11 @@ func failoverOnce(b *testing.B, timing string, interval, poll time.Duration) tim
 	defer b1.stop()
 	defer b2.stop()
 	nodes := []foNode{foNodeFor(1, "tcp", b1, timing), foNodeFor(2, "tcp", b2, timing)}
-	in, addr, stop := foLaunch(b, nodes, foSvc{})
-	defer stop()
-	if a := foAsk(b, addr); a != nodes[0].addr {
-		b.Fatalf("first answer %s, want node 1 %s", a, nodes[0].addr)
+	e := start(b, foConfig(b, nodes, foSvc{}), dnsserver.Options{Version: "v0.0.0-failover-test"})
+	defer e.Stop()
+	in, addr := e.in, e.Addr
+	if a := foAsk(b, addr); a != nodes[0].Address {
+		b.Fatalf("first answer %s, want node 1 %s", a, nodes[0].Address)
 	}
 	// A random phase of the probe cycle, as an outage would have.
 	time.Sleep(interval + rand.N(interval))
@@ -80,9 +83,9 @@ func failoverOnce(b *testing.B, timing string, interval, poll time.Duration) tim
 			b.Fatal(err)
 		}
 		switch a {
-		case nodes[1].addr:
+		case nodes[1].Address:
 			return time.Since(killed)
-		case nodes[0].addr:
+		case nodes[0].Address:
 		default:
 			b.Fatalf("answer %s, want node 1 or 2", a)
 		}

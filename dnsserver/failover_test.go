@@ -7,17 +7,16 @@ package dnsserver_test
 // ever answered, the checks probe their loopback target.
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -328,13 +327,7 @@ func foCerts(t testing.TB) testenv.PKI { t.Helper(); return testenv.SharedPKI(t,
 // Config and instance
 
 // foNode is one [[node]] of a test config.
-type foNode struct {
-	name  string
-	addr  string // answered as A
-	addr6 string // answered as AAAA, optional
-	repl  string // Interface 1: never answered
-	check string // the body of [node.check]
-}
+type foNode = testenv.Node
 
 // foSvc is the [[service]] of a test config.
 type foSvc struct {
@@ -353,102 +346,36 @@ func foCheck(typ string, b *foBackend, extra string) string {
 // foNodeFor is node i (1-based) answered at 192.0.2.1i, probed at b.
 func foNodeFor(i int, typ string, b *foBackend, extra string) foNode {
 	return foNode{
-		name:  fmt.Sprintf("n%d", i),
-		addr:  fmt.Sprintf("192.0.2.1%d", i),
-		repl:  fmt.Sprintf("10.99.0.1%d", i),
-		check: foCheck(typ, b, extra),
+		Name:        fmt.Sprintf("n%d", i),
+		Address:     fmt.Sprintf("192.0.2.1%d", i),
+		Replication: fmt.Sprintf("10.99.0.1%d", i),
+		Check:       foCheck(typ, b, extra),
 	}
 }
 
-func foWriteConfig(t testing.TB, nodes []foNode, svc foSvc) string {
+// foConfig serves the failover zone with nodes and the service svc.
+func foConfig(t testing.TB, nodes []foNode, svc foSvc) testenv.Config {
 	t.Helper()
-	dir := t.TempDir()
-	zone, err := filepath.Abs("../testdata/failover/failover.test.zone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n\n", filepath.Join(dir, "state"))
-	fmt.Fprintf(&b, "[[zone]]\norigin = \"failover.test.\"\nfile = %q\n\n", zone)
-	for _, n := range nodes {
-		fmt.Fprintf(&b, "[[node]]\nname = %q\naddress = %q\n", n.name, n.addr)
-		if n.addr6 != "" {
-			fmt.Fprintf(&b, "address6 = %q\n", n.addr6)
-		}
-		if n.repl != "" {
-			fmt.Fprintf(&b, "replication = %q\n", n.repl)
-		}
-		fmt.Fprintf(&b, "[node.check]\n%s\n", n.check)
-	}
-	if svc.failback == "" {
-		svc.failback = "auto"
-	}
-	if svc.after == "" {
-		svc.after = "1s"
-	}
-	if svc.allDown == "" {
-		svc.allDown = "keep"
-	}
-	if svc.nodes == nil {
+	s := testenv.Service{Name: foService, TTL: foTTL, Policy: "failover", Nodes: svc.nodes,
+		Failback: cmp.Or(svc.failback, "auto"), FailbackAfter: cmp.Or(svc.after, "1s"), WhenAllDown: cmp.Or(svc.allDown, "keep")}
+	if s.Nodes == nil {
 		for _, n := range nodes {
-			svc.nodes = append(svc.nodes, n.name)
+			s.Nodes = append(s.Nodes, n.Name)
 		}
 	}
-	quoted := make([]string, len(svc.nodes))
-	for i, n := range svc.nodes {
-		quoted[i] = fmt.Sprintf("%q", n)
+	return testenv.Config{
+		Zones:    []testenv.Zone{{Origin: "failover.test.", File: testenv.Testdata(t, 1, "failover", "failover.test.zone")}},
+		Nodes:    nodes,
+		Services: []testenv.Service{s},
 	}
-	fmt.Fprintf(&b, "[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = %q\nfailback_after = %q\nwhen_all_down = %q\n",
-		foService, foTTL, strings.Join(quoted, ", "), svc.failback, svc.after, svc.allDown)
-	path := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
-// foStart loads the config and starts an instance on 127.0.0.1:0; it is
+// foStart starts an instance on foConfig(nodes, svc) on 127.0.0.1:0; it is
 // closed when the test ends. It returns the instance and its DNS address.
 func foStart(t testing.TB, nodes []foNode, svc foSvc) (*dnsserver.Instance, string) {
 	t.Helper()
-	in, addr, stop := foLaunch(t, nodes, svc)
-	t.Cleanup(stop)
-	return in, addr
-}
-
-// foLaunch is foStart with the closing left to the caller: stop closes the
-// instance (once; later calls do nothing) and, if the test failed, prints
-// the server's log.
-func foLaunch(t testing.TB, nodes []foNode, svc foSvc) (in *dnsserver.Instance, addr string, stop func()) {
-	t.Helper()
-	path := foWriteConfig(t, nodes, svc)
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
-	logs := &testenv.Logs{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	in, err = dnsserver.Start(snap, logger, "v0.0.0-failover-test")
-	if err != nil {
-		t.Fatalf("dnsserver.Start: %v", err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			in.Close(ctx)
-			if t.Failed() {
-				t.Logf("server log:\n%s", logs.String())
-			}
-		})
-	}
-	addrs := in.Server.Addrs()
-	if len(addrs) != 1 || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
-		stop()
-		t.Fatalf("Addrs() = %v, want one 127.0.0.1 address", addrs)
-	}
-	return in, addrs[0], stop
+	e := start(t, foConfig(t, nodes, svc), dnsserver.Options{Version: "v0.0.0-failover-test"})
+	return e.in, e.Addr
 }
 
 // ---------------------------------------------------------------------------
@@ -620,11 +547,11 @@ func testFailoverFailback(t *testing.T, pki testenv.PKI, typ, failback string) {
 		// The default probe target: the answered address itself, when
 		// it is loopback.
 		for i := range nodes {
-			nodes[i].addr = backends[i].ip
-			nodes[i].check = fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", backends[i].port, extra)
+			nodes[i].Address = backends[i].ip
+			nodes[i].Check = fmt.Sprintf("type = \"tcp\"\nport = %d\n%s", backends[i].port, extra)
 		}
 	}
-	n1, n2 := nodes[0].addr, nodes[1].addr
+	n1, n2 := nodes[0].Address, nodes[1].Address
 	in, addr := foStart(t, nodes, foSvc{failback: failback, after: after.String()})
 
 	// The initial probe round already ran: the first answer is node 1.
@@ -718,7 +645,7 @@ func TestFailbackSecondNodeThenFirst(t *testing.T) {
 		backends = append(backends, b)
 		nodes = append(nodes, foNodeFor(i, "tcp", b, foTiming))
 	}
-	n1, n2, n3 := nodes[0].addr, nodes[1].addr, nodes[2].addr
+	n1, n2, n3 := nodes[0].Address, nodes[1].Address, nodes[2].Address
 	in, addr := foStart(t, nodes, foSvc{after: after.String()})
 	if a := foAsk(t, addr); a != n1 {
 		t.Fatalf("first answer %s, want node 1 %s", a, n1)
@@ -771,7 +698,7 @@ func TestFailoverNoFlap(t *testing.T) {
 	b2 := foNewBackend(t, "http", "127.0.10.2", tls.Certificate{})
 	timing := "interval = \"50ms\"\ntimeout = \"1s\"\nrise = 2\nfall = 3\n"
 	nodes := []foNode{foNodeFor(1, "http", b1, timing), foNodeFor(2, "http", b2, timing)}
-	n1 := nodes[0].addr
+	n1 := nodes[0].Address
 	in, addr := foStart(t, nodes, foSvc{})
 	since := foWaitHealth(t, in, "n1", true, time.Second).Since
 
@@ -829,7 +756,7 @@ func TestFailoverTimeouts(t *testing.T) {
 			b1 := foNewBackend(t, tc.typ, "127.0.10.1", pki.Good)
 			b2 := foNewBackend(t, tc.typ, "127.0.10.2", pki.Good)
 			nodes := []foNode{foNodeFor(1, tc.typ, b1, extra), foNodeFor(2, tc.typ, b2, extra)}
-			n1, n2 := nodes[0].addr, nodes[1].addr
+			n1, n2 := nodes[0].Address, nodes[1].Address
 			in, addr := foStart(t, nodes, foSvc{})
 			if a := foAsk(t, addr); a != n1 {
 				t.Fatalf("first answer %s, want node 1 %s", a, n1)
@@ -858,8 +785,8 @@ func TestFailoverTimeouts(t *testing.T) {
 		if took := time.Since(start); took < 300*time.Millisecond {
 			t.Errorf("Start took %s: the initial probe of a black hole returned before its 300ms timeout", took)
 		}
-		if a := foAsk(t, addr); a != nodes[1].addr {
-			t.Fatalf("first answer %s, want node 2 %s (node 1 is black-holed)", a, nodes[1].addr)
+		if a := foAsk(t, addr); a != nodes[1].Address {
+			t.Fatalf("first answer %s, want node 2 %s (node 1 is black-holed)", a, nodes[1].Address)
 		}
 		if s := in.Prober.Snapshot()["n1"]; !s.Checked || s.Up || s.Last.Err != "timeout after 300ms" {
 			t.Errorf("n1 state %+v, want checked, down, \"timeout after 300ms\"", s)
@@ -899,9 +826,9 @@ func TestFailoverCertificates(t *testing.T) {
 				foNodeFor(1, tc.typ, b1, foTiming+ca+tc.extra),
 				foNodeFor(2, tc.typ, b2, foTiming+ca),
 			}
-			want := nodes[1].addr
+			want := nodes[1].Address
 			if tc.wantN1 {
-				want = nodes[0].addr
+				want = nodes[0].Address
 			}
 			in, addr := foStart(t, nodes, foSvc{})
 			// From the start: the initial round decided.
@@ -935,7 +862,7 @@ func TestFailoverAllDown(t *testing.T) {
 			b1 := foNewBackend(t, "tcp", "127.0.10.1", tls.Certificate{})
 			b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
 			nodes := []foNode{foNodeFor(1, "tcp", b1, foTiming), foNodeFor(2, "tcp", b2, foTiming)}
-			n1, n2 := nodes[0].addr, nodes[1].addr
+			n1, n2 := nodes[0].Address, nodes[1].Address
 			in, addr := foStart(t, nodes, foSvc{allDown: allDown})
 			if a := foAsk(t, addr); a != n1 {
 				t.Fatalf("first answer %s, want node 1 %s", a, n1)
@@ -987,20 +914,20 @@ func TestFailoverAllDown(t *testing.T) {
 		port := testenv.ClosedPort(t, "127.0.10.1")
 		b2 := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
 		nodes := []foNode{
-			{name: "n1", addr: "192.0.2.11", repl: "10.99.0.11", check: fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.1\"\n%s", port, foTiming)},
+			{Name: "n1", Address: "192.0.2.11", Replication: "10.99.0.11", Check: fmt.Sprintf("type = \"tcp\"\nport = %d\ntarget = \"127.0.10.1\"\n%s", port, foTiming)},
 			foNodeFor(2, "tcp", b2, foTiming),
 		}
 		in, addr := foStart(t, nodes, foSvc{})
-		if a := foAsk(t, addr); a != nodes[1].addr {
-			t.Fatalf("first answer after Start %s, want node 2 %s: node 1's port is closed", a, nodes[1].addr)
+		if a := foAsk(t, addr); a != nodes[1].Address {
+			t.Fatalf("first answer after Start %s, want node 2 %s: node 1's port is closed", a, nodes[1].Address)
 		}
 		if s := in.Prober.Snapshot()["n1"]; !s.Checked || s.Up {
 			t.Errorf("n1 state %+v, want checked and down", s)
 		}
 		for range 5 {
 			time.Sleep(foPoll)
-			if a := foAsk(t, addr); a != nodes[1].addr {
-				t.Fatalf("answer %s, want node 2 %s", a, nodes[1].addr)
+			if a := foAsk(t, addr); a != nodes[1].Address {
+				t.Fatalf("answer %s, want node 2 %s", a, nodes[1].Address)
 			}
 		}
 	})
@@ -1023,11 +950,11 @@ func TestFailoverUnderLoad(t *testing.T) {
 		b := foNewBackend(t, "http", fmt.Sprintf("127.0.10.%d", i), tls.Certificate{})
 		backends = append(backends, b)
 		n := foNodeFor(i, "http", b, timing)
-		n.addr6 = fmt.Sprintf("2001:db8::1%d", i)
+		n.Address6 = fmt.Sprintf("2001:db8::1%d", i)
 		nodes = append(nodes, n)
-		answerable[dns.TypeA] = append(answerable[dns.TypeA], n.addr)
-		answerable[dns.TypeAAAA] = append(answerable[dns.TypeAAAA], n.addr6)
-		replication = append(replication, n.repl)
+		answerable[dns.TypeA] = append(answerable[dns.TypeA], n.Address)
+		answerable[dns.TypeAAAA] = append(answerable[dns.TypeAAAA], n.Address6)
+		replication = append(replication, n.Replication)
 	}
 	_, addr := foStart(t, nodes, foSvc{after: "100ms"})
 

@@ -106,27 +106,17 @@ func TestFaultProberIsolated(t *testing.T) {
 		backs = append(backs, b)
 		nodes = append(nodes, foNodeFor(i, "tcp", b, foTiming))
 	}
-	snap, err := zones.Load(foWriteConfig(t, nodes, foSvc{allDown: "keep"}))
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
 	logs := &ftLog{}
-	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logs.logger(), Version: "v0.0.0-faults"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		in.Close(ctx)
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
-	addr := in.Server.Addrs()[0]
+	e := start(t, foConfig(t, nodes, foSvc{allDown: "keep"}), dnsserver.Options{Logger: logs.logger(), Version: "v0.0.0-faults"})
+	in, addr := e.in, e.Addr
 	addrOf := map[string]string{}
 	for _, n := range nodes {
-		addrOf[n.name] = n.addr
+		addrOf[n.Name] = n.Address
 	}
 	if a := foAsk(t, addr); a != addrOf["n1"] {
 		t.Fatalf("first answer %s, want n1 %s", a, addrOf["n1"])
@@ -313,10 +303,7 @@ func TestFaultFlapping(t *testing.T) {
 	t.Cleanup(flaky.stop)
 	steady := foNewBackend(t, "tcp", "127.0.10.2", tls.Certificate{})
 	nodes := []foNode{foNodeFor(1, "http", flaky, timing), foNodeFor(2, "tcp", steady, timing)}
-	snap, err := zones.Load(foWriteConfig(t, nodes, foSvc{after: "0s"}))
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
+	snap := loadConfig(t, foConfig(t, nodes, foSvc{after: "0s"}))
 	logs := &ftLog{}
 	logger := logs.logger()
 	defer func() {
@@ -570,7 +557,7 @@ func TestFaultDiskFull(t *testing.T) {
 	os.Remove(filepath.Join(mnt, "probe"))
 
 	for _, m := range []*dns.Msg{admPinMsg(admPinName, "sems3"), admUnpinMsg(admPinName), admPinMsg(admEMEAPin, "sems3")} {
-		r, verr := admSend(t, e.addr, m, admSign{})
+		r, verr := admSend(t, e.Addr, m, admSign{})
 		if r.Rcode != dns.RcodeServerFailure {
 			t.Errorf("UPDATE with a full disk: %s, want SERVFAIL\n%v", dns.RcodeToString[r.Rcode], m)
 		}
@@ -584,8 +571,8 @@ func TestFaultDiskFull(t *testing.T) {
 			t.Errorf("emea _pin = %s after a failed save, want NXDOMAIN", got)
 		}
 	}
-	if !strings.Contains(e.logs.String(), "no space left on device") {
-		t.Errorf("the log does not say why the pin was not saved (no space left on device):\n%s", e.logs)
+	if !strings.Contains(e.Logs.String(), "no space left on device") {
+		t.Errorf("the log does not say why the pin was not saved (no space left on device):\n%s", e.Logs)
 	}
 	// Queries are answered all along, unchanged.
 	for i := range 200 {

@@ -1,17 +1,12 @@
 package dnsserver_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"maps"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/fuzzseed"
 )
@@ -70,71 +66,36 @@ sub      IN NS    ns.sub.fuzz.test.
 ns.sub   IN A     192.0.2.53
 `
 
-// fzConfigText returns the config: the service over two nodes with check
-// type none, one location with its own order, a TSIG key, CHAOS on.
-func fzConfigText(zonePath, stateDir, serverExtra string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\nchaos = true\nidentity = \"fuzz\"\n%s\n", stateDir, serverExtra)
-	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", fzKey, fzSecret)
-	fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", fzZone, zonePath)
+// fzConfig is the config: the service over two nodes with check type none,
+// one location with its own order, a TSIG key, CHAOS on; serverExtra is
+// added to [server].
+func fzConfig(serverExtra string) testenv.Config {
+	c := testenv.Config{
+		Server:    "chaos = true\nidentity = \"fuzz\"\n" + serverExtra + "\n",
+		TSIG:      []testenv.TSIG{{Name: fzKey, Secret: fzSecret}},
+		Zones:     []testenv.Zone{{Origin: fzZone, File: "fuzz.test.zone", Text: fzZoneText}},
+		Locations: []testenv.Location{{Name: "lab", Subnets: []string{"10.0.0.0/8", "2001:db8:ff::/48"}}},
+		Services: []testenv.Service{{Name: fzService, TTL: 5, Policy: "failover", Nodes: []string{"n1", "n2"}, WhenAllDown: "keep",
+			Orders: []testenv.Order{{Location: "lab", Nodes: []string{"n2", "n1"}}}}},
+	}
 	for _, n := range []string{"n1", "n2"} {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\naddress6 = %q\n[node.check]\ntype = \"none\"\n", n, fzNodes[n][0], fzNodes[n][1])
+		c.Nodes = append(c.Nodes, testenv.Node{Name: n, Address: fzNodes[n][0], Address6: fzNodes[n][1], Check: "type = \"none\"\n"})
 	}
-	b.WriteString("\n[[location]]\nname = \"lab\"\nsubnets = [\"10.0.0.0/8\", \"2001:db8:ff::/48\"]\n")
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = 5\npolicy = \"failover\"\nnodes = [\"n1\", \"n2\"]\nwhen_all_down = \"keep\"\n[service.locations]\nlab = [\"n2\", \"n1\"]\n", fzService)
-	return b.String()
+	return c
 }
 
-// fzEnv is one running instance.
-type fzEnv struct {
-	in   *dnsserver.Instance
-	addr string // 127.0.0.1:port, UDP and TCP
-}
-
-// fzStart writes the config and zone into a temporary folder and starts an
-// instance on them; it is closed when tb ends. serverExtra is added to
-// [server].
-func fzStart(tb testing.TB, serverExtra string) *fzEnv {
+// fzStart starts an instance on fzConfig(serverExtra), closed when tb
+// ends; it logs nothing (a fuzz run sends millions of packets).
+func fzStart(tb testing.TB, serverExtra string) *env {
 	tb.Helper()
-	snap, cfgPath := fzLoad(tb, serverExtra)
-	in, err := dnsserver.StartWith(snap, dnsserver.Options{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Version:    fzVersion,
-		ConfigPath: cfgPath,
-	})
-	if err != nil {
-		tb.Fatalf("StartWith: %v", err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), fzTimeout)
-		defer cancel()
-		in.Close(ctx)
-	})
-	addrs := in.Server.Addrs()
-	if len(addrs) != 1 {
-		tb.Fatalf("Addrs() = %v, want one", addrs)
-	}
-	return &fzEnv{in: in, addr: addrs[0]}
+	return start(tb, fzConfig(serverExtra), dnsserver.Options{Logger: testenv.Discard(), Version: fzVersion})
 }
 
-// fzLoad writes the config and zone into a temporary folder and loads
-// them; serverExtra is added to [server].
+// fzLoad writes fzConfig(serverExtra) into a temporary folder and loads it.
 func fzLoad(tb testing.TB, serverExtra string) (*zones.Snapshot, string) {
 	tb.Helper()
-	dir := tb.TempDir()
-	zonePath := filepath.Join(dir, "fuzz.test.zone")
-	if err := os.WriteFile(zonePath, []byte(fzZoneText), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(cfgPath, []byte(fzConfigText(zonePath, filepath.Join(dir, "state"), serverExtra)), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	snap, err := zones.Load(cfgPath)
-	if err != nil {
-		tb.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
-	return snap, cfgPath
+	path := fzConfig(serverExtra).Write(tb, tb.TempDir())
+	return load(tb, path), path
 }
 
 // fzExchange sends q over network and returns the reply. When signed, q
@@ -351,7 +312,7 @@ func FuzzQuery(f *testing.F) {
 		}
 		readable := len(pkt) >= 12
 		isResponse := readable && pkt[2]&0x80 != 0
-		res := fzSendUDP(t, e.addr, pkt, readable && !isResponse, 0)
+		res := fzSendUDP(t, e.Addr, pkt, readable && !isResponse, 0)
 		for _, x := range res.extra {
 			t.Errorf("a reply with an unexpected ID: %x", x)
 		}
@@ -561,7 +522,7 @@ func FuzzUpdate(f *testing.F) {
 		if tcp || len(p) > 1200 {
 			network = "tcp"
 		}
-		r := fzCheckUpdateReply(t, e.addr, network, m, p, mac)
+		r := fzCheckUpdateReply(t, e.Addr, network, m, p, mac)
 		// One second either side of a limit is the clock's to decide.
 		limit := min(int(fudge), 300)
 		skew = max(skew, -skew)
@@ -582,7 +543,7 @@ func FuzzUpdate(f *testing.F) {
 			if len(p) > 1200 {
 				other = "tcp"
 			}
-			again := fzCheckUpdateReply(t, e.addr, other, m, p, mac)
+			again := fzCheckUpdateReply(t, e.Addr, other, m, p, mac)
 			if passed && again.Rcode != dns.RcodeRefused {
 				t.Fatalf("the same signed UPDATE sent again over %s: %s, want REFUSED (a replay)\n%v\nreply:\n%v", other, dns.RcodeToString[again.Rcode], m, again)
 			}
@@ -590,7 +551,7 @@ func FuzzUpdate(f *testing.F) {
 				t.Fatalf("a replayed UPDATE changed the pins from %v to %v\n%v", before, after, m)
 			}
 		}
-		fzCheckPins(t, e.addr)
+		fzCheckPins(t, e.Addr)
 	})
 }
 

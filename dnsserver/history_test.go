@@ -21,13 +21,14 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones/events"
 )
 
 // hiEvents GETs /events?query from 127.0.0.1.
 func hiEvents(t testing.TB, e *opsEnv, query string) dnsserver.EventsReply {
 	t.Helper()
-	code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.http, "/events?"+query)
+	code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+query)
 	if code != http.StatusOK {
 		t.Fatalf("/events?%s: %d %s", query, code, body)
 	}
@@ -53,7 +54,7 @@ func hiWait(t testing.TB, e *opsEnv, after uint64, what string, want func(events
 		}
 		time.Sleep(opsPoll) // poll interval
 	}
-	t.Fatalf("no %s event after %s; events after %d:\n%s\nlog:\n%s", what, opsWithin, after, hiDump(seen), e.logs)
+	t.Fatalf("no %s event after %s; events after %d:\n%s\nlog:\n%s", what, opsWithin, after, hiDump(seen), e.Logs)
 	return events.Event{}
 }
 
@@ -75,7 +76,7 @@ func hiView(e *opsEnv, kind events.Kind, ev events.Event) bool {
 // hiStatus reads _status of the service over TCP (it outgrows 512 bytes).
 func hiStatus(t testing.TB, e *opsEnv) []string {
 	t.Helper()
-	r, err := opsExchange("tcp", "127.0.0.1", e.addr, "_status."+e.c.service(), dns.TypeTXT)
+	r, err := opsExchange("tcp", "127.0.0.1", e.Addr, "_status."+e.c.service(), dns.TypeTXT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,13 +180,13 @@ func TestEventHistory(t *testing.T) {
 	if ok.Action != events.ActionOK || ok.Error != "" {
 		t.Errorf("reload event %+v, want ok", ok)
 	}
-	opsWriteFile(t, e.cfgPath, e.configText(e.c)+"\n[server.bogus]\n")
+	testenv.WriteFile(t, e.ConfigPath, e.configText(e.c)+"\n[server.bogus]\n")
 	if err := e.in.Reload(); err == nil {
 		t.Fatal("a reload of a broken config succeeded")
 	}
 	failed := hiWait(t, e, ok.Seq, "failed reload", func(ev events.Event) bool { return ev.Kind == events.KindReload })
-	if failed.Action != events.ActionFailed || !strings.Contains(failed.Error, e.cfgPath+":") || !strings.Contains(failed.Error, "bogus") {
-		t.Errorf("reload event %+v, want failed with %s:<line> naming bogus", failed, e.cfgPath)
+	if failed.Action != events.ActionFailed || !strings.Contains(failed.Error, e.ConfigPath+":") || !strings.Contains(failed.Error, "bogus") {
+		t.Errorf("reload event %+v, want failed with %s:<line> naming bogus", failed, e.ConfigPath)
 	}
 	e.write(t, e.c)
 
@@ -215,7 +216,7 @@ func TestEventHistory(t *testing.T) {
 		t.Errorf("/events?limit=2 = %d events truncated %v, want the newest 2, truncated", len(got.Events), got.Truncated)
 	}
 	for _, q := range []string{"since=yesterday", "limit=0", "limit=x"} {
-		if code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.http, "/events?"+q); code != http.StatusBadRequest || !strings.Contains(body, "want") {
+		if code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+q); code != http.StatusBadRequest || !strings.Contains(body, "want") {
 			t.Errorf("/events?%s: %d %q, want 400 saying what is wanted", q, code, body)
 		}
 	}
@@ -247,11 +248,11 @@ func TestEventHistory(t *testing.T) {
 func TestEventsAdminNets(t *testing.T) {
 	e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`}, opsNodes(t, "sems1"))
 	for _, path := range []string{"/events", "/events?service=keys.ops.test."} {
-		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.http, path)
+		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.HTTP, path)
 		if code != http.StatusForbidden || !strings.Contains(body, "admin_nets") {
 			t.Errorf("GET %s from 127.0.0.2 (outside admin_nets): %d %q, want 403 naming admin_nets", path, code, body)
 		}
-		if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.http, path); code != http.StatusOK {
+		if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, path); code != http.StatusOK {
 			t.Errorf("GET %s from 127.0.0.1: %d, want 200", path, code)
 		}
 	}

@@ -227,7 +227,7 @@ func TestHostile(t *testing.T) {
 	e := fzStart(t, `tcp_idle_timeout = "500ms"`)
 	for _, c := range hostileCases(t) {
 		t.Run("udp/"+c.name, func(t *testing.T) {
-			res := fzSendUDP(t, e.addr, c.pkt, c.rcode != hostileSilent, fzQuiet)
+			res := fzSendUDP(t, e.Addr, c.pkt, c.rcode != hostileSilent, fzQuiet)
 			for _, x := range res.extra {
 				t.Errorf("a reply with an unexpected ID: %x", x)
 			}
@@ -238,13 +238,13 @@ func TestHostile(t *testing.T) {
 			} else {
 				hostileCheckReply(t, c.pkt, res.raw, c.rcode)
 			}
-			fzCheckAlive(t, e.addr)
+			fzCheckAlive(t, e.Addr)
 		})
 		if c.udpOnly {
 			continue
 		}
 		t.Run("tcp/"+c.name, func(t *testing.T) {
-			raw := hostileSendTCP(t, e.addr, c.pkt)
+			raw := hostileSendTCP(t, e.Addr, c.pkt)
 			switch {
 			case c.rcode == hostileSilent && raw != nil:
 				t.Fatalf("a reply to a packet that must be ignored: %x", raw)
@@ -253,7 +253,7 @@ func TestHostile(t *testing.T) {
 			case c.rcode != hostileSilent:
 				hostileCheckReply(t, c.pkt, raw, c.rcode)
 			}
-			fzCheckAlive(t, e.addr)
+			fzCheckAlive(t, e.Addr)
 		})
 	}
 
@@ -268,7 +268,7 @@ func TestHostile(t *testing.T) {
 		{"tcp/slowloris silent", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn, err := net.Dial("tcp", e.addr)
+			conn, err := net.Dial("tcp", e.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -280,13 +280,13 @@ func TestHostile(t *testing.T) {
 				}
 			}
 			closed := hostileAwaitClose(conn, start.Add(hostileCloseBound))
-			fzCheckAlive(t, e.addr) // meanwhile, UDP and TCP clients are served
+			fzCheckAlive(t, e.Addr) // meanwhile, UDP and TCP clients are served
 			r := <-closed
 			if r.err != nil {
 				t.Fatal(r.err)
 			}
 			t.Logf("the server hung up after %v (tcp_idle_timeout %v)", r.after.Round(time.Millisecond), hostileIdleTimeout)
-			fzCheckAlive(t, e.addr)
+			fzCheckAlive(t, e.Addr)
 		})
 	}
 
@@ -294,7 +294,7 @@ func TestHostile(t *testing.T) {
 	// read would let it hold the connection for the whole message; the
 	// server must hang up before the message is complete.
 	t.Run("tcp/slow drip", func(t *testing.T) {
-		conn, err := net.Dial("tcp", e.addr)
+		conn, err := net.Dial("tcp", e.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestHostile(t *testing.T) {
 					t.Fatalf("the server hung up only after the whole %d-byte frame had dripped in", len(frame))
 				}
 				t.Logf("the server hung up after %v, %d of %d bytes in", r.after.Round(time.Millisecond), i, len(frame))
-				fzCheckAlive(t, e.addr)
+				fzCheckAlive(t, e.Addr)
 				return
 			case <-tick.C:
 				if i < len(frame) {
@@ -393,7 +393,7 @@ func TestHostileIdleTCP(t *testing.T) {
 		t.Skip("opens thousands of connections")
 	}
 	e := fzStart(t, `tcp_idle_timeout = "30s"`)
-	fzCheckAlive(t, e.addr)
+	fzCheckAlive(t, e.Addr)
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -403,7 +403,7 @@ func TestHostileIdleTCP(t *testing.T) {
 	start := time.Now()
 	var dialErr error
 	for range hostileIdleConns {
-		c, err := net.DialTimeout("tcp", e.addr, 2*time.Second)
+		c, err := net.DialTimeout("tcp", e.Addr, 2*time.Second)
 		if err != nil {
 			dialErr = err
 			break
@@ -414,7 +414,7 @@ func TestHostileIdleTCP(t *testing.T) {
 
 	// UDP is unaffected.
 	for range 20 {
-		r := fzQuery(t, "udp", e.addr, fzService, dns.TypeA)
+		r := fzQuery(t, "udp", e.Addr, fzService, dns.TypeA)
 		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 			t.Fatalf("UDP with %d idle TCP connections open:\n%v", len(conns), r)
 		}
@@ -431,7 +431,7 @@ func TestHostileIdleTCP(t *testing.T) {
 
 	// A new TCP client is served: idle clients must not lock it out.
 	c := &dns.Client{Net: "tcp", Timeout: fzTimeout}
-	r, _, err := c.Exchange(new(dns.Msg).SetQuestion(fzService, dns.TypeA), e.addr)
+	r, _, err := c.Exchange(new(dns.Msg).SetQuestion(fzService, dns.TypeA), e.Addr)
 	if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Fatalf("a new TCP client with %d idle connections open: reply %v, error %v", len(conns), r, err)
 	}
@@ -461,7 +461,7 @@ func TestHostileIdleTCP(t *testing.T) {
 	}
 
 	// UDP still answered; then the server hangs up on every one of them.
-	fzQuery(t, "udp", e.addr, fzService, dns.TypeA)
+	fzQuery(t, "udp", e.Addr, fzService, dns.TypeA)
 	var wg sync.WaitGroup
 	var open atomic.Int32
 	hangStart := time.Now()
@@ -483,7 +483,7 @@ func TestHostileIdleTCP(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	fzCheckAlive(t, e.addr)
+	fzCheckAlive(t, e.Addr)
 }
 
 // TestHostileUpdateTSIGWithoutAlgorithm: an UPDATE whose TSIG record has
@@ -514,8 +514,8 @@ func TestHostileUpdateTSIGWithoutAlgorithm(t *testing.T) {
 			t.Run(network+"/"+owner, func(t *testing.T) {
 				var raw []byte
 				if network == "udp" {
-					raw = fzSendUDP(t, e.addr, pkt, true, 0).raw
-				} else if raw = hostileSendTCP(t, e.addr, pkt); raw == nil {
+					raw = fzSendUDP(t, e.Addr, pkt, true, 0).raw
+				} else if raw = hostileSendTCP(t, e.Addr, pkt); raw == nil {
 					t.Fatal("no reply over TCP")
 				}
 				r := new(dns.Msg)
@@ -526,7 +526,7 @@ func TestHostileUpdateTSIGWithoutAlgorithm(t *testing.T) {
 				if r.Id != m.Id || r.Rcode != dns.RcodeNotAuth || ts == nil || ts.Error != dns.RcodeBadKey {
 					t.Fatalf("want NOTAUTH with TSIG error BADKEY:\n%v", r)
 				}
-				fzCheckAlive(t, e.addr)
+				fzCheckAlive(t, e.Addr)
 			})
 		}
 	}

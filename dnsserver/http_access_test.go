@@ -24,7 +24,7 @@ func TestHTTPReadersOnly(t *testing.T) {
 			e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`, httpNets: tc.httpNets}, nodes)
 			for from, may := range tc.may {
 				for _, path := range []string{"/status", "/metrics"} {
-					code, body := opsDo(t, from, http.MethodGet, e.http, path)
+					code, body := opsDo(t, from, http.MethodGet, e.HTTP, path)
 					switch {
 					case may && code != http.StatusOK:
 						t.Errorf("GET %s from %s: %d %q, want 200", path, from, code, body)
@@ -33,12 +33,12 @@ func TestHTTPReadersOnly(t *testing.T) {
 					}
 				}
 				for _, path := range []string{"/healthz", "/readyz"} {
-					if code, body := opsDo(t, from, http.MethodGet, e.http, path); code != http.StatusOK {
+					if code, body := opsDo(t, from, http.MethodGet, e.HTTP, path); code != http.StatusOK {
 						t.Errorf("GET %s from %s: %d %q, want 200 (open to everyone)", path, from, code, body)
 					}
 				}
 			}
-			if code, _ := opsDo(t, monitor, http.MethodPost, e.http, "/reload"); code != http.StatusForbidden {
+			if code, _ := opsDo(t, monitor, http.MethodPost, e.HTTP, "/reload"); code != http.StatusForbidden {
 				t.Errorf("POST /reload from %s (not in admin_nets): %d, want 403", monitor, code)
 			}
 		})

@@ -70,6 +70,8 @@ type Options struct {
 	// IgnoreState starts without the pins saved in state_dir when that
 	// file is corrupt (the file is left alone until the next pin change).
 	IgnoreState bool
+	// Runtime is what the binary decided about the Go runtime.
+	Runtime Runtime
 }
 
 // Start probes every node once (so a node already dead is never answered),
@@ -133,7 +135,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	}
 	in.startHistory(snap)
 	in.Server = NewWith(snap, ServerOptions{Logger: logger, Version: o.Version, Metrics: in.Metrics,
-		Engine: in.Engine, LiveHealth: in.Prober.Snapshot, History: in.Events})
+		Engine: in.Engine, LiveHealth: in.Prober.Snapshot, History: in.Events, Runtime: o.Runtime})
 	in.registerIsolation()
 	specs := snap.Config.HealthSpecs()
 	in.Prober.Set(specs)
@@ -255,9 +257,9 @@ func (in *Instance) reload(ctx context.Context) error {
 	// Decoding a large config is mostly short-lived garbage: let the heap
 	// grow for it instead of collecting several times mid-load (a fifth of
 	// a 10,000-service reload), then collect once, after the swap.
-	gc := debug.SetGCPercent(400)
+	restoreGC := in.Server.runtime.reloadGC()
 	snap, err := zones.LoadReusingContext(ctx, in.configPath, old)
-	debug.SetGCPercent(gc)
+	restoreGC()
 	if err != nil {
 		return err
 	}

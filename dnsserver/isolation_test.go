@@ -2,13 +2,11 @@ package dnsserver_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
-	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // The prober-isolation guard ([server] anchors): when the anchor fails
@@ -23,22 +21,8 @@ func isoStart(t *testing.T) (*admEnv, *admNode) {
 		nodes[name] = admNewNode(t, name, true)
 	}
 	anchor := admNewNode(t, "anchor", true)
-	cfgPath, stateDir := admWrite(t, admConf{tcp: true}, nodes)
-	b, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(b), "[server]\n", fmt.Sprintf("[server]\nanchors = [\"127.0.10.9:%d\"]\n", anchor.port), 1)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e := &admEnv{dir: stateDir, cfgPath: cfgPath, stateDir: stateDir, nodes: nodes, logs: &testenv.Logs{}}
-	e.launch(t, dnsserver.Options{ConfigPath: cfgPath})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", e.logs.String())
-		}
-	})
+	e := admPrepare(t, admConf{server: fmt.Sprintf("anchors = [\"127.0.10.9:%d\"]\n", anchor.port)}, nodes)
+	e.launch(t, dnsserver.Options{})
 	e.wantActive(t, "127.0.0.1", "sems1")
 	return e, anchor
 }
@@ -61,7 +45,7 @@ func TestProberIsolatedHoldsAnswers(t *testing.T) {
 		e.wantActive(t, "127.0.0.1", "sems1")
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := strings.Count(e.logs.String(), "prober isolated:"); n != 1 {
+	if n := strings.Count(e.Logs.String(), "prober isolated:"); n != 1 {
 		t.Errorf("%d \"prober isolated\" log lines, want exactly 1", n)
 	}
 	if got := gathered(t, e.in, "failoverdns_prober_isolated"); got != 1 {
@@ -84,7 +68,7 @@ func TestProberAnchorFineFailsOver(t *testing.T) {
 	e, _ := isoStart(t)
 	e.nodes["sems1"].stop()
 	e.waitActive(t, "127.0.0.1", "sems2")
-	if strings.Contains(e.logs.String(), "prober isolated") {
+	if strings.Contains(e.Logs.String(), "prober isolated") {
 		t.Error("isolation declared although the anchor answers")
 	}
 }

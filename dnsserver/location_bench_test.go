@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -146,7 +147,7 @@ func BenchmarkLocate(b *testing.B) {
 				queries := make([]*dns.Msg, 256)
 				for i := range queries {
 					p := prefixes[i]
-					queries[i] = locQuery("keys.example.test.", dns.TypeA, &dns.EDNS0_SUBNET{
+					queries[i] = testenv.Query("keys.example.test.", dns.TypeA, &dns.EDNS0_SUBNET{
 						Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: p.Addr().AsSlice(),
 					})
 				}

@@ -9,15 +9,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -28,12 +23,10 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/dnsserver/testenv"
-	"github.com/failoverdns/failoverdns/zones"
 )
 
 const (
-	locIOTimeout = 5 * time.Second
-	locDeadline  = 10 * time.Second // for anything that waits on health checks
+	locDeadline = 10 * time.Second // for anything that waits on health checks
 
 	// Client source addresses. The server listens on 127.0.0.1.
 	locEMEAClient  = "127.0.99.5" // in emea's 127.0.99.0/24
@@ -115,89 +108,14 @@ emea = ["sems2", "sems1", "sems3"]
 lab = ["sems3", "sems1"]
 `
 
-// locStart writes a config (body = nodes, locations, services) next to a
-// temporary state folder, starts a full instance (prober, engine, UDP and
-// TCP listeners on 127.0.0.1:0) and returns its address.
+// locStart starts a full instance (prober, engine, UDP and TCP listeners on
+// 127.0.0.1:0) serving the location zone with body (nodes, locations,
+// services) and returns its address.
 func locStart(t testing.TB, serverExtra, body string) string {
 	t.Helper()
-	zone, err := filepath.Abs("../testdata/location/example.test.zone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`[server]
-listen = ["127.0.0.1:0"]
-http = ""
-state_dir = %q
-%s
-
-[[zone]]
-origin = "example.test."
-file = %q
-%s`, filepath.Join(dir, "state"), serverExtra, zone, body)
-	path := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v\nconfig:\n%s", errors.Join(zones.Errors(err)...), cfg)
-	}
-	in, err := dnsserver.Start(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "v0.0.0-location")
-	if err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), locIOTimeout)
-		defer cancel()
-		in.Close(ctx)
-	})
-	addrs := in.Server.Addrs()
-	if len(addrs) != 1 || !strings.HasPrefix(addrs[0], "127.0.0.1:") {
-		t.Fatalf("Addrs() = %v, want one 127.0.0.1 address", addrs)
-	}
-	return addrs[0]
-}
-
-// locExchange sends q over network ("udp" or "tcp") from the loopback
-// address local to server.
-func locExchange(t testing.TB, network, server, local string, q *dns.Msg) (*dns.Msg, error) {
-	t.Helper()
-	d := &net.Dialer{Timeout: locIOTimeout}
-	ip := net.ParseIP(local)
-	if network == "tcp" {
-		d.LocalAddr = &net.TCPAddr{IP: ip}
-	} else {
-		d.LocalAddr = &net.UDPAddr{IP: ip}
-	}
-	c := &dns.Client{Net: network, Timeout: locIOTimeout, Dialer: d, UDPSize: dns.MaxMsgSize}
-	r, _, err := c.Exchange(q, server)
-	if err != nil {
-		return nil, fmt.Errorf("%s query %s/%s from %s: %w", network, q.Question[0].Name, dns.TypeToString[q.Question[0].Qtype], local, err)
-	}
-	return r, nil
-}
-
-func locMustExchange(t testing.TB, network, server, local string, q *dns.Msg) *dns.Msg {
-	t.Helper()
-	r, err := locExchange(t, network, server, local, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// locQuery builds a query; with opts it carries an OPT record holding them.
-func locQuery(name string, qtype uint16, opts ...dns.EDNS0) *dns.Msg {
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	q.RecursionDesired = false
-	if len(opts) > 0 {
-		q.SetEdns0(1232, false)
-		opt := q.IsEdns0()
-		opt.Option = append(opt.Option, opts...)
-	}
-	return q
+	zone := testenv.Zone{Origin: "example.test.", File: testenv.Testdata(t, 1, "location", "example.test.zone")}
+	c := testenv.Config{Server: serverExtra, Zones: []testenv.Zone{zone}, Extra: body}
+	return start(t, c, dnsserver.Options{Version: "v0.0.0-location"}).Addr
 }
 
 // locECS is a well-formed ECS option for a prefix ("10.20.3.0/24").
@@ -317,7 +235,7 @@ func TestLocationBySourceAddress(t *testing.T) {
 					{locEMEAClient, "plain.example.test.", dns.TypeA, locA1},
 					{"127.0.0.1", "keys.example.test.", dns.TypeA, locA1},
 				} {
-					r := locMustExchange(t, network, srv, c.local, locQuery(c.name, c.qtype))
+					r := testenv.MustExchange(t, network, c.local, srv, testenv.Query(c.name, c.qtype))
 					if got := locAddress(t, r, c.name, c.qtype); got != c.want {
 						t.Errorf("%s %s from %s: got %s, want %s", c.name, dns.TypeToString[c.qtype], c.local, got, c.want)
 					}
@@ -336,7 +254,7 @@ func TestLocationBySourceAddress(t *testing.T) {
 			local, want = locOtherClient, locA1
 		}
 		wg.Go(func() {
-			r, err := locExchange(t, "udp", srv, local, locQuery("keys.example.test.", dns.TypeA))
+			r, err := testenv.Exchange("udp", local, srv, testenv.Query("keys.example.test.", dns.TypeA))
 			if err != nil {
 				t.Error(err)
 				return
@@ -413,7 +331,7 @@ func (c locECSCase) run(t *testing.T, srv string) *dns.Msg {
 	if local == "" {
 		local = "127.0.0.1"
 	}
-	r := locMustExchange(t, network, srv, local, locQuery(c.qname, c.qtype, c.ecs))
+	r := testenv.MustExchange(t, network, local, srv, testenv.Query(c.qname, c.qtype, c.ecs))
 	if c.want != "" {
 		if got := locAddress(t, r, c.qname, c.qtype); got != c.want {
 			t.Errorf("%s %s from %s with ECS %v: got %s, want %s", c.qname, dns.TypeToString[c.qtype], local, c.ecs, got, c.want)
@@ -477,12 +395,12 @@ func TestLocationECS(t *testing.T) {
 	}
 
 	// The static answer's SOA query carries the SOA itself.
-	r := locMustExchange(t, "udp", srv, "127.0.0.1", locQuery("example.test.", dns.TypeSOA, locECS("10.20.3.0/24")))
+	r := testenv.MustExchange(t, "udp", "127.0.0.1", srv, testenv.Query("example.test.", dns.TypeSOA, locECS("10.20.3.0/24")))
 	if len(r.Answer) != 1 || r.Answer[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("SOA with ECS: answer %v, want the SOA", r.Answer)
 	}
 	// A name outside every zone is refused, ECS or not.
-	r = locMustExchange(t, "udp", srv, "127.0.0.1", locQuery("keys.example.org.", dns.TypeA, locECS("10.20.3.0/24")))
+	r = testenv.MustExchange(t, "udp", "127.0.0.1", srv, testenv.Query("keys.example.org.", dns.TypeA, locECS("10.20.3.0/24")))
 	if r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 		t.Errorf("out-of-zone with ECS: rcode %s answer %v, want REFUSED and nothing", dns.RcodeToString[r.Rcode], r.Answer)
 	}
@@ -550,8 +468,8 @@ func TestLocationECSMalformed(t *testing.T) {
 	for _, c := range cases {
 		for _, network := range []string{"udp", "tcp"} {
 			t.Run(c.name+"/"+network, func(t *testing.T) {
-				q := locQuery("keys.example.test.", dns.TypeA, c.opts...)
-				r := locMustExchange(t, network, srv, locOtherClient, q)
+				q := testenv.Query("keys.example.test.", dns.TypeA, c.opts...)
+				r := testenv.MustExchange(t, network, locOtherClient, srv, q)
 				if r.Rcode != dns.RcodeFormatError || len(r.Answer) != 0 {
 					msg := fmt.Sprintf("rcode %s with %d answers, want FORMERR and no answer:\n%v", dns.RcodeToString[r.Rcode], len(r.Answer), r)
 					t.Error(msg)
@@ -588,7 +506,7 @@ func TestLocationLongestPrefix(t *testing.T) {
 		{"10.20.0.0/16", locA2},
 		{"10.20.0.0/23", locA2},
 	} {
-		r := locMustExchange(t, "udp", srv, "127.0.0.1", locQuery("keys.example.test.", dns.TypeA, locECS(c.ecs)))
+		r := testenv.MustExchange(t, "udp", "127.0.0.1", srv, testenv.Query("keys.example.test.", dns.TypeA, locECS(c.ecs)))
 		if got := locAddress(t, r, "keys.example.test.", dns.TypeA); got != c.want {
 			t.Errorf("ECS %s: got %s, want emea's %s", c.ecs, got, c.want)
 		}
@@ -603,7 +521,7 @@ func TestLocationLongestPrefix(t *testing.T) {
 			{"127.0.99.7", locA2},   // emea
 			{"127.1.0.5", locA1},    // outside 127.0.0.0/16: default
 		} {
-			r := locMustExchange(t, network, srv, c.local, locQuery("keys.example.test.", dns.TypeA))
+			r := testenv.MustExchange(t, network, c.local, srv, testenv.Query("keys.example.test.", dns.TypeA))
 			if got := locAddress(t, r, "keys.example.test.", dns.TypeA); got != c.want {
 				t.Errorf("%s from %s: got %s, want %s", network, c.local, got, c.want)
 			}
@@ -637,7 +555,7 @@ func TestLocationScopeNested(t *testing.T) {
 		t.Run(strings.ReplaceAll(c.ecs, "/", "_"), func(t *testing.T) {
 			srv := servers[c.body]
 			e := locECS(c.ecs)
-			r := locMustExchange(t, "udp", srv, "127.0.0.1", locQuery("keys.example.test.", dns.TypeA, e))
+			r := testenv.MustExchange(t, "udp", "127.0.0.1", srv, testenv.Query("keys.example.test.", dns.TypeA, e))
 			if got := locAddress(t, r, "keys.example.test.", dns.TypeA); got != c.want {
 				t.Errorf("ECS %s: got %s, want %s", c.ecs, got, c.want)
 			}
@@ -760,7 +678,7 @@ emea = ["sems2", "sems1", "sems3"]
 // locAnswerFrom asks for keys.example.test A from local and returns the
 // address, or "" with an error.
 func locAnswerFrom(t testing.TB, srv, local string) (string, error) {
-	r, err := locExchange(t, "udp", srv, local, locQuery("keys.example.test.", dns.TypeA))
+	r, err := testenv.Exchange("udp", local, srv, testenv.Query("keys.example.test.", dns.TypeA))
 	if err != nil {
 		return "", err
 	}

@@ -40,7 +40,7 @@ func TestMetricsKnownFromConfig(t *testing.T) {
 	c := opsConf{order: []string{"sems1", "sems2"}, emea: []string{"sems2", "sems1"}, http: true}
 	e := opsStart(t, c, nodes)
 	svc := e.c.service()
-	mfs := opsScrape(t, e.http)
+	mfs := opsScrape(t, e.HTTP)
 	zero := []opsSeries{
 		{"failoverdns_reloads_total", "outcome=success"},
 		{"failoverdns_reloads_total", "outcome=failure"},
@@ -101,7 +101,7 @@ func TestMetricsKnownFromConfig(t *testing.T) {
 	c.nodes, c.order, c.emea = []string{"sems1"}, []string{"sems1"}, nil
 	e.write(t, c)
 	e.reload(t)
-	mfs = opsScrape(t, e.http)
+	mfs = opsScrape(t, e.HTTP)
 	for _, s := range []opsSeries{
 		{"failoverdns_node_up", "node=sems2"},
 		{"failoverdns_node_probe_duration_seconds", "node=sems2"},

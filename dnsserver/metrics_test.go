@@ -114,7 +114,7 @@ func (e *opsEnv) waitMetrics(t testing.TB, want map[opsSeries]float64) map[strin
 	t.Helper()
 	deadline := time.Now().Add(opsWithin)
 	for {
-		mfs := opsScrape(t, e.http)
+		mfs := opsScrape(t, e.HTTP)
 		var wrong []string
 		for s, v := range want {
 			if got := opsMetric(mfs, s.name, s.pairs()...); got != v {
@@ -125,7 +125,7 @@ func (e *opsEnv) waitMetrics(t testing.TB, want map[opsSeries]float64) map[strin
 			return mfs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s:\n%s\nlog:\n%s", opsWithin, strings.Join(wrong, "\n"), e.logs)
+			t.Fatalf("after %s:\n%s\nlog:\n%s", opsWithin, strings.Join(wrong, "\n"), e.Logs)
 		}
 		time.Sleep(opsPoll) // poll interval
 	}
@@ -140,7 +140,7 @@ func opsQueries(qtype, rcode, transport, location string) opsSeries {
 // opsAsk sends one query and wants an answer (any rcode).
 func opsAsk(t testing.TB, e *opsEnv, network, from, name string, qtype uint16) *dns.Msg {
 	t.Helper()
-	r, err := opsExchange(network, from, e.addr, name, qtype)
+	r, err := opsExchange(network, from, e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestMetricsQueries(t *testing.T) {
 	refused := opsQueries("A", "REFUSED", "udp", "default")
 	emeaA := opsQueries("A", "NOERROR", "udp", "emea")
 	txt := opsQueries("TXT", "NOERROR", "udp", "default")
-	base := opsScrape(t, e.http)
+	base := opsScrape(t, e.HTTP)
 	if _, ok := base["failoverdns_queries_total"]; ok {
 		for _, s := range []opsSeries{udpA, tcpA, refused, emeaA} {
 			if v := opsMetric(base, s.name, s.pairs()...); v != 0 {
@@ -286,7 +286,7 @@ func TestMetricsUpdates(t *testing.T) {
 	// Unsigned: REFUSED.
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"sems1"}}})
-	r, _, err := opsClient("udp", "127.0.0.1", opsTimeout).Exchange(m, e.addr)
+	r, _, err := opsClient("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +306,10 @@ func TestHTTPEndpoints(t *testing.T) {
 	e := opsStart(t, c, nodes)
 	svc := e.c.service()
 
-	if code, body := opsGet(t, e.http, "/healthz"); code != http.StatusOK {
+	if code, body := opsGet(t, e.HTTP, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d %s, want 200", code, body)
 	}
-	if code, body := opsGet(t, e.http, "/readyz"); code != http.StatusOK {
+	if code, body := opsGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %s, want 200", code, body)
 	}
 
@@ -344,7 +344,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	// POST /reload from 127.0.0.1 (in the default admin_nets).
 	c.order = []string{"sems2", "sems1"}
 	e.write(t, c)
-	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.http, "/reload"); code != http.StatusOK {
+	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
 		t.Fatalf("POST /reload: %d %s, want 200", code, body)
 	}
 	e.waitActive(t, "", "sems2")
@@ -356,12 +356,12 @@ func TestHTTPEndpoints(t *testing.T) {
 	bad.zoneExtra = "bad  IN A   192.0.2.300\n"
 	_, zone := e.write(t, bad)
 	want := "ops.test.zone:" + strconv.Itoa(opsLineOf(t, zone, "192.0.2.300")) + ":"
-	code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.http, "/reload")
+	code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload")
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, want) {
 		t.Errorf("POST /reload of a bad zone: %d %q, want 422 naming %s", code, body, want)
 	}
 	e.wantActive(t, "sems2", "after a failed POST /reload")
-	if code, body := opsGet(t, e.http, "/readyz"); code != http.StatusOK {
+	if code, body := opsGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after a failed reload: %d %s, want 200", code, body)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{
@@ -380,21 +380,21 @@ func TestHTTPReloadAdminNets(t *testing.T) {
 	c.order = []string{"sems2", "sems1"}
 	e.write(t, c)
 
-	code, body := opsDo(t, "127.0.0.2", http.MethodPost, e.http, "/reload")
+	code, body := opsDo(t, "127.0.0.2", http.MethodPost, e.HTTP, "/reload")
 	if code != http.StatusForbidden {
 		t.Errorf("POST /reload from 127.0.0.2 (outside admin_nets): %d %s, want 403", code, body)
 	}
 	e.wantActive(t, "sems1", "after a refused POST /reload")
-	mfs := opsScrape(t, e.http)
+	mfs := opsScrape(t, e.HTTP)
 	if got := opsMetric(mfs, "failoverdns_reloads_total"); got != 0 {
 		t.Errorf("failoverdns_reloads_total = %v after a refused POST /reload, want 0 (no reload tried)", got)
 	}
 	// Reading is open to everyone.
-	if code, _ := opsDo(t, "127.0.0.2", http.MethodGet, e.http, "/healthz"); code != http.StatusOK {
+	if code, _ := opsDo(t, "127.0.0.2", http.MethodGet, e.HTTP, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz from 127.0.0.2: %d, want 200", code)
 	}
 
-	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.http, "/reload"); code != http.StatusOK {
+	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
 		t.Fatalf("POST /reload from 127.0.0.1: %d %s, want 200", code, body)
 	}
 	e.waitActive(t, "", "sems2")
@@ -402,7 +402,7 @@ func TestHTTPReloadAdminNets(t *testing.T) {
 
 func opsStatus(t testing.TB, e *opsEnv) dnsserver.Status {
 	t.Helper()
-	code, body := opsGet(t, e.http, "/status")
+	code, body := opsGet(t, e.HTTP, "/status")
 	if code != http.StatusOK {
 		t.Fatalf("/status: %d %s", code, body)
 	}
@@ -465,7 +465,7 @@ func TestMetricsGaugesNoGap(t *testing.T) {
 	var gaps []string
 	n := 0
 	for end := time.Now().Add(5 * time.Second); n < scrapes && len(gaps) == 0 && time.Now().Before(end); n++ {
-		mfs := opsScrape(t, e.http)
+		mfs := opsScrape(t, e.HTTP)
 		up1 := opsMetric(mfs, "failoverdns_node_up", "node", "sems1")
 		up2 := opsMetric(mfs, "failoverdns_node_up", "node", "sems2")
 		var upSeries, activeSeries int

@@ -221,7 +221,7 @@ func TestPageBrowserFailover(t *testing.T) {
 	svc := e.c.service()
 	answer := fmt.Sprintf(`tr[data-service=%q][data-view="default"] td.answer`, svc)
 
-	b.must("opening the page", chromedp.Navigate("http://"+e.http+"/"), chromedp.WaitVisible(chromedp.CSS(answer)))
+	b.must("opening the page", chromedp.Navigate("http://"+e.HTTP+"/"), chromedp.WaitVisible(chromedp.CSS(answer)))
 	if got := b.text(answer); !strings.HasPrefix(got, "sems1") {
 		t.Fatalf("the page shows %s answering %q, want sems1", svc, got)
 	}
@@ -258,16 +258,16 @@ func TestPageBrowserFailover(t *testing.T) {
 
 	// A phone: 390 px wide, no sideways scrolling.
 	b.must("narrowing the window", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
-		chromedp.Navigate("http://"+e.http+"/"), chromedp.WaitVisible(chromedp.CSS(answer)))
+		chromedp.Navigate("http://"+e.HTTP+"/"), chromedp.WaitVisible(chromedp.CSS(answer)))
 	if sw, iw := pbEval[int](b, `document.documentElement.scrollWidth`), pbEval[int](b, `window.innerWidth`); sw > iw+1 {
 		t.Errorf("on a 390 px wide phone the page is %d px wide (viewport %d): it must not scroll sideways", sw, iw)
 	}
 
-	n := b.onlyFrom(e.http)
+	n := b.onlyFrom(e.HTTP)
 	if !b.requested("part=live") {
 		t.Error("the page never fetched its live part")
 	}
-	t.Logf("%d requests, all to %s", n, e.http)
+	t.Logf("%d requests, all to %s", n, e.HTTP)
 }
 
 // TestPageBrowserLarge: with 10,000 services the first response stays

@@ -7,13 +7,8 @@ package dnsserver_test
 // one is pgLarge below.
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,6 +16,7 @@ import (
 	"time"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones/events"
 )
 
@@ -68,7 +64,7 @@ func TestPageShowsFailover(t *testing.T) {
 	nodes := opsNodes(t, "sems1", "sems2")
 	e := opsStart(t, opsConf{order: []string{"sems1", "sems2"}, http: true}, nodes)
 	svc := e.c.service()
-	code, page := opsGet(t, e.http, "/")
+	code, page := opsGet(t, e.HTTP, "/")
 	if code != http.StatusOK {
 		t.Fatalf("/: %d %s", code, page)
 	}
@@ -79,7 +75,7 @@ func TestPageShowsFailover(t *testing.T) {
 	nodes["sems1"].stop()
 	e.waitActive(t, "", "sems2")
 	hiWait(t, e, 0, "failover", func(ev events.Event) bool { return hiView(e, events.KindActive, ev) })
-	_, page = opsGet(t, e.http, "/")
+	_, page = opsGet(t, e.HTTP, "/")
 	row := pgText(pgRow(page, "data-service", svc))
 	for _, want := range []string{svc + " default sems2 ", "was sems1", "sems1 › sems2", "sems1 is down: connect: connection refused"} {
 		if !strings.Contains(row, want) {
@@ -99,22 +95,22 @@ func TestPageShowsFailover(t *testing.T) {
 	}
 
 	// Filters work without JavaScript: a form GET.
-	if _, p := opsGet(t, e.http, "/?q=nothing"); pgRow(p, "data-service", svc) != "" || !strings.Contains(p, "No service matches.") {
+	if _, p := opsGet(t, e.HTTP, "/?q=nothing"); pgRow(p, "data-service", svc) != "" || !strings.Contains(p, "No service matches.") {
 		t.Errorf("?q=nothing still lists %s", svc)
 	}
-	if _, p := opsGet(t, e.http, "/?q=KEYS"); pgRow(p, "data-service", svc) == "" {
+	if _, p := opsGet(t, e.HTTP, "/?q=KEYS"); pgRow(p, "data-service", svc) == "" {
 		t.Errorf("?q=KEYS does not list %s", svc)
 	}
-	if _, p := opsGet(t, e.http, "/?service=other.ops.test"); len(pgTimeline(p)) != 1 || !strings.Contains(pgTimeline(p)[0], "No events for this service yet.") {
+	if _, p := opsGet(t, e.HTTP, "/?service=other.ops.test"); len(pgTimeline(p)) != 1 || !strings.Contains(pgTimeline(p)[0], "No events for this service yet.") {
 		t.Errorf("the timeline of another service: %q, want none", pgTimeline(p))
 	}
-	if _, p := opsGet(t, e.http, "/?service="+strings.TrimSuffix(svc, ".")); len(pgTimeline(p)) != 2 {
+	if _, p := opsGet(t, e.HTTP, "/?service="+strings.TrimSuffix(svc, ".")); len(pgTimeline(p)) != 2 {
 		t.Errorf("the timeline of %s: %q, want its failover and its node's fall", svc, pgTimeline(p))
 	}
 
 	// The live part the script fetches is the same rendering, without
 	// the document around it.
-	_, live := opsGet(t, e.http, "/?part=live")
+	_, live := opsGet(t, e.HTTP, "/?part=live")
 	if strings.Contains(live, "<html") || strings.Contains(live, "<script") || pgText(pgRow(live, "data-service", svc)) != row {
 		t.Errorf("?part=live is not the page's live part:\n%s", live)
 	}
@@ -125,12 +121,12 @@ func TestPageShowsFailover(t *testing.T) {
 func TestPageAdminNets(t *testing.T) {
 	e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`}, opsNodes(t, "sems1"))
 	for _, path := range []string{"/", "/?part=live", "/?q=keys"} {
-		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.http, path)
+		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.HTTP, path)
 		if code != http.StatusForbidden || !strings.Contains(body, "admin_nets") || strings.Contains(body, "sems1") {
 			t.Errorf("GET %s from 127.0.0.2 (outside admin_nets): %d %q, want 403 naming admin_nets and nothing of the state", path, code, body)
 		}
 	}
-	resp, err := opsHTTPClient("127.0.0.1").Get("http://" + e.http + "/")
+	resp, err := opsHTTPClient("127.0.0.1").Get("http://" + e.HTTP + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +135,7 @@ func TestPageAdminNets(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(csp, "default-src 'none';") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "http") {
 		t.Errorf("GET / from 127.0.0.1: %d, CSP %q; want 200 and a policy allowing only this server", resp.StatusCode, csp)
 	}
-	if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.http, "/nothing-here"); code != http.StatusNotFound {
+	if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/nothing-here"); code != http.StatusNotFound {
 		t.Errorf("GET /nothing-here: %d, want 404", code)
 	}
 }
@@ -155,45 +151,25 @@ type pgLarge struct {
 
 func pgStartLarge(t testing.TB, n int) *pgLarge {
 	t.Helper()
-	dir := t.TempDir()
-	zone := "$ORIGIN big.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 30\n  IN NS ns1\nns1 IN A 127.0.0.53\n"
-	if err := os.WriteFile(filepath.Join(dir, "big.test.zone"), []byte(zone), 0o644); err != nil {
-		t.Fatal(err)
+	c := testenv.Config{
+		HTTP:      "127.0.0.1:0",
+		Zones:     []testenv.Zone{{Origin: "big.test.", File: "big.test.zone", Text: "$ORIGIN big.test.\n$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 600 1209600 30\n  IN NS ns1\nns1 IN A 127.0.0.53\n"}},
+		Locations: []testenv.Location{{Name: "east", Subnets: []string{"10.1.0.0/16"}}},
 	}
-	path := filepath.Join(dir, "config.toml")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<16)
-	fmt.Fprintf(w, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"127.0.0.1:0\"\nstate_dir = %q\n\n", filepath.Join(dir, "state"))
-	fmt.Fprintf(w, "[[zone]]\norigin = \"big.test.\"\nfile = \"big.test.zone\"\n\n[[location]]\nname = \"east\"\nsubnets = [\"10.1.0.0/16\"]\n\n")
 	for i := range 2 * n {
-		fmt.Fprintf(w, "[[node]]\nname = \"n%05d\"\naddress = \"100.%d.%d.%d\"\n[node.check]\ntype = \"none\"\ninterval = \"60s\"\n\n", i, 64+i>>16, i>>8&255, i&255)
+		c.Nodes = append(c.Nodes, testenv.Node{Name: fmt.Sprintf("n%05d", i), Address: fmt.Sprintf("100.%d.%d.%d", 64+i>>16, i>>8&255, i&255),
+			Check: "type = \"none\"\ninterval = \"60s\"\n"})
 	}
 	for s := range n {
-		fmt.Fprintf(w, "[[service]]\nname = \"s%05d.big.test.\"\nttl = 30\npolicy = \"failover\"\nnodes = [\"n%05d\", \"n%05d\"]\n", s, 2*s, 2*s+1)
+		a, b := fmt.Sprintf("n%05d", 2*s), fmt.Sprintf("n%05d", 2*s+1)
+		svc := testenv.Service{Name: fmt.Sprintf("s%05d.big.test.", s), TTL: 30, Policy: "failover", Nodes: []string{a, b}}
 		if s%10 == 0 {
-			fmt.Fprintf(w, "[service.locations]\neast = [\"n%05d\", \"n%05d\"]\n", 2*s+1, 2*s)
+			svc.Orders = []testenv.Order{{Location: "east", Nodes: []string{b, a}}}
 		}
-		fmt.Fprintln(w)
+		c.Services = append(c.Services, svc)
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	in, err := dnsserver.StartWith(admLoad(t, path), dnsserver.Options{Logger: slog.New(slog.DiscardHandler), Version: "v0.0.0-page"})
-	if err != nil {
-		t.Fatalf("StartWith: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), opsTimeout)
-		defer cancel()
-		in.Close(ctx)
-	})
-	return &pgLarge{in: in, http: in.HTTPAddr}
+	e := start(t, c, dnsserver.Options{Logger: testenv.Discard(), Version: "v0.0.0-page"})
+	return &pgLarge{in: e.in, http: e.HTTP}
 }
 
 // TestPageLarge: with 10,000 services (20,000 nodes) the first response

@@ -82,7 +82,7 @@ func TestReloadRenameNoFlap(t *testing.T) {
 	if v, asked := halt(); v != nil {
 		t.Errorf("while nodes were renamed, a query was answered %v, want sems1's address every time (%d queries)", v, asked)
 	}
-	logs := e.logs.String()
+	logs := e.Logs.String()
 	for _, s := range []string{"new=SERVFAIL", "all nodes of a service are down", "every node fails its checks", "is down:"} {
 		if strings.Contains(logs, s) {
 			t.Errorf("a rename-only reload published a decision saying %q\nlog:\n%s", s, logs)

@@ -10,17 +10,12 @@ package dnsserver_test
 // delegation_test.go.
 
 import (
-	"context"
+	"cmp"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,62 +121,33 @@ www  IN A   192.0.2.80
 
 // opsEnv is one running instance and the files it was started from.
 type opsEnv struct {
-	c        opsConf
-	dir      string
-	cfgPath  string
-	zonePath string
-	stateDir string
-	nodes    map[string]*opsNode
-	in       *dnsserver.Instance
-	addr     string // DNS, UDP and TCP
-	http     string // "" without http
-	logs     *testenv.Logs
-	closeIn  func() // stops the instance (once)
+	*env
+	c     opsConf // as started; write does not change it
+	nodes map[string]*opsNode
 }
 
-// opsWriteFile replaces path atomically, so a reload never reads half a
-// file.
-func opsWriteFile(t testing.TB, path, body string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
+// config is c as the instance's config, its nodes' checks on e's
+// endpoints.
+func (e *opsEnv) config(c opsConf) testenv.Config {
+	cfg := testenv.Config{
+		Comment:   c.comment,
+		Server:    c.serverExtra,
+		TSIG:      []testenv.TSIG{{Name: opsKey, Secret: opsSecret}},
+		Zones:     []testenv.Zone{{Origin: c.zone(), File: strings.TrimSuffix(c.zone(), ".") + ".zone", Text: opsZoneText(c)}},
+		Locations: []testenv.Location{{Name: "emea", Subnets: []string{"127.0.99.0/24"}}},
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// configText renders c as the TOML config.
-func (e *opsEnv) configText(c opsConf) string {
-	var b strings.Builder
-	if c.comment != "" {
-		fmt.Fprintf(&b, "# %s\n", c.comment)
-	}
-	http := ""
 	if c.http {
-		http = "127.0.0.1:0"
-	}
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = %q\nstate_dir = %q\n", http, e.stateDir)
-	if c.adminNets != "" {
-		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
+		cfg.HTTP = "127.0.0.1:0"
 	}
 	if c.httpNets != "" {
-		fmt.Fprintf(&b, "http_nets = %s\n", c.httpNets)
+		cfg.Server = "http_nets = " + c.httpNets + "\n" + cfg.Server
 	}
-	b.WriteString(c.serverExtra)
-	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", opsKey, opsSecret)
-	fmt.Fprintf(&b, "\n[[zone]]\norigin = %q\nfile = %q\n", c.zone(), filepath.Base(e.zonePath))
+	if c.adminNets != "" {
+		cfg.Server = "admin_nets = " + c.adminNets + "\n" + cfg.Server
+	}
 	nodes := c.nodes
 	if nodes == nil {
 		nodes = c.order
-	}
-	rise, interval := c.rise, c.interval
-	if rise == 0 {
-		rise = 2
-	}
-	if interval == "" {
-		interval = "100ms"
 	}
 	for _, name := range nodes {
 		fixture := name
@@ -196,97 +162,48 @@ func (e *opsEnv) configText(c opsConf) string {
 		if a, ok := c.addrs[name]; ok {
 			ip = a
 		}
-		if chk, ok := c.checks[name]; ok {
-			fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n%s", name, ip, chk)
-			continue
+		chk, ok := c.checks[name]
+		if !ok {
+			chk = fmt.Sprintf("type = \"tcp\"\nport = %d\ninterval = %q\ntimeout = \"1s\"\nrise = %d\nfall = 2\n",
+				n.port, cmp.Or(c.interval, "100ms"), cmp.Or(c.rise, 2))
 		}
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"tcp\"\nport = %d\ninterval = %q\ntimeout = \"1s\"\nrise = %d\nfall = 2\n",
-			name, ip, n.port, interval, rise)
+		cfg.Nodes = append(cfg.Nodes, testenv.Node{Name: name, Address: ip, Check: chk})
 	}
-	b.WriteString("\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
-	ttl := c.ttl
-	if ttl == 0 {
-		ttl = 5
-	}
-	after := c.failbackAfter
-	if after == "" {
-		after = "0s"
-	}
-	allDown := c.whenAllDown
-	if allDown == "" {
-		allDown = "keep"
-	}
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = %d\npolicy = \"failover\"\nnodes = [%s]\nfailback = \"auto\"\nfailback_after = %q\nwhen_all_down = %q\n",
-		c.service(), ttl, opsQuoted(c.order), after, allDown)
+	svc := testenv.Service{Name: c.service(), TTL: cmp.Or(c.ttl, 5), Policy: "failover", Nodes: c.order, Failback: "auto",
+		FailbackAfter: cmp.Or(c.failbackAfter, "0s"), WhenAllDown: cmp.Or(c.whenAllDown, "keep")}
 	if c.emea != nil {
-		fmt.Fprintf(&b, "[service.locations]\nemea = [%s]\n", opsQuoted(c.emea))
+		svc.Orders = []testenv.Order{{Location: "emea", Nodes: c.emea}}
 	}
-	return b.String()
+	cfg.Services = []testenv.Service{svc}
+	return cfg
 }
 
-func opsQuoted(ss []string) string {
-	q := make([]string, len(ss))
-	for i, s := range ss {
-		q[i] = strconv.Quote(s)
-	}
-	return strings.Join(q, ", ")
-}
+// configText renders c as the TOML config.
+func (e *opsEnv) configText(c opsConf) string { return e.config(c).Text(e.Dir) }
 
 // write replaces the config and zone file with c's and returns their text.
 func (e *opsEnv) write(t testing.TB, c opsConf) (cfg, zone string) {
 	t.Helper()
-	cfg, zone = e.configText(c), opsZoneText(c)
-	opsWriteFile(t, e.zonePath, zone)
-	opsWriteFile(t, e.cfgPath, cfg)
-	return cfg, zone
+	e.Write(t, e.config(c))
+	return e.configText(c), opsZoneText(c)
 }
 
 // opsStart writes c and starts an instance on it with the given nodes'
 // endpoints.
 func opsStart(t testing.TB, c opsConf, nodes map[string]*opsNode) *opsEnv {
 	t.Helper()
-	dir := t.TempDir()
-	e := &opsEnv{
-		c:        c,
-		dir:      dir,
-		cfgPath:  filepath.Join(dir, "failoverdns.toml"),
-		zonePath: filepath.Join(dir, strings.TrimSuffix(c.zone(), ".")+".zone"),
-		stateDir: filepath.Join(dir, "state"),
-		nodes:    nodes,
-		logs:     &testenv.Logs{},
-	}
-	e.write(t, c)
+	e := &opsEnv{c: c, nodes: nodes}
+	e.env = prepare(t, e.config(c), dnsserver.Options{Version: "v0.0.0-ops"})
 	e.launch(t)
 	return e
 }
 
-// launch starts an instance on e's files (again, after close, for a
+// launch starts an instance on e's files (again, after closeIn, for a
 // restart) and closes it when the test ends.
-func (e *opsEnv) launch(t testing.TB) {
-	t.Helper()
-	snap, err := zones.Load(e.cfgPath)
-	if err != nil {
-		t.Fatalf("zones.Load:\n%v", errors.Join(zones.Errors(err)...))
-	}
-	in, err := dnsserver.StartWith(snap, dnsserver.Options{
-		Logger:     slog.New(slog.NewTextHandler(e.logs, nil)),
-		Version:    "v0.0.0-ops",
-		ConfigPath: e.cfgPath,
-	})
-	if err != nil {
-		t.Fatalf("StartWith: %v", err)
-	}
-	e.in, e.addr, e.http = in, in.Server.Addrs()[0], in.HTTPAddr
-	var once sync.Once
-	e.closeIn = func() {
-		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), opsTimeout)
-			defer cancel()
-			in.Close(ctx)
-		})
-	}
-	t.Cleanup(e.closeIn)
-}
+func (e *opsEnv) launch(t testing.TB) { t.Helper(); e.Launch(t) }
+
+// closeIn stops the instance (once).
+func (e *opsEnv) closeIn() { e.Stop() }
 
 // opsClient is a UDP or TCP client whose source address is from ("" = any).
 func opsClient(network, from string, timeout time.Duration) *dns.Client {
@@ -320,7 +237,7 @@ func opsNodeOf(r *dns.Msg) string { return admNodeOf(r) }
 
 // tryActive is the node the service answers to a client at from over UDP.
 func (e *opsEnv) tryActive(from string) (string, error) {
-	r, err := opsExchange("udp", from, e.addr, e.c.service(), dns.TypeA)
+	r, err := opsExchange("udp", from, e.Addr, e.c.service(), dns.TypeA)
 	if err != nil {
 		return "", err
 	}
@@ -341,7 +258,7 @@ func (e *opsEnv) active(t testing.TB) string {
 func (e *opsEnv) wantActive(t testing.TB, want, why string) {
 	t.Helper()
 	if got := e.active(t); got != want {
-		t.Fatalf("%s: %s answers %s, want %s\nhealth: %v\nlog:\n%s", why, e.c.service(), got, want, e.health(), e.logs)
+		t.Fatalf("%s: %s answers %s, want %s\nhealth: %v\nlog:\n%s", why, e.c.service(), got, want, e.health(), e.Logs)
 	}
 }
 
@@ -357,7 +274,7 @@ func (e *opsEnv) waitActive(t testing.TB, from, want string) {
 		}
 		time.Sleep(opsPoll) // poll interval
 	}
-	t.Fatalf("%s from %q answers %s (err %v) after %s, want %s\nhealth: %v\nlog:\n%s", e.c.service(), from, got, err, opsWithin, want, e.health(), e.logs)
+	t.Fatalf("%s from %q answers %s (err %v) after %s, want %s\nhealth: %v\nlog:\n%s", e.c.service(), from, got, err, opsWithin, want, e.health(), e.Logs)
 }
 
 // holdActive asserts that every answer for d is want (an observation
@@ -366,7 +283,7 @@ func (e *opsEnv) holdActive(t testing.TB, want string, d time.Duration, why stri
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); {
 		if got := e.active(t); got != want {
-			t.Fatalf("%s: %s answers %s, want %s all along\nhealth: %v\nlog:\n%s", why, e.c.service(), got, want, e.health(), e.logs)
+			t.Fatalf("%s: %s answers %s, want %s all along\nhealth: %v\nlog:\n%s", why, e.c.service(), got, want, e.health(), e.Logs)
 		}
 		time.Sleep(opsPoll) // query interval
 	}
@@ -433,7 +350,7 @@ func (e *opsEnv) waitDown(t testing.TB, node string) {
 func (e *opsEnv) reload(t testing.TB) {
 	t.Helper()
 	if err := e.in.Reload(); err != nil {
-		t.Fatalf("Reload: %v\nlog:\n%s", err, e.logs)
+		t.Fatalf("Reload: %v\nlog:\n%s", err, e.Logs)
 	}
 }
 
@@ -511,8 +428,8 @@ func opsPin(t testing.TB, e *opsEnv, text string) {
 	t.Helper()
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{text}}})
-	if r := opsUpdate(t, e.addr, m); r.Rcode != dns.RcodeSuccess {
-		t.Fatalf("pin UPDATE answered %s, want NOERROR\nlog:\n%s", dns.RcodeToString[r.Rcode], e.logs)
+	if r := opsUpdate(t, e.Addr, m); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("pin UPDATE answered %s, want NOERROR\nlog:\n%s", dns.RcodeToString[r.Rcode], e.Logs)
 	}
 }
 
@@ -521,8 +438,8 @@ func opsUnpin(t testing.TB, e *opsEnv) {
 	t.Helper()
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.RemoveRRset([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}}})
-	if r := opsUpdate(t, e.addr, m); r.Rcode != dns.RcodeSuccess {
-		t.Fatalf("unpin UPDATE answered %s, want NOERROR\nlog:\n%s", dns.RcodeToString[r.Rcode], e.logs)
+	if r := opsUpdate(t, e.Addr, m); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("unpin UPDATE answered %s, want NOERROR\nlog:\n%s", dns.RcodeToString[r.Rcode], e.Logs)
 	}
 }
 
@@ -542,7 +459,7 @@ func opsLineOf(t testing.TB, text, substr string) int {
 // as text, or the rcode.
 func (e *opsEnv) record(t testing.TB, name string, qtype uint16) string {
 	t.Helper()
-	r, err := opsExchange("udp", "", e.addr, name, qtype)
+	r, err := opsExchange("udp", "", e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -706,8 +623,8 @@ func TestReloadInvalid(t *testing.T) {
 			if !found {
 				t.Errorf("Reload error does not name %s (mentioning %q):\n%v", want, tc.says, err)
 			}
-			if !strings.Contains(e.logs.String(), want) {
-				t.Errorf("the log does not name %s:\n%s", want, e.logs)
+			if !strings.Contains(e.Logs.String(), want) {
+				t.Errorf("the log does not name %s:\n%s", want, e.Logs)
 			}
 
 			// The old configuration keeps serving.
@@ -718,7 +635,7 @@ func TestReloadInvalid(t *testing.T) {
 			if got := e.record(t, "new."+opsOrigin, dns.TypeA); got != "NXDOMAIN" {
 				t.Errorf("new.%s after the failed reload: %s, want NXDOMAIN (nothing of the bad files is served)", opsOrigin, got)
 			}
-			if code, body := opsGet(t, e.http, "/readyz"); code != 200 {
+			if code, body := opsGet(t, e.HTTP, "/readyz"); code != 200 {
 				t.Errorf("/readyz after the failed reload: %d %s, want 200", code, body)
 			}
 			if got := e.gathered(t, "failoverdns_reloads_total", "outcome", "failure"); got != 1 {
@@ -855,7 +772,7 @@ func TestReloadUnderLoad(t *testing.T) {
 				}
 				q := new(dns.Msg).SetQuestion(e.c.service(), dns.TypeA)
 				q.RecursionDesired = false
-				r, _, err := c.Exchange(q, e.addr)
+				r, _, err := c.Exchange(q, e.Addr)
 				done.Add(1)
 				switch {
 				case err != nil:
@@ -946,7 +863,7 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 	took := time.Since(start)
 	e.waitDown(t, "sems3")
 	if v, _ := halt(); v != nil {
-		t.Errorf("while sems1's changed check ran its first probe, a query was answered %v, want sems1 all along\nlog:\n%s", v, e.logs)
+		t.Errorf("while sems1's changed check ran its first probe, a query was answered %v, want sems1 all along\nlog:\n%s", v, e.Logs)
 	}
 	if got := e.gathered(t, "failoverdns_active_changes_total"); got != changes {
 		t.Errorf("failoverdns_active_changes_total moved from %v to %v across the reload: the answer flapped", changes, got)
@@ -985,6 +902,6 @@ func TestReloadDroppedPinAgreesWithRestart(t *testing.T) {
 	restarted, restartedPins := e.active(t), e.in.Engine.Pins()
 	if running != restarted || len(runningPins) != len(restartedPins) {
 		t.Errorf("after the pinned node left the config and came back, the running server answers %s with pins %v, but a restart on the same files answers %s with pins %v\nlog:\n%s",
-			running, runningPins, restarted, restartedPins, e.logs)
+			running, runningPins, restarted, restartedPins, e.Logs)
 	}
 }

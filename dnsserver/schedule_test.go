@@ -20,7 +20,7 @@ import (
 // answerTTL asks for the service and returns the node and the A record's TTL.
 func (e *admEnv) answerTTL(t *testing.T) (string, uint32, time.Time) {
 	t.Helper()
-	r := admQuery(t, e.addr, "127.0.0.1", admService, dns.TypeA)
+	r := admQuery(t, e.Addr, "127.0.0.1", admService, dns.TypeA)
 	at := time.Now()
 	if len(r.Answer) != 1 {
 		t.Fatalf("answer %v, want one A", r.Answer)
@@ -142,19 +142,19 @@ func TestPinUntilRamps(t *testing.T) {
 
 func TestPinReasonRequired(t *testing.T) {
 	e := admStart(t, admConf{})
-	b, err := os.ReadFile(e.cfgPath)
+	b, err := os.ReadFile(e.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := strings.Replace(string(b), "[server]\n", "[server]\nrequire_pin_reason = true\n", 1)
-	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(e.ConfigPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e.close()
 	e.launch(t, dnsserver.Options{})
 	m := admPinMsg(admPinName, "sems2")
 	m.SetEdns0(1232, false)
-	r, verr := admSend(t, e.addr, m, admSign{})
+	r, verr := admSend(t, e.Addr, m, admSign{})
 	if verr != nil || r.Rcode != dns.RcodeRefused {
 		t.Fatalf("pin without reason: %s (TSIG %v), want REFUSED", dns.RcodeToString[r.Rcode], verr)
 	}
@@ -180,7 +180,7 @@ func unescapeTXT(s string) string { return strings.ReplaceAll(s, `\"`, `"`) }
 // answers, no client is handed the old node more than a second after at=.
 func TestScheduledPinThroughResolver(t *testing.T) {
 	e := admStart(t, admConf{})
-	u := opsStartUnbound(t, admZone, e.addr)
+	u := opsStartUnbound(t, admZone, e.Addr)
 	c := opsClient("udp", "", 2*time.Second)
 	ask := func() (string, time.Time) {
 		q := new(dns.Msg).SetQuestion(admService, dns.TypeA)

@@ -44,6 +44,7 @@ type Server struct {
 	engine     *zones.Engine
 	liveHealth func() map[string]health.State
 	history    *events.Log // last change of each view, for _status
+	runtime    Runtime     // what the binary decided about the Go runtime
 	metrics    *Metrics
 	logSeq     atomic.Uint64 // query log sampling
 
@@ -66,6 +67,9 @@ type ServerOptions struct {
 	LiveHealth func() map[string]health.State
 	// History names each view's last change in _status.
 	History *events.Log
+	// Runtime is what the binary decided about the Go runtime (readers
+	// per address, the reload GC percent).
+	Runtime Runtime
 }
 
 // New returns a server that will answer from snap.
@@ -77,7 +81,7 @@ func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
 // collaborators.
 func NewWith(snap *zones.Snapshot, o ServerOptions) *Server {
 	s := &Server{log: o.Logger, version: o.Version, updateSem: make(chan struct{}, updateSlots),
-		metrics: o.Metrics, engine: o.Engine, liveHealth: o.LiveHealth, history: o.History}
+		metrics: o.Metrics, engine: o.Engine, liveHealth: o.LiveHealth, history: o.History, runtime: o.Runtime}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
@@ -122,7 +126,7 @@ func (s *Server) Start() error {
 		addrs = append(addrs, r...)
 	}
 	for _, a := range addrs {
-		socks, ln, err := bindPair(a, udpSockets())
+		socks, ln, err := bindPair(a, s.runtime.udpReaders())
 		if err != nil {
 			s.Shutdown(context.Background())
 			return BindHint(a, err)

@@ -48,7 +48,7 @@ func TestUpdatePinUnpin(t *testing.T) {
 
 	// Over TCP, and adding to a pin name replaces the pin (one record).
 	m := admPinMsg(admPinName, "sems3")
-	r, verr := admSend(t, e.addr, m, admSign{network: "tcp"})
+	r, verr := admSend(t, e.Addr, m, admSign{network: "tcp"})
 	if r.Rcode != dns.RcodeSuccess || verr != nil {
 		t.Fatalf("UPDATE over TCP: %s, TSIG %v", dns.RcodeToString[r.Rcode], verr)
 	}
@@ -220,7 +220,7 @@ func TestUpdateRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r, verr := admSend(t, e.addr, c.msg(), c.sign)
+			r, verr := admSend(t, e.Addr, c.msg(), c.sign)
 			if r.Rcode != c.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[c.rcode])
 			}
@@ -259,7 +259,7 @@ func TestUpdateRefused(t *testing.T) {
 		})
 	}
 	if t.Failed() {
-		t.Logf("log:\n%s", e.logs)
+		t.Logf("log:\n%s", e.Logs)
 	}
 }
 
@@ -273,8 +273,8 @@ func TestUpdateReplayRefused(t *testing.T) {
 	m := admPinMsg(admPinName, "sems2")
 	m.SetEdns0(1232, false)
 	captured, mac := admPack(t, m, admSign{at: time.Now().Add(-100 * time.Second), fudge: 65535})
-	if r, verr := admSendRaw(t, e.addr, captured, mac, admSign{}); r.Rcode != dns.RcodeSuccess || verr != nil {
-		t.Fatalf("the first UPDATE: %s, TSIG %v, want NOERROR\n%s", dns.RcodeToString[r.Rcode], verr, e.logs)
+	if r, verr := admSendRaw(t, e.Addr, captured, mac, admSign{}); r.Rcode != dns.RcodeSuccess || verr != nil {
+		t.Fatalf("the first UPDATE: %s, TSIG %v, want NOERROR\n%s", dns.RcodeToString[r.Rcode], verr, e.Logs)
 	}
 	e.wantActive(t, "127.0.0.1", "sems2")
 	e.mustUpdate(t, admPinMsg(admPinName, "sems3"))
@@ -283,7 +283,7 @@ func TestUpdateReplayRefused(t *testing.T) {
 
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
-			r, verr := admSendRaw(t, e.addr, captured, mac, admSign{network: network})
+			r, verr := admSendRaw(t, e.Addr, captured, mac, admSign{network: network})
 			if r.Rcode != dns.RcodeRefused || tsigError(r) != dns.RcodeSuccess || verr != nil {
 				t.Errorf("the replayed UPDATE: %s, TSIG error %d, signature %v; want REFUSED, TSIG error 0, a valid signature", dns.RcodeToString[r.Rcode], tsigError(r), verr)
 			}
@@ -361,7 +361,7 @@ func TestUpdatePrerequisites(t *testing.T) {
 			c.prereq(m)
 			m.Insert([]dns.RR{admTXT(admPinName, 0, "sems3")})
 			m.Insert([]dns.RR{admTXT(admEMEAPin, 0, "sems3")})
-			r, verr := admSend(t, e.addr, m, admSign{})
+			r, verr := admSend(t, e.Addr, m, admSign{})
 			if r.Rcode != c.rcode {
 				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[c.rcode])
 			}
@@ -428,7 +428,7 @@ func TestUpdatePrerequisites(t *testing.T) {
 		return m
 	}
 	e.mustUpdate(t, cas())
-	r, _ := admSend(t, e.addr, cas(), admSign{})
+	r, _ := admSend(t, e.Addr, cas(), admSign{})
 	if r.Rcode != dns.RcodeNXRrset {
 		t.Errorf("the second compare-and-swap: %s, want NXRRSET", dns.RcodeToString[r.Rcode])
 	}
@@ -531,8 +531,8 @@ func TestUpdatePinsSurviveRestart(t *testing.T) {
 // gone from the config are dropped at start (with a warning), the others
 // are kept.
 func TestSavedPinsNoLongerValid(t *testing.T) {
-	cfgPath, stateDir := admWrite(t, admConf{}, nil)
-	st := zones.NewPinStore(stateDir)
+	e := admPrepare(t, admConf{}, nil)
+	st := zones.NewPinStore(e.stateDir)
 	err := st.Save(map[zones.PinKey]zones.Pin{
 		{Service: admService}:                       {Node: "sems3"},
 		{Service: admService, Location: "emea"}:     {Node: "sems9"},
@@ -543,7 +543,6 @@ func TestSavedPinsNoLongerValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{})
 	e.wantActive(t, "127.0.0.1", "sems3")
 	e.wantActive(t, admEMEAIP, "sems3")
@@ -551,8 +550,8 @@ func TestSavedPinsNoLongerValid(t *testing.T) {
 		t.Errorf("the saved emea pin naming sems9 is in force: %s", got)
 	}
 	for _, w := range []string{"sems9", "apac", "gone.demo.test."} {
-		if !strings.Contains(e.logs.String(), w) {
-			t.Errorf("no warning about the dropped pin %s:\n%s", w, e.logs)
+		if !strings.Contains(e.Logs.String(), w) {
+			t.Errorf("no warning about the dropped pin %s:\n%s", w, e.Logs)
 		}
 	}
 }
@@ -565,7 +564,7 @@ func TestUpdateConcurrent(t *testing.T) {
 	for i := range 16 {
 		wg.Go(func() {
 			node := []string{"sems1", "sems2", "sems3"}[i%3]
-			r, verr := admSend(t, e.addr, admPinMsg(admPinName, node), admSign{})
+			r, verr := admSend(t, e.Addr, admPinMsg(admPinName, node), admSign{})
 			if r.Rcode != dns.RcodeSuccess || verr != nil {
 				t.Errorf("UPDATE %d: %s, TSIG %v", i, dns.RcodeToString[r.Rcode], verr)
 			}
@@ -610,10 +609,10 @@ func TestUpdateStateDirUnwritable(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := admStart(t, admConf{stateDir: filepath.Join(file, "sub")})
-		if !strings.Contains(e.logs.String(), "not writable") {
-			t.Errorf("no warning at start that state_dir is not writable:\n%s", e.logs)
+		if !strings.Contains(e.Logs.String(), "not writable") {
+			t.Errorf("no warning at start that state_dir is not writable:\n%s", e.Logs)
 		}
-		r, verr := admSend(t, e.addr, admPinMsg(admPinName, "sems2"), admSign{})
+		r, verr := admSend(t, e.Addr, admPinMsg(admPinName, "sems2"), admSign{})
 		if r.Rcode != dns.RcodeServerFailure {
 			t.Errorf("UPDATE with an unwritable state_dir: %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
 		}
@@ -637,7 +636,7 @@ func TestUpdateStateDirUnwritable(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range []*dns.Msg{admPinMsg(admPinName, "sems3"), admUnpinMsg(admPinName), admPinMsg(admEMEAPin, "sems3")} {
-			r, _ := admSend(t, e.addr, m, admSign{})
+			r, _ := admSend(t, e.Addr, m, admSign{})
 			if r.Rcode != dns.RcodeServerFailure {
 				t.Errorf("UPDATE with an unwritable state_dir: %s, want SERVFAIL\n%v", dns.RcodeToString[r.Rcode], m)
 			}
@@ -663,7 +662,8 @@ func TestUpdateStateDirUnwritable(t *testing.T) {
 // naming the file; IgnoreState starts without those pins and leaves the file
 // alone until the next pin change.
 func TestStartCorruptState(t *testing.T) {
-	cfgPath, stateDir := admWrite(t, admConf{}, nil)
+	e := admPrepare(t, admConf{}, nil)
+	cfgPath, stateDir := e.ConfigPath, e.stateDir
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -674,7 +674,7 @@ func TestStartCorruptState(t *testing.T) {
 	}
 	var logs testenv.Logs
 	o := dnsserver.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Version: "v0"}
-	in, err := dnsserver.StartWith(admLoad(t, cfgPath), o)
+	in, err := dnsserver.StartWith(load(t, cfgPath), o)
 	if err == nil {
 		in.Close(t.Context())
 		t.Fatal("StartWith started with a corrupt pins.json")
@@ -686,14 +686,13 @@ func TestStartCorruptState(t *testing.T) {
 		t.Errorf("error %q does not name %s", err, path)
 	}
 
-	e := &admEnv{dir: filepath.Dir(cfgPath), cfgPath: cfgPath, stateDir: stateDir, logs: &testenv.Logs{}}
 	e.launch(t, dnsserver.Options{IgnoreState: true})
 	e.wantActive(t, "127.0.0.1", "sems1")
 	if got := e.pinTXT(t, admPinName); got != "NXDOMAIN" {
 		t.Errorf("_pin = %s with -ignore-state, want NXDOMAIN", got)
 	}
-	if !strings.Contains(e.logs.String(), path) {
-		t.Errorf("the warning does not name %s:\n%s", path, e.logs)
+	if !strings.Contains(e.Logs.String(), path) {
+		t.Errorf("the warning does not name %s:\n%s", path, e.Logs)
 	}
 	if b := e.stateFile(t); !bytes.Equal(b, garbage) {
 		t.Errorf("starting with IgnoreState changed the corrupt file:\n%s", b)
@@ -708,11 +707,11 @@ func TestStartCorruptState(t *testing.T) {
 // TestUpdateNoKeys: with no [[tsig]] key, every UPDATE is refused.
 func TestUpdateNoKeys(t *testing.T) {
 	e := admStart(t, admConf{noSecret: true})
-	r, _ := admSend(t, e.addr, admPinMsg(admPinName, "sems2"), admSign{})
+	r, _ := admSend(t, e.Addr, admPinMsg(admPinName, "sems2"), admSign{})
 	if r.Rcode != dns.RcodeNotAuth || tsigError(r) != dns.RcodeBadKey {
 		t.Errorf("UPDATE with no keys configured: %s, TSIG error %d; want NOTAUTH/BADKEY", dns.RcodeToString[r.Rcode], tsigError(r))
 	}
-	r, _ = admSend(t, e.addr, admPinMsg(admPinName, "sems2"), admSign{unsigned: true})
+	r, _ = admSend(t, e.Addr, admPinMsg(admPinName, "sems2"), admSign{unsigned: true})
 	if r.Rcode != dns.RcodeRefused {
 		t.Errorf("unsigned UPDATE: %s, want REFUSED", dns.RcodeToString[r.Rcode])
 	}
@@ -739,13 +738,13 @@ func TestUpdateFloodUnsigned(t *testing.T) {
 					return
 				default:
 				}
-				_, _, _ = c.Exchange(admPinMsg(admPinName, "sems3"), e.addr)
+				_, _, _ = c.Exchange(admPinMsg(admPinName, "sems3"), e.Addr)
 			}
 		})
 	}
 	for i := range 20 {
 		node := []string{"sems1", "sems2"}[i%2]
-		r, verr := admSend(t, e.addr, admPinMsg(admPinName, node), admSign{})
+		r, verr := admSend(t, e.Addr, admPinMsg(admPinName, node), admSign{})
 		if r.Rcode != dns.RcodeSuccess || verr != nil {
 			t.Fatalf("signed UPDATE %d during the flood: %s, TSIG %v", i, dns.RcodeToString[r.Rcode], verr)
 		}
@@ -763,11 +762,11 @@ func TestUpdateRefusalLogRateLimited(t *testing.T) {
 	const n = 200
 	c := admClient("udp", "127.0.0.2")
 	for i := range n {
-		if r, _, err := c.Exchange(admPinMsg(admPinName, "sems3"), e.addr); err != nil || r.Rcode != dns.RcodeRefused {
+		if r, _, err := c.Exchange(admPinMsg(admPinName, "sems3"), e.Addr); err != nil || r.Rcode != dns.RcodeRefused {
 			t.Fatalf("unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
 		}
 	}
-	conn, err := admClient("tcp", "127.0.0.2").Dial(e.addr)
+	conn, err := admClient("tcp", "127.0.0.2").Dial(e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -783,13 +782,13 @@ func TestUpdateRefusalLogRateLimited(t *testing.T) {
 			t.Fatalf("pipelined unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
 		}
 	}
-	if r, _, err := admClient("udp", "127.0.0.3").Exchange(admPinMsg(admPinName, "sems3"), e.addr); err != nil || r.Rcode != dns.RcodeRefused {
+	if r, _, err := admClient("udp", "127.0.0.3").Exchange(admPinMsg(admPinName, "sems3"), e.Addr); err != nil || r.Rcode != dns.RcodeRefused {
 		t.Fatalf("unsigned UPDATE from another source: %v %v, want REFUSED", r, err)
 	}
 	elapsed := time.Since(start)
 
 	lines := map[string]int{}
-	for _, l := range strings.Split(e.logs.String(), "\n") {
+	for _, l := range strings.Split(e.Logs.String(), "\n") {
 		if strings.Contains(l, "UPDATE refused") {
 			for _, src := range []string{"127.0.0.2", "127.0.0.3"} {
 				if strings.Contains(l, "from="+src+" ") {
@@ -830,7 +829,7 @@ func TestUpdateDormantPinDeletable(t *testing.T) {
 	e := admStart(t, admConf{})
 	e.mustUpdate(t, admPinMsg(admEMEAPin, "sems2"))
 	e.wantActive(t, admEMEAIP, "sems2")
-	cfg, err := os.ReadFile(e.cfgPath)
+	cfg, err := os.ReadFile(e.ConfigPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -839,13 +838,13 @@ func TestUpdateDormantPinDeletable(t *testing.T) {
 		t.Fatalf("the fixture's config has no emea location:\n%s", cfg)
 	}
 	writeCfg := func(b []byte) {
-		if err := os.WriteFile(e.cfgPath, b, 0o644); err != nil {
+		if err := os.WriteFile(e.ConfigPath, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	writeCfg(bytes.Replace(cfg, []byte(emea), nil, 1))
 	e.close()
-	e.launch(t, dnsserver.Options{ConfigPath: e.cfgPath})
+	e.launch(t, dnsserver.Options{ConfigPath: e.ConfigPath})
 	e.wantActive(t, admEMEAIP, "sems1")
 
 	if lines := e.status(t, ""); !containsPrefix(lines, "dormant pin "+admEMEAPin+" sems2 ") {
@@ -856,7 +855,7 @@ func TestUpdateDormantPinDeletable(t *testing.T) {
 		t.Errorf("/status dormant pins: %+v, want %s -> sems2 with why", st.DormantPins, admEMEAPin)
 	}
 
-	r, verr := admSend(t, e.addr, admPinMsg(admEMEAPin, "sems3"), admSign{})
+	r, verr := admSend(t, e.Addr, admPinMsg(admEMEAPin, "sems3"), admSign{})
 	if r.Rcode != dns.RcodeRefused || verr != nil {
 		t.Errorf("setting a dormant pin again: %s (TSIG %v), want REFUSED", dns.RcodeToString[r.Rcode], verr)
 	}
