@@ -6,14 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,76 +48,22 @@ var admNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2",
 
 // admNode is a node's TCP health endpoint, which a test stops and restarts.
 type admNode struct {
+	*testenv.Endpoint
 	name, ip string
 	port     int
-
-	mu   sync.Mutex
-	ln   net.Listener
-	done chan struct{}
 }
 
 func admNewNode(t testing.TB, name string, up bool) *admNode {
 	t.Helper()
-	n := &admNode{name: name, ip: admNodeIPs[name]}
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, "0"))
-	if err != nil {
-		t.Fatalf("node %s: %v", name, err)
-	}
-	n.port = ln.Addr().(*net.TCPAddr).Port
-	n.serve(ln)
-	if !up {
-		n.stop()
-	}
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *admNode) serve(ln net.Listener) {
-	n.ln, n.done = ln, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}(n.done)
+	ep := testenv.NewEndpoint(t, admNodeIPs[name], 0, up)
+	return &admNode{Endpoint: ep, name: name, ip: ep.IP, port: ep.Port}
 }
 
 // stop closes the listener: connects are refused from now on.
-func (n *admNode) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		n.ln.Close()
-		<-n.done
-		n.ln = nil
-	}
-}
+func (n *admNode) stop() { n.Stop() }
 
 // start listens on the node's port again.
-func (n *admNode) start(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		return
-	}
-	deadline := time.Now().Add(admTimeout)
-	for {
-		ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, strconv.Itoa(n.port)))
-		if err == nil {
-			n.serve(ln)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s: listening again on port %d: %v", n.name, n.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
-}
+func (n *admNode) start(t testing.TB) { t.Helper(); n.Start(t) }
 
 // admConf varies the fixture's config.
 type admConf struct {
@@ -141,13 +85,7 @@ type admEnv struct {
 	nodes    map[string]*admNode
 }
 
-const admZoneHead = `$ORIGIN demo.test.
-$TTL 300
-@       IN SOA ns1.demo.test. hostmaster.demo.test. 2026112101 3600 600 1209600 60
-        IN NS  ns1.demo.test.
-ns1     IN A   127.0.0.1
-www     IN A   192.0.2.80
-`
+var admZoneHead = testenv.ZoneHead(admZone, 2026112101, "127.0.0.1") + "www     IN A   192.0.2.80\n"
 
 // admConfig is c's config, with tcp checks on nodes' endpoints (a node not
 // in nodes has check type none).
@@ -212,12 +150,6 @@ func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
 
 func (e *admEnv) close() { e.Stop() }
 
-// admClient returns a UDP or TCP client whose source address is from
-// ("" = any).
-func admClient(network, from string) *dns.Client {
-	return opsClient(network, from, admTimeout)
-}
-
 // admQuery asks name/qtype from the source address from over UDP.
 func admQuery(t testing.TB, addr, from, name string, qtype uint16) *dns.Msg {
 	t.Helper()
@@ -231,7 +163,7 @@ func admQuery(t testing.TB, addr, from, name string, qtype uint16) *dns.Msg {
 func admTryQuery(addr, from, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg).SetQuestion(name, qtype)
 	q.RecursionDesired = false
-	r, _, err := admClient("udp", from).Exchange(q, addr)
+	r, _, err := testenv.Client("udp", from, admTimeout).Exchange(q, addr)
 	if err != nil {
 		return nil, fmt.Errorf("query %s %s from %q: %v", name, dns.TypeToString[qtype], from, err)
 	}
@@ -301,7 +233,7 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 	if err == nil && r.Truncated {
 		// As dig does: a status too large for 512 bytes comes over TCP.
 		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
-		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
+		r, _, err = testenv.Client("tcp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	}
 	if err != nil {
 		return []string{err.Error()}
@@ -440,7 +372,7 @@ func admSendRaw(t testing.TB, addr string, buf []byte, mac string, s admSign) (*
 	if network == "" {
 		network = "udp"
 	}
-	conn, err := admClient(network, from).Dial(addr)
+	conn, err := testenv.Client(network, from, admTimeout).Dial(addr)
 	if err != nil {
 		t.Fatalf("dial %s from %s: %v", addr, from, err)
 	}
@@ -640,7 +572,7 @@ func TestAdminStatus(t *testing.T) {
 func TestAdminStatusTCP(t *testing.T) {
 	e := admStart(t, admConf{})
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "").Exchange(q, e.Addr)
+	r, _, err := testenv.Client("tcp", "", admTimeout).Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -836,7 +768,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 	e := &admEnv{env: start(t, c, dnsserver.Options{Version: "v0.0.0-admin"})}
 
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
+	r, _, err := testenv.Client("tcp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatalf("_status over TCP: %v", err)
 	}
@@ -865,7 +797,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 		t.Errorf("%d view lines shown and the summary %q: want them to add up to %d", shown, last, locations)
 	}
 
-	r, _, err = admClient("udp", "127.0.0.1").Exchange(q, e.Addr)
+	r, _, err = testenv.Client("udp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	if err != nil || !r.Truncated {
 		t.Errorf("_status over UDP: %v, TC=%v; want truncated", err, r != nil && r.Truncated)
 	}

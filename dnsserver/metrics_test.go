@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // opsHTTPClient sends from the source address from ("" = any), never
@@ -286,7 +287,7 @@ func TestMetricsUpdates(t *testing.T) {
 	// Unsigned: REFUSED.
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"sems1"}}})
-	r, _, err := opsClient("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
+	r, _, err := testenv.Client("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -181,7 +182,7 @@ func unescapeTXT(s string) string { return strings.ReplaceAll(s, `\"`, `"`) }
 func TestScheduledPinThroughResolver(t *testing.T) {
 	e := admStart(t, admConf{})
 	u := opsStartUnbound(t, admZone, e.Addr)
-	c := opsClient("udp", "", 2*time.Second)
+	c := testenv.Client("udp", "", 2*time.Second)
 	ask := func() (string, time.Time) {
 		q := new(dns.Msg).SetQuestion(admService, dns.TypeA)
 		r, _, err := c.Exchange(q, u.addr)

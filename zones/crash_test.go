@@ -2,17 +2,16 @@ package zones_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -134,25 +133,6 @@ func TestHelperCrashDuringSave(t *testing.T) {
 	os.Exit(2)
 }
 
-// kcChild returns the command that re-executes this test binary as the
-// helper, with env added.
-func kcChild(t *testing.T, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashDuringSave$", "-test.count=1", "-test.v=false")
-	cmd.Env = append(os.Environ(), env...)
-	return cmd
-}
-
-// kcKilled reports whether the child ended by SIGKILL.
-func kcKilled(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
-
 // kcOpen reads dir as a restart does and says which of old and new it holds;
 // anything else (an error, a mix, nothing) fails the test.
 func kcOpen(t *testing.T, dir string) string {
@@ -199,11 +179,11 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cmd := kcChild(t, kcEnvMode+"=step", kcEnvStep+"="+tc.step, kcEnvDir+"="+dir)
+			cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=step", kcEnvStep+"="+tc.step, kcEnvDir+"="+dir)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err = cmd.Run()
-			if !kcKilled(err) {
+			if !testenv.Killed(err) {
 				t.Fatalf("the child was not killed by SIGKILL at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
 			}
 
@@ -237,7 +217,7 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				}
 			}
 			// The restart removed what the killed save left.
-			for _, name := range dirNames(t, dir) {
+			for _, name := range testenv.DirNames(t, dir) {
 				if name != "pins.json" {
 					t.Errorf("killed after %q: %s is still in the state folder after a restart opened it", tc.step, name)
 				}
@@ -279,7 +259,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 		if err := st.Save(kcOld()); err != nil {
 			t.Fatal(err)
 		}
-		cmd := kcChild(t, kcEnvMode+"=loop", kcEnvDir+"="+dir)
+		cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=loop", kcEnvDir+"="+dir)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -302,7 +282,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = cmd.Wait()
-		if !kcKilled(err) {
+		if !testenv.Killed(err) {
 			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
 		}
 		seen[kcOpen(t, dir)]++
@@ -328,7 +308,7 @@ func TestPinStoreSaveFailsAfterRename(t *testing.T) {
 	if err := st.Save(kcOld()); err != nil {
 		t.Fatal(err)
 	}
-	cmd := kcChild(t, kcEnvMode+"=emfile", kcEnvDir+"="+dir)
+	cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=emfile", kcEnvDir+"="+dir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

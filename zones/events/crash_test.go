@@ -3,11 +3,9 @@ package events
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -65,21 +63,6 @@ func TestHelperEventsCrash(t *testing.T) {
 			time.Sleep(100 * time.Microsecond) // let the writer take batches of a few events
 		}
 	}
-}
-
-func ecChild(dir string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperEventsCrash$", "-test.count=1", "-test.v=false")
-	cmd.Env = append(os.Environ(), append(env, ecEnvDir+"="+dir)...)
-	return cmd
-}
-
-func ecKilled(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // ecReport reads the child's stdout: the last event it reported durable,
@@ -162,11 +145,11 @@ func TestEventsKilledAtEachStep(t *testing.T) {
 	} {
 		t.Run(tc.step, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := ecChild(dir, ecEnvMode+"=step", ecEnvStep+"="+tc.step)
+			cmd := testenv.Child("TestHelperEventsCrash", ecEnvDir+"="+dir, ecEnvMode+"=step", ecEnvStep+"="+tc.step)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
-			if !ecKilled(err) {
+			if !testenv.Killed(err) {
 				t.Fatalf("the child was not killed at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
 			}
 			durable, dying := ecReport(out)
@@ -202,7 +185,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 	t.Logf("seed %d", seed)
 	for i := range runs {
 		dir := t.TempDir()
-		cmd := ecChild(dir, ecEnvMode+"=loop")
+		cmd := testenv.Child("TestHelperEventsCrash", ecEnvDir+"="+dir, ecEnvMode+"=loop")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -227,7 +210,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 		}
 		rest, _ := readAll(rd)
 		err = cmd.Wait()
-		if !ecKilled(err) {
+		if !testenv.Killed(err) {
 			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
 		}
 		durable, _ := ecReport(append([]byte(first), rest...))
