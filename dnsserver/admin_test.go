@@ -150,26 +150,6 @@ func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
 
 func (e *admEnv) close() { e.Stop() }
 
-// admQuery asks name/qtype from the source address from over UDP.
-func admQuery(t testing.TB, addr, from, name string, qtype uint16) *dns.Msg {
-	t.Helper()
-	r, err := admTryQuery(addr, from, name, qtype)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func admTryQuery(addr, from, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg).SetQuestion(name, qtype)
-	q.RecursionDesired = false
-	r, _, err := testenv.Client("udp", from, admTimeout).Exchange(q, addr)
-	if err != nil {
-		return nil, fmt.Errorf("query %s %s from %q: %v", name, dns.TypeToString[qtype], from, err)
-	}
-	return r, nil
-}
-
 // admNodeOf names the node an answer gives, or describes what else it is.
 func admNodeOf(r *dns.Msg) string {
 	if r.Rcode != dns.RcodeSuccess {
@@ -193,7 +173,7 @@ func admNodeOf(r *dns.Msg) string {
 // admActive is the node the service answers to a client at from.
 func (e *admEnv) admActive(t testing.TB, from string) string {
 	t.Helper()
-	return admNodeOf(admQuery(t, e.Addr, from, admService, dns.TypeA))
+	return admNodeOf(testenv.MustAsk(t, "udp", from, e.Addr, admService, dns.TypeA))
 }
 
 // wantActive asserts the answer now, with no waiting.
@@ -210,7 +190,7 @@ func (e *admEnv) waitActive(t testing.TB, from, want string) {
 	deadline := time.Now().Add(admWithin)
 	got := ""
 	for time.Now().Before(deadline) {
-		r, err := admTryQuery(e.Addr, from, admService, dns.TypeA)
+		r, err := testenv.Ask("udp", from, e.Addr, admService, dns.TypeA)
 		if err == nil {
 			if got = admNodeOf(r); got == want {
 				return
@@ -229,7 +209,7 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 	if location != "" {
 		name = "_status." + location + "._loc." + admService
 	}
-	r, err := admTryQuery(e.Addr, "127.0.0.1", name, dns.TypeTXT)
+	r, err := testenv.Ask("udp", "127.0.0.1", e.Addr, name, dns.TypeTXT)
 	if err == nil && r.Truncated {
 		// As dig does: a status too large for 512 bytes comes over TCP.
 		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
@@ -247,7 +227,7 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 // pinTXT reads a _pin name from 127.0.0.1: its TXT text, or the rcode.
 func (e *admEnv) pinTXT(t testing.TB, name string) string {
 	t.Helper()
-	r := admQuery(t, e.Addr, "127.0.0.1", name, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, name, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess {
 		return dns.RcodeToString[r.Rcode]
 	}
@@ -493,7 +473,7 @@ func TestAdminStatus(t *testing.T) {
 
 	check := func(active string, pinLine string) {
 		t.Helper()
-		r := admQuery(t, e.Addr, "127.0.0.1", "_status."+admService, dns.TypeTXT)
+		r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_status."+admService, dns.TypeTXT)
 		if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 			t.Fatalf("_status: rcode %s AA %v answers %d, want NOERROR, AA, one TXT", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 		}
@@ -556,7 +536,7 @@ func TestAdminStatus(t *testing.T) {
 	// for admin names of no service (no probing for which exist).
 	for _, name := range []string{"_status." + admService, admPinName, "_status.emea._loc." + admService, "_pin.nothere.demo.test.", "_status.nothere.demo.test."} {
 		for _, qt := range []uint16{dns.TypeTXT, dns.TypeA} {
-			r := admQuery(t, e.Addr, admOutside, name, qt)
+			r := testenv.MustAsk(t, "udp", admOutside, e.Addr, name, qt)
 			if r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 				t.Errorf("%s %s from %s: rcode %s with %d answers, want REFUSED and nothing", name, dns.TypeToString[qt], admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 			}
@@ -592,7 +572,7 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin with no pin: %s, want NXDOMAIN", got)
 	}
 	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
-	r := admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admPinName, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 		t.Fatalf("_pin: %s AA %v, %d answers", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 	}
@@ -601,16 +581,16 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin answer %q, want %q", got, want)
 	}
 	// Names are case-insensitive; the question is echoed as asked.
-	r = admQuery(t, e.Addr, "127.0.0.1", "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
+	r = testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || strings.Join(r.Answer[0].(*dns.TXT).Txt, " ") != "sems2" {
 		t.Errorf("_PIN.Keys.Demo.TEST.: %s %v, want TXT sems2", dns.RcodeToString[r.Rcode], r.Answer)
 	}
 	// Another type at the pin name: NODATA with the SOA.
-	r = admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeA)
+	r = testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admPinName, dns.TypeA)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("_pin A: %s, answer %v, authority %v; want NODATA with the SOA", dns.RcodeToString[r.Rcode], r.Answer, r.Ns)
 	}
-	if r := admQuery(t, e.Addr, admOutside, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+	if r := testenv.MustAsk(t, "udp", admOutside, e.Addr, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 		t.Errorf("_pin from %s: %s with %d answers, want REFUSED", admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 	// A pin with force and until reads back in the canonical form.
@@ -678,7 +658,7 @@ func TestAdminLocationStatus(t *testing.T) {
 		t.Errorf("_status.emea._loc does not show the service-wide pin: %q", lines)
 	}
 	// Unknown location: not an admin name of ours, answered from the zone.
-	r := admQuery(t, e.Addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_status.apac._loc."+admService, dns.TypeTXT)
 	if r.Rcode != dns.RcodeNameError {
 		t.Errorf("_status of an unknown location: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}

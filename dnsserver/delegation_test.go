@@ -167,7 +167,7 @@ func (u *opsUnbound) waitResolve(t *testing.T, e *opsEnv, name, want string, all
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = opsNodeOf(r)
+			last = admNodeOf(r)
 			if last == want {
 				if r.Answer[0].Header().Ttl > uint32(e.c.ttl) {
 					t.Errorf("unbound gave TTL %d, more than the service's %d", r.Answer[0].Header().Ttl, e.c.ttl)

@@ -141,7 +141,7 @@ func opsQueries(qtype, rcode, transport, location string) opsSeries {
 // opsAsk sends one query and wants an answer (any rcode).
 func opsAsk(t testing.TB, e *opsEnv, network, from, name string, qtype uint16) *dns.Msg {
 	t.Helper()
-	r, err := opsExchange(network, from, e.Addr, name, qtype)
+	r, err := testenv.Ask(network, from, e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestMetricsQueries(t *testing.T) {
 	}
 
 	for range 5 {
-		if got := opsNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
+		if got := admNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
 			t.Fatalf("%s A answers %s, want sems1", svc, got)
 		}
 	}
@@ -181,12 +181,12 @@ func TestMetricsQueries(t *testing.T) {
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 0, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
+	if got := admNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
 		t.Fatalf("%s A over TCP answers %s, want sems1", svc, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
+	if got := admNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
 		t.Fatalf("%s A from emea (%s) answers %s, want sems2", svc, opsEMEAIP, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 1})

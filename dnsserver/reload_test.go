@@ -203,29 +203,13 @@ func (e *opsEnv) launch(t testing.TB) { t.Helper(); e.Launch(t) }
 // closeIn stops the instance (once).
 func (e *opsEnv) closeIn() { e.Stop() }
 
-// opsExchange asks name/qtype of addr over network from the source address
-// from ("" = the kernel's choice, 127.0.0.1).
-func opsExchange(network, from, addr, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg).SetQuestion(name, qtype)
-	q.RecursionDesired = false
-	r, _, err := testenv.Client(network, from, opsTimeout).Exchange(q, addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s over %s from %q: %w", name, dns.TypeToString[qtype], network, from, err)
-	}
-	return r, nil
-}
-
-// opsNodeOf names the node an A answer gives, or describes what else the
-// reply is, so a mismatch reads well.
-func opsNodeOf(r *dns.Msg) string { return admNodeOf(r) }
-
 // tryActive is the node the service answers to a client at from over UDP.
 func (e *opsEnv) tryActive(from string) (string, error) {
-	r, err := opsExchange("udp", from, e.Addr, e.c.service(), dns.TypeA)
+	r, err := testenv.Ask("udp", from, e.Addr, e.c.service(), dns.TypeA)
 	if err != nil {
 		return "", err
 	}
-	return opsNodeOf(r), nil
+	return admNodeOf(r), nil
 }
 
 // active asks once, from 127.0.0.1.
@@ -443,7 +427,7 @@ func opsLineOf(t testing.TB, text, substr string) int {
 // as text, or the rcode.
 func (e *opsEnv) record(t testing.TB, name string, qtype uint16) string {
 	t.Helper()
-	r, err := opsExchange("udp", "", e.Addr, name, qtype)
+	r, err := testenv.Ask("udp", "", e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}

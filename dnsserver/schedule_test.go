@@ -21,7 +21,7 @@ import (
 // answerTTL asks for the service and returns the node and the A record's TTL.
 func (e *admEnv) answerTTL(t *testing.T) (string, uint32, time.Time) {
 	t.Helper()
-	r := admQuery(t, e.Addr, "127.0.0.1", admService, dns.TypeA)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admService, dns.TypeA)
 	at := time.Now()
 	if len(r.Answer) != 1 {
 		t.Fatalf("answer %v, want one A", r.Answer)
