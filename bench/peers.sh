@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# failoverdns against gdnsd on the same scenario, with dnsperf.
+# failoverdns against gdnsd and the floor on the same scenario, with dnsperf.
+#
+# The floor (bench/floor/floor.c, built here with gcc) is the kernel's floor
+# for a UDP DNS responder: it does no DNS work, answering every query with
+# its own question and one fixed A record (keys.example.test's 127.0.10.1),
+# one SO_REUSEPORT socket per CPU it is given, one thread each,
+# recvmmsg/sendmmsg in batches of 32. What a server spends per query above
+# the floor is its own work; the floor is the least any server could spend.
 #
 # Both servers serve zone example.test (SOA, NS, glue, a few static records)
 # and service keys.example.test over three nodes 127.0.10.1/2/3, first alive
@@ -9,8 +16,8 @@
 # with a nets-only map, each "datacenter" a single address, which is
 # metafo's ordered first-alive over single addresses).
 #
-# For each server, three rounds alternating fo, gdnsd, fo, gdnsd, ...; per
-# round and query mix:
+# $ROUNDS interleaved rounds; in each, per query mix, failoverdns, gdnsd
+# and the floor one after another:
 #   (a) saturation: dnsperf $SAT_FLAGS for $SAT_SECONDS: queries/s, latency
 #   (b) CPU per query at a fixed offered load (dnsperf -Q $FIXED_QPS for
 #       $FIXED_SECONDS): the server's utime+stime from /proc/PID/stat before
@@ -24,26 +31,33 @@
 # Mixes: "svc" = 100% keys.example.test A; "mix" = 80% keys A, 10%
 # example.test SOA, 10% nonexistent names (random labels).
 #
-# Prints the medians of the rounds, the ratios failoverdns/gdnsd (saturation
-# qps: want >= 1.0; CPU per query: want <= 1.0) with a PASS/FAIL line each,
-# and saves everything to bench/results/peers-<date>.txt. Exit status 1 when
-# a ratio fails, 2 when the setup fails.
+# Prints the medians of the rounds, each server's CPU per query and
+# saturation q/s as a ratio to the floor and to gdnsd, and a PASS/FAIL line
+# per target of issue 19, per mix: CPU per query <= 1.1x the floor and
+# <= 0.9x gdnsd (medians); failoverdns below gdnsd in CPU per query in at
+# least 4 of 5 rounds (4/5 of ROUNDS, rounded up); saturation q/s not lower
+# than the failoverdns median of the newest earlier bench/results/peers-*.txt
+# with the same placement. Saves everything to
+# bench/results/peers-<date>-<SUFFIX>.txt. Exit status 1 when a target
+# fails, 2 when the setup fails.
 #
 # CPU placement (PIN=1, the default, with 2 or more CPUs): dnsperf runs on
-# the last CPU and both servers on the others (taskset), the same for both.
+# the last CPU and the servers on the others (taskset), the same for all.
 # Left to the scheduler, the load generator and the server threads migrate
 # onto each other's CPU and wake each other across CPUs, which adds CPU per
 # query and ±15% run-to-run noise that has nothing to do with the server.
 # Each server sees the CPUs it is given (on 2 CPUs: one) and sizes itself
-# to them: failoverdns one UDP socket per CPU, gdnsd its default threads.
+# to them: failoverdns and the floor one UDP socket per CPU, gdnsd its
+# default threads.
 # PIN=0 leaves placement to the scheduler.
 #
 # Everything runs on 127.0.0.0/8. Every process started here is stopped on
 # exit and has its lifetime bounded with timeout(1) besides.
 #
-# Usage: bench/peers.sh       (as root: installs dnsperf and gdnsd if missing)
+# Usage: bench/peers.sh       (as root: installs dnsperf, gdnsd and gcc if missing)
 # Tunables (environment): ROUNDS=3 SAT_SECONDS=10 SAT_FLAGS="-c 4 -q 100 -T 1"
-#   FIXED_QPS=20000 FIXED_SECONDS=20 PIN=1 FO_PORT=25353 GD_PORT=25354 BACKEND_PORT=25380 (below the ephemeral range)
+#   FIXED_QPS=20000 FIXED_SECONDS=20 PIN=1 SUFFIX=pinned (PIN=0: unpinned)
+#   FO_PORT=25353 GD_PORT=25354 FL_PORT=25355 BACKEND_PORT=25380 (below the ephemeral range)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,20 +68,23 @@ FIXED_QPS=${FIXED_QPS:-20000}
 FIXED_SECONDS=${FIXED_SECONDS:-20}
 FO_PORT=${FO_PORT:-25353}
 GD_PORT=${GD_PORT:-25354}
+FL_PORT=${FL_PORT:-25355}
 BACKEND_PORT=${BACKEND_PORT:-25380}
 PIN=${PIN:-1}
+if [ "$PIN" = 1 ]; then SUFFIX=${SUFFIX-pinned}; else SUFFIX=${SUFFIX-unpinned}; fi
 # Upper bound on the lifetime of every process started here.
-LIFETIME=$((ROUNDS * 2 * 2 * (SAT_SECONDS + FIXED_SECONDS + 20) + 300))
+LIFETIME=$((ROUNDS * 3 * 2 * (SAT_SECONDS + FIXED_SECONDS + 20) + 300))
 
 # shellcheck source=bench/lib/common.sh
 . bench/lib/common.sh
-bench_init peers
+bench_init peers "$SUFFIX"
 
 # --- tools -----------------------------------------------------------------
 need=()
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v gdnsd >/dev/null || [ -x /usr/sbin/gdnsd ] || need+=(gdnsd)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "installing ${need[*]}"
 	timeout 600 apt-get update -qq || die "apt-get update failed"
@@ -77,7 +94,7 @@ GDNSD=$(command -v gdnsd || echo /usr/sbin/gdnsd)
 command -v python3 >/dev/null || die "python3 is needed for the loopback backends"
 CLK_TCK=$(getconf CLK_TCK)
 
-echo "== failoverdns vs gdnsd, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "== failoverdns vs gdnsd and the floor, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); shared: the load generator runs on the same cores"
 bench_revision
 echo "gdnsd: $("$GDNSD" -h 2>&1 | awk '/^gdnsd version/ {print $3; exit}'), dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ {print $2; exit}')"
@@ -86,14 +103,18 @@ SERVER_PIN=() LOAD_PIN=()
 if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
 	SERVER_PIN=(taskset -c "0-$((NCPU - 2))")
 	LOAD_PIN=(taskset -c "$((NCPU - 1))")
-	echo "placement: servers on CPUs 0-$((NCPU - 2)), dnsperf on CPU $((NCPU - 1)) (PIN=0 to let the scheduler place them)"
+	PLACEMENT="placement: servers on CPUs 0-$((NCPU - 2)), dnsperf on CPU $((NCPU - 1))"
+	echo "$PLACEMENT (PIN=0 to let the scheduler place them)"
 else
-	echo "placement: left to the scheduler"
+	PLACEMENT="placement: left to the scheduler"
+	echo "$PLACEMENT"
 fi
 echo "saturation: dnsperf $SAT_FLAGS -l $SAT_SECONDS; fixed load: dnsperf -Q $FIXED_QPS -l $FIXED_SECONDS -c 4 -T 1; rounds: $ROUNDS"
 
 echo "building failoverdns"
 go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"
+echo "building the floor: $(gcc --version | head -1)"
+gcc -O2 -Wall -pthread -o "$WORK/floor" bench/floor/floor.c || die "gcc bench/floor/floor.c failed"
 
 # --- backends --------------------------------------------------------------
 timeout "$LIFETIME" python3 bench/lib/accept.py "$LIFETIME" \
@@ -236,16 +257,20 @@ FO_PID=$(child_of $!)
 timeout "$LIFETIME" "${SERVER_PIN[@]}" "$GDNSD" -c "$WORK/gd" start >"$WORK/gd/log" 2>&1 &
 PIDS+=($!)
 GD_PID=$(child_of $!)
-[ -n "$FO_PID" ] && [ -n "$GD_PID" ] || die "a server did not start"
+timeout "$LIFETIME" "${SERVER_PIN[@]}" "$WORK/floor" "$FL_PORT" >"$WORK/floor.log" 2>&1 &
+PIDS+=($!)
+FL_PID=$(child_of $!)
+[ -n "$FO_PID" ] && [ -n "$GD_PID" ] && [ -n "$FL_PID" ] || die "a server did not start"
 
-# wait until both answer keys.example.test A with exactly one record, n1,
-# and the location gets n2 (ECS from 127.0.99.0/24): at most 30s.
-verify() { # name port
+# wait until a server answers keys.example.test A with exactly one record, n1,
+# and the location gets n2 (ECS from 127.0.99.0/24), or the third argument
+# (the floor: n1, the one record it has for everyone): at most 30s.
+verify() { # name port [answer from the location]
 	local a loc
 	for _ in $(seq 60); do
 		a=$(dig @127.0.0.1 -p "$2" keys.example.test A +short +time=1 +tries=1 2>/dev/null || true)
 		loc=$(dig @127.0.0.1 -p "$2" keys.example.test A +short +subnet=127.0.99.7/32 +time=1 +tries=1 2>/dev/null || true)
-		if [ "$a" = 127.0.10.1 ] && [ "$loc" = 127.0.10.2 ]; then
+		if [ "$a" = 127.0.10.1 ] && [ "$loc" = "${3:-127.0.10.2}" ]; then
 			echo "verify $1: keys.example.test A -> $a (one record); from 127.0.99.0/24 (ECS) -> $loc"
 			return 0
 		fi
@@ -256,6 +281,7 @@ verify() { # name port
 }
 verify failoverdns "$FO_PORT" || { cat "$WORK/fo/log"; die "failoverdns does not answer as expected"; }
 verify gdnsd "$GD_PORT" || { cat "$WORK/gd/log"; die "gdnsd does not answer as expected"; }
+verify floor "$FL_PORT" 127.0.10.1 || { cat "$WORK/floor.log"; die "the floor does not answer as expected"; }
 for p in "$FO_PORT" "$GD_PORT"; do
 	for q in "example.test SOA" "nx-check.example.test A"; do
 		set -- $q
@@ -330,32 +356,78 @@ for round in $(seq "$ROUNDS"); do
 	for mix in svc mix; do
 		run_one failoverdns "$FO_PORT" "$FO_PID" "$mix" "$round"
 		run_one gdnsd "$GD_PORT" "$GD_PID" "$mix" "$round"
+		run_one floor "$FL_PORT" "$FL_PID" "$mix" "$round"
 	done
 done
 
-# both still answer correctly after the load
+# all still answer correctly after the load
 verify failoverdns "$FO_PORT" >/dev/null || die "failoverdns stopped answering correctly"
 verify gdnsd "$GD_PORT" >/dev/null || die "gdnsd stopped answering correctly"
+verify floor "$FL_PORT" 127.0.10.1 >/dev/null || die "the floor stopped answering correctly"
 
 echo
 echo "== medians of $ROUNDS rounds"
 printf '%-5s %-12s %10s %11s %18s %17s %8s\n' mix server "sat q/s" "avg lat ms" "us/query at sat" "us/query at ${FIXED_QPS}" "RSS MB"
-fail=0
 for mix in svc mix; do
-	for s in failoverdns gdnsd; do
+	for s in failoverdns gdnsd floor; do
 		printf '%-5s %-12s %10.0f %11.3f %18.2f %17.2f %8.1f\n' "$mix" "$s" \
 			"$(median "${R[$s,$mix,qps]}")" "$(awk -v l="$(median "${R[$s,$mix,lat]}")" 'BEGIN {print l * 1000}')" \
 			"$(median "${R[$s,$mix,satcpu]}")" "$(median "${R[$s,$mix,cpu]}")" "$(awk -v k="$(median "${R[$s,$mix,rss]}")" 'BEGIN {print k / 1024}')"
 	done
 done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 echo
+echo "== ratios of the medians: CPU per query at $FIXED_QPS q/s (lower is better), saturation q/s (higher is better)"
+printf '%-5s %-12s %10s %10s %10s %10s\n' mix server "cpu/floor" "cpu/gdnsd" "sat/floor" "sat/gdnsd"
 for mix in svc mix; do
-	qr=$(awk -v a="$(median "${R[failoverdns,$mix,qps]}")" -v b="$(median "${R[gdnsd,$mix,qps]}")" 'BEGIN {printf "%.2f", a / b}')
-	cr=$(awk -v a="$(median "${R[failoverdns,$mix,cpu]}")" -v b="$(median "${R[gdnsd,$mix,cpu]}")" 'BEGIN {printf "%.2f", a / b}')
-	if awk -v r="$qr" 'BEGIN {exit !(r >= 1.0)}'; then v=PASS; else v=FAIL; fail=1; fi
-	echo "$v  $mix: saturation q/s failoverdns/gdnsd = $qr (want >= 1.0)"
-	if awk -v r="$cr" 'BEGIN {exit !(r <= 1.0)}'; then v=PASS; else v=FAIL; fail=1; fi
-	echo "$v  $mix: CPU per query failoverdns/gdnsd = $cr (want <= 1.0)"
+	for s in failoverdns gdnsd floor; do
+		printf '%-5s %-12s %10s %10s %10s %10s\n' "$mix" "$s" \
+			"$(ratio "$(median "${R[$s,$mix,cpu]}")" "$(median "${R[floor,$mix,cpu]}")")" \
+			"$(ratio "$(median "${R[$s,$mix,cpu]}")" "$(median "${R[gdnsd,$mix,cpu]}")")" \
+			"$(ratio "$(median "${R[$s,$mix,qps]}")" "$(median "${R[floor,$mix,qps]}")")" \
+			"$(ratio "$(median "${R[$s,$mix,qps]}")" "$(median "${R[gdnsd,$mix,qps]}")")"
+	done
+done
+
+# "before": the failoverdns saturation medians of the newest earlier result
+# (by the time in its header) with the same placement
+PREV="" prev_at=""
+for f in bench/results/peers-*.txt; do
+	if [ "$f" = "$OUT" ] || ! grep -q '^== medians' "$f" || ! grep -qF "$PLACEMENT" "$f"; then continue; fi
+	at=$(awk '/^== .*Z$/ {print $NF; exit}' "$f")
+	if [[ "$at" > "$prev_at" ]]; then PREV=$f prev_at=$at; fi
+done
+
+fail=0
+check() { # value op limit text: a PASS or FAIL line
+	if awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {exit !(op == "<=" ? v <= l : v >= l)}'; then
+		echo "PASS  $4"
+	else
+		echo "FAIL  $4"
+		fail=1
+	fi
+}
+want=$(((4 * ROUNDS + 4) / 5))
+echo
+echo "== issue 19's targets"
+for mix in svc mix; do
+	fo_cpu=$(median "${R[failoverdns,$mix,cpu]}")
+	r=$(ratio "$fo_cpu" "$(median "${R[floor,$mix,cpu]}")")
+	check "$r" "<=" 1.1 "$mix: CPU per query failoverdns/floor = $r (want <= 1.1)"
+	r=$(ratio "$fo_cpu" "$(median "${R[gdnsd,$mix,cpu]}")")
+	check "$r" "<=" 0.9 "$mix: CPU per query failoverdns/gdnsd = $r (want <= 0.9)"
+	below=$(awk -v a="${R[failoverdns,$mix,cpu]}" -v b="${R[gdnsd,$mix,cpu]}" 'BEGIN {n = split(a, x); split(b, y); for (i = 1; i <= n; i++) c += (x[i] < y[i]); print c + 0}')
+	check "$below" ">=" "$want" "$mix: failoverdns below gdnsd in CPU per query in $below of $ROUNDS rounds (want >= $want)"
+	sat=$(median "${R[failoverdns,$mix,qps]}" | awk '{printf "%.0f", $1}')
+	before=""
+	[ -n "$PREV" ] && before=$(awk -v m="$mix" '/^== medians/ {t = 1} t && $1 == m && $2 == "failoverdns" {print $3; exit}' "$PREV")
+	if [ -n "$before" ]; then
+		r=$(ratio "$sat" "$before")
+		check "$r" ">=" 1.0 "$mix: saturation q/s failoverdns = $sat, before $before ($PREV) = ${r}x (want >= 1.0)"
+	else
+		echo "----  $mix: saturation q/s failoverdns = $sat (no earlier result with this placement to compare with)"
+	fi
 done
 echo
 echo "saved to $OUT"

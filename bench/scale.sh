@@ -13,9 +13,10 @@
 #              every 2ms until each answers the second node; median of
 #              ROUNDS rounds (the listener comes back in between and the
 #              services fail back);
-#   recompute: failoverdns_recompute_duration_seconds (deciding and
-#              publishing, fast table and gauges included) during the
-#              failover, from /metrics.
+#   recompute: the server's "recomputed" log line during the failover:
+#              deciding and publishing (fast table, gauges, events), the
+#              same time as recompute_duration_seconds (not read from
+#              /metrics: gathering 300,000 series costs seconds of CPU).
 # With own nodes, the first and the last service's first nodes fail
 # together, each its own service's only; those nodes and the ones they fail
 # over to are probed every 200ms, the other 29,996 every OTHER_INTERVAL at

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -249,13 +250,19 @@ func apexChild(name, origin string) (label string, ok bool) {
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[*zones.Zone]*fastZone{},
 		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
-	general := func(name string, qtype uint16) (*tmpl, bool) {
+	ask := func(name string, qtype uint16) *dns.Msg {
 		q := new(dns.Msg)
 		q.SetQuestion(name, qtype)
 		q.RecursionDesired = false
 		req := &Request{Msg: q, Transport: UDP}
-		m := s.answer(snap, req)
-		if m == nil || req.service != "" || req.admin {
+		if m := s.answer(snap, req); m != nil && req.service == "" && !req.admin {
+			return m
+		}
+		return nil
+	}
+	general := func(name string, qtype uint16) (*tmpl, bool) {
+		m := ask(name, qtype)
+		if m == nil {
 			return nil, false
 		}
 		return makeTmpl(m, name), true
@@ -268,25 +275,28 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	ok.Response, ok.Authoritative = true, true
 	okFlags := makeTmpl(ok, ".").flags
 	for _, z := range snap.Zones {
-		m := &dns.Msg{}
-		m.Response, m.Authoritative, m.Rcode = true, true, dns.RcodeNameError
-		m.Ns = []dns.RR{z.NegSOA}
-		nd := &dns.Msg{}
-		nd.Response, nd.Authoritative = true, true
-		nd.Ns = []dns.RR{z.NegSOA}
-		st.nodata[z] = makeTmpl(nd, z.Origin)
-		fz := &fastZone{nxdomain: makeTmpl(m, z.Origin), nodata: st.nodata[z], z: z, okFlags: okFlags}
+		fz := &fastZone{z: z, okFlags: okFlags}
+		escaped := false
 		for _, n := range []string{z.NegSOA.Hdr.Name, z.NegSOA.Ns, z.NegSOA.Mbox} {
 			n = strings.ToLower(n)
 			if !dns.IsSubDomain(z.Origin, n) {
 				continue
 			}
 			if l, ok := apexChild(n, z.Origin); !ok {
-				fz.nxdomain, fz.nodata = nil, nil // cannot tell what it shares with a query name
+				escaped = true // cannot tell what it shares with a query name
 			} else if l != "" {
 				fz.clash = append(fz.clash, l)
 			}
 		}
+		if !escaped {
+			// The general path's own NODATA (at the apex, for a type it
+			// does not hold) and NXDOMAIN (for a name the zone does not
+			// hold), shared by every name of the zone (see relocate).
+			fz.nodata = negativeTmpl(ask(z.Origin, nodataProbeType), z.Origin, dns.RcodeSuccess, z)
+			nx := fz.nxdomainProbe()
+			fz.nxdomain = negativeTmpl(ask(nx, dns.TypeA), nx, dns.RcodeNameError, z)
+		}
+		st.nodata[z] = fz.nodata
 		st.zones[z] = fz
 		for name, n := range z.Nodes() {
 			svc := svcIndex[name]
@@ -328,14 +338,53 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 		}
 		st.opt[do] = [9]byte(b[:9])
 	}
-	// No records: nothing to relocate, whatever the name.
-	r := &dns.Msg{}
-	r.Response, r.Rcode = true, dns.RcodeRefused
-	st.refused = makeTmpl(r, ".")
+	// No records: nothing to relocate, whatever the name. REFUSED is the
+	// general path's answer to a name in none of our zones (there is none
+	// with a root zone: nil, never used).
+	if m := ask(refusedProbe, dns.TypeA); m != nil && m.Rcode == dns.RcodeRefused {
+		st.refused = makeTmpl(m, refusedProbe)
+	}
+	// SERVFAIL (a service whose answer failed) has no state to ask the
+	// general path in: its header, as answer writes it.
 	sf := &dns.Msg{}
 	sf.Response, sf.Rcode = true, dns.RcodeServerFailure
 	st.sfail = makeTmpl(sf, ".")
 	return st
+}
+
+// nodataProbeType is a type of the private range (RFC 6895) that the
+// NODATA template is asked for at the apex; refusedProbe a name in no zone
+// but a root zone (RFC 6761 reserves "invalid.").
+const (
+	nodataProbeType = 65280
+	refusedProbe    = "invalid."
+)
+
+// nxdomainProbe is a name right below the apex that the zone does not hold
+// and whose label no SOA name uses, for asking the general path for the
+// zone's NXDOMAIN answer.
+func (fz *fastZone) nxdomainProbe() string {
+	for i := 0; ; i++ {
+		l := "nx" + strconv.Itoa(i)
+		name := l + "." + fz.z.Origin
+		if fz.z.Origin == "." {
+			name = l + "."
+		}
+		if fz.z.NodeOf([]byte(name)) == nil && !fz.clashes([]byte(l)) {
+			return name
+		}
+	}
+}
+
+// negativeTmpl is m, the general path's answer to name, as the template of
+// z's NXDOMAIN or NODATA answers, or nil when m is not that answer (a
+// wildcard, a service at the apex, ...): rcode, no records but z's SOA in
+// the authority section.
+func negativeTmpl(m *dns.Msg, name string, rcode int, z *zones.Zone) *tmpl {
+	if m == nil || m.Rcode != rcode || !m.Authoritative || len(m.Answer) != 0 || len(m.Extra) != 0 || len(m.Ns) != 1 || m.Ns[0] != dns.RR(z.NegSOA) {
+		return nil
+	}
+	return makeTmpl(m, name)
 }
 
 // zoneNodata is z's NODATA template for name, or nil when name's label

@@ -165,14 +165,11 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 		br.msgs[i].Hdr.SetIovlen(1)
 		br.out[i] = make([]byte, 0, 4096)
 	}
-	var q query
-	stats := s.metrics.newReaderStats()
-	local := &net.UDPAddr{IP: rs.local.Addr().AsSlice(), Port: int(rs.local.Port())}
+	r := s.newReader(rs, &net.UDPAddr{IP: rs.local.Addr().AsSlice(), Port: int(rs.local.Port())})
 	for i := range batchSize {
 		br.msgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&br.names[i]))
 		br.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 	}
-	var batches uint
 	for !rs.closed.Load() {
 		// RawSyscall: the runtime does not see this thread enter a system
 		// call, so sysmon does not retake its P every 20µs and hand it
@@ -192,48 +189,20 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			runtime.Gosched()
 			continue
 		}
-		p := s.pub.Load()
-		// The clock is read only when something needs it: rate limiting
-		// (per second) and one batch in latencySample for the latency
-		// histogram. Two clock reads per batch were 1-2% of the CPU.
-		batches++
-		timed := batches%latencySample == 0
-		var start time.Duration
-		if timed || p.fast.rrl != nil {
-			start = monoNow()
-		}
+		p, start, timed := r.batch()
 		nout := 0
 		for i := range int(n) {
 			from := sockaddrToAddrPort(&br.names[i])
 			if br.msgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || !from.IsValid() {
 				continue
 			}
-			pkt := br.bufs[i][:br.msgs[i].Len]
-			client := from.Addr().Unmap()
-			if !mayAnswer(pkt) {
-				continue
-			}
-			switch s.admit(p, client, start) {
-			case rrlDrop:
-				continue
-			case rrlSlip:
-				if tc := truncated(pkt, br.out[nout][:0]); tc != nil {
-					br.queue(nout, tc, i)
-					nout++
-				}
-				continue
-			}
-			if resp, ok := s.serveFast(p, pkt, client, &q, br.out[nout][:0], stats); ok {
+			if resp := r.packet(p, br.bufs[i][:br.msgs[i].Len], from, start, br.out[nout][:0]); resp != nil {
 				br.queue(nout, resp, i)
 				nout++
-				continue
 			}
-			s.slowUDP(pkt, from, rs, local)
 		}
 		br.flush(nout)
-		if timed && nout > 0 {
-			stats.observe(monoNow()-start, nout)
-		}
+		r.done(start, timed, nout)
 		// The kernel rewrote the name length and flags of the messages it
 		// filled; the rest are as set.
 		for i := range int(n) {

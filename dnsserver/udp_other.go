@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/failoverdns/failoverdns/zones"
 )
@@ -58,10 +57,7 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 	c := sock.(connSock).c
 	buf := make([]byte, 65535)
 	out := make([]byte, 0, 4096)
-	var q query
-	stats := s.metrics.newReaderStats()
-	var batches uint
-	local := c.LocalAddr().(*net.UDPAddr)
+	r := s.newReader(sock, c.LocalAddr().(*net.UDPAddr))
 	for {
 		n, from, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -70,35 +66,11 @@ func (s *Server) readSock(sock udpSock, wg *sync.WaitGroup) {
 			}
 			continue
 		}
-		pkt := buf[:n]
-		p := s.pub.Load()
-		batches++
-		timed := batches%latencySample == 0
-		var start time.Duration
-		if timed || p.fast.rrl != nil {
-			start = monoNow()
-		}
-		client := from.Addr().Unmap()
-		if !mayAnswer(pkt) {
-			continue
-		}
-		switch s.admit(p, client, start) {
-		case rrlDrop:
-			continue
-		case rrlSlip:
-			if tc := truncated(pkt, out[:0]); tc != nil {
-				_, _ = c.WriteToUDPAddrPort(tc, from)
-			}
-			continue
-		}
-		if resp, ok := s.serveFast(p, pkt, client, &q, out[:0], stats); ok {
+		p, start, timed := r.batch()
+		if resp := r.packet(p, buf[:n], from, start, out[:0]); resp != nil {
 			_, _ = c.WriteToUDPAddrPort(resp, from)
-			if timed {
-				stats.observe(monoNow()-start, 1)
-			}
-			continue
+			r.done(start, timed, 1)
 		}
-		s.slowUDP(pkt, from, sock, local)
 	}
 }
 

@@ -136,6 +136,13 @@ type Engine struct {
 	agreed    *Agreed
 	writePins func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error
 
+	// memo holds, during one recompute, the decision of every unpinned
+	// view's inputs decided so far (decideMemo); changes the views whose
+	// answer changed, logged and counted once the snapshot is out.
+	memo    map[memoKey]memoVal
+	changes []viewChange
+	marked  []bool // by service index: scratch of recompute
+
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
 	logged               int         // view changes logged in this recompute
@@ -477,25 +484,47 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		}
 		clear(e.due)
 	} else {
+		// A set of service indexes as a slice and marks: a node
+		// shared by 100,000 services adds them without a map.
+		if len(e.marked) != len(e.base.Services) {
+			e.marked = make([]bool, len(e.base.Services))
+		}
+		add := func(i int) {
+			if !e.marked[i] {
+				e.marked[i] = true
+				todo = append(todo, i)
+			}
+		}
+		for i := range dirty {
+			add(i)
+		}
 		for n := range changedNodes(e.lastH, h) {
 			for _, i := range e.byNode[n] {
-				dirty[i] = true
+				add(i)
 			}
 		}
 		for i, t := range e.due {
 			if !now.Before(t) {
-				dirty[i] = true
+				add(i)
 			}
 		}
-		todo = slices.Sorted(maps.Keys(dirty))
+		for _, i := range todo {
+			e.marked[i] = false
+		}
+		slices.Sort(todo)
 	}
-	e.logged = 0
+	if e.memo == nil {
+		e.memo = map[memoKey]memoVal{}
+	}
+	clear(e.memo)
+	changed := make([]int, 0, len(todo))
 	for _, i := range todo {
-		e.decideService(e.base.Services[i], h, now)
+		if e.decideService(e.base.Services[i], h, now, all) {
+			changed = append(changed, i)
+		}
 	}
-	if e.logged > maxChangeLines {
-		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
-	}
+	decided := len(todo)
+	todo = changed
 	e.lastH = h
 	// One event for the case that usually means the prober itself is cut
 	// off (its network, a firewall), rather than one per service.
@@ -534,25 +563,52 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	snap.isolation = iso
 	e.last = snap
 	e.publish(snap)
+	// The log lines, events and counters of the views that changed
+	// follow the snapshot, so queries get the new answers first.
+	e.logged = 0
+	for _, c := range e.changes {
+		e.logChange(c.svc, c.loc, c.old, c.d, c.had)
+	}
+	if e.logged > maxChangeLines {
+		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
+	}
+	took := time.Since(now)
+	if len(e.changes) > 0 {
+		// One line per recompute that changed answers: what a failover
+		// cost the server (bench/scale.sh reads it).
+		e.log.Info("recomputed", "services", decided, "views_changed", len(e.changes), "seconds", took.Seconds())
+	}
+	clear(e.changes)
+	e.changes = e.changes[:0]
 	if e.OnRecompute != nil {
-		e.OnRecompute(time.Since(now))
+		e.OnRecompute(took)
 	}
 	return snap
 }
 
-// decideService decides every view of one service into e.current and
-// records the service's next deadline in e.due.
-func (e *Engine) decideService(svc *Service, h map[string]health.State, now time.Time) {
+// decideService decides every view of one service into e.cur and records
+// the service's next deadline in e.due. It reports whether the service's
+// state changed: when no view's decision did, the old state (answers
+// included) stays, except in a full recompute (all), which fills every
+// state afresh.
+func (e *Engine) decideService(svc *Service, h map[string]health.State, now time.Time, all bool) bool {
 	var next time.Time
 	old := e.cur[svc.index]
 	st := newSvcState(len(svc.Orders))
+	// Without pins (the common case) no view is pinned or ramps a TTL:
+	// skip looking.
+	pins := len(e.active) > 0 || len(e.base.staticPins) > 0
 	for loc, order := range svc.Orders {
 		var prev Decision
 		had := false
 		if old != nil {
 			prev, had = old.decided[loc], old.has[loc]
 		}
-		pin, pinned := e.pinFor(svc.Name, loc, now)
+		var pin Pin
+		pinned := false
+		if pins {
+			pin, pinned = e.pinFor(svc.Name, loc, now)
+		}
 		var d Decision
 		var n time.Time
 		agreed, isAgreed := e.agreedView(svc.Name, loc)
@@ -562,14 +618,20 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 		case order == nil && (!pinned || loc == 0):
 			continue // this location follows the default view
 		default:
-			d, n = decideView(svc, svc.OrderOf(loc), prev, pin, pinned, h, now)
+			if pinned {
+				d, n = decideView(svc, svc.OrderOf(loc), prev, pin, pinned, h, now)
+			} else {
+				d, n = e.decideMemo(svc, svc.OrderOf(loc), prev, h, now)
+			}
 			if e.agreed != nil {
 				d.Local = true
 				d.Reason = "local decision (no cluster decision for this view yet): " + d.Reason
 			}
 		}
 		var rn time.Time
-		d.TTL, rn = e.ramp(svc, loc, now)
+		if pins {
+			d.TTL, rn = e.ramp(svc, loc, now)
+		}
 		st.decided[loc], st.has[loc] = d, true
 		for _, n := range []time.Time{n, rn} {
 			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
@@ -577,7 +639,7 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			}
 		}
 		if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
-			e.logChange(svc, loc, prev, d, had)
+			e.changes = append(e.changes, viewChange{svc, loc, prev, d, had})
 		}
 		if had && prev.AllDown != d.AllDown {
 			if d.AllDown {
@@ -588,13 +650,62 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
 		}
 	}
-	svc.fillAnswers(st)
-	e.cur[svc.index] = st
 	if next.IsZero() {
 		delete(e.due, svc.index)
 	} else {
 		e.due[svc.index] = next
 	}
+	if !all && old != nil && slices.Equal(old.decided, st.decided) && slices.Equal(old.has, st.has) {
+		return false // the same answers: the snapshot keeps sharing them
+	}
+	svc.fillAnswers(st)
+	e.cur[svc.index] = st
+	return true
+}
+
+// viewChange is a view whose answer a recompute changed (logChange's
+// arguments).
+type viewChange struct {
+	svc    *Service
+	loc    int
+	old, d Decision
+	had    bool
+}
+
+// memoKey is everything decide reads of an unpinned view but health and
+// the time, which one recompute shares: views with equal keys (tenants of
+// one cluster, with the same order and policy and the same history) get
+// the same decision. Orders with the same nodes share one slice
+// (bindServices), so the first element's address names the order.
+type memoKey struct {
+	order    *string
+	n        int
+	prev     Decision
+	failback string
+	after    time.Duration
+	allDown  string
+}
+
+type memoVal struct {
+	d    Decision
+	next time.Time
+}
+
+// decideMemo is decideView for an unpinned view, decided once per
+// recompute for all views with the same inputs: a node shared by 100,000
+// services makes one decision, not 100,000.
+func (e *Engine) decideMemo(svc *Service, order []string, prev Decision, h map[string]health.State, now time.Time) (Decision, time.Time) {
+	if len(order) == 0 {
+		return decideView(svc, order, prev, Pin{}, false, h, now)
+	}
+	c := svc.Config
+	k := memoKey{&order[0], len(order), prev, string(c.Failback), c.FailbackAfter.Duration, string(c.WhenAllDown)}
+	if v, ok := e.memo[k]; ok {
+		return v.d, v.next
+	}
+	d, n := decideView(svc, order, prev, Pin{}, false, h, now)
+	e.memo[k] = memoVal{d, n}
+	return d, n
 }
 
 // seed installs decisions to start from (carried over a reload, or a new
@@ -618,6 +729,7 @@ func (e *Engine) seed(ds map[PinKey]Decision) {
 			copy(st.has, old.has)
 		}
 		st.decided[loc], st.has[loc] = d, true
+		svc.fillAnswers(st) // a state is always complete: recompute may keep it
 		e.cur[svc.index] = st
 	}
 }

@@ -252,6 +252,17 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	for i := range cfg.Nodes {
 		s.nodes[cfg.Nodes[i].Name] = &cfg.Nodes[i]
 	}
+	// Services with the same order share one slice: the engine decides
+	// such views once per recompute (Engine.decideMemo).
+	orders := map[string][]string{}
+	intern := func(o []string) []string {
+		k := strings.Join(o, "\x00")
+		if c, ok := orders[k]; ok {
+			return c
+		}
+		orders[k] = o
+		return o
+	}
 	for i := range cfg.Services {
 		sc := &cfg.Services[i]
 		at := fmt.Sprintf("service[%d].name", i)
@@ -273,10 +284,10 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		}
 		z.node(sc.Name) // the name exists, and so do its empty non-terminals
 		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: map[string]nodeRRs{}, nodeCfg: map[string]*NodeConfig{}}
-		svc.Orders[0] = sc.Nodes
+		svc.Orders[0] = intern(sc.Nodes)
 		for li, l := range cfg.Locations {
 			if order, ok := sc.Locations[l.Name]; ok {
-				svc.Orders[li+1] = order
+				svc.Orders[li+1] = intern(order)
 				svc.localized = true
 			}
 		}
@@ -381,6 +392,17 @@ func (s *Snapshot) derive(prev *Snapshot, dirty []int, cur []*svcState, h map[st
 }
 
 func newSvcState(nloc int) *svcState {
+	if nloc == 1 {
+		// One allocation for the common case (no locations).
+		b := &struct {
+			svcState
+			d [1]Decision
+			h [1]bool
+			s [1]answerSet
+		}{}
+		b.decided, b.has, b.sets = b.d[:], b.h[:], b.s[:]
+		return &b.svcState
+	}
 	return &svcState{decided: make([]Decision, nloc), has: make([]bool, nloc), sets: make([]answerSet, nloc)}
 }
 

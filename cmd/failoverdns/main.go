@@ -96,6 +96,7 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 }
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
+	knobs := runtimeKnobs() // before any listener raises GOMAXPROCS
 	// Catch the stop and reload signals before anything else: their
 	// default action ends the process, and the listeners answer before
 	// StartWith returns, so a SIGTERM sent by a supervisor as soon as the
@@ -181,7 +182,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		return 0
 	default:
 	}
-	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: bi.Version, Revision: bi.RevisionLabel(), IgnoreState: *ignoreState, ConfigPath: *configPath})
+	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: bi.Version, Revision: bi.RevisionLabel(), IgnoreState: *ignoreState, ConfigPath: *configPath, Runtime: knobs})
 	if err != nil {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 1

@@ -220,10 +220,15 @@ func (l *Log) Add(ev Event) {
 	l.push(ev)
 	if l.file != nil {
 		l.pending = append(l.pending, ev)
-		if len(l.pending) > l.o.Limit {
-			// The disk is failing and the writer retries: keep the
-			// newest, as the ring does.
-			l.pending = slices.Delete(l.pending, 0, len(l.pending)-l.o.Limit)
+		if len(l.pending) >= 2*l.o.Limit {
+			// The disk is failing and the writer retries, or one
+			// recompute changed more views than the ring holds: keep
+			// the newest, as the ring does. Trimmed by half the
+			// buffer at once, so a burst of 100,000 changes costs one
+			// copy per Limit events, not one per event.
+			n := copy(l.pending, l.pending[len(l.pending)-l.o.Limit:])
+			clear(l.pending[n:])
+			l.pending = l.pending[:n]
 		}
 	}
 	l.mu.Unlock()

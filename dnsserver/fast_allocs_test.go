@@ -36,3 +36,30 @@ func TestFastPathZeroAllocsLongNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderPacketZeroAllocs: the read loops' shared body (batch, packet,
+// done) allocates nothing for a query the fast path answers.
+func TestReaderPacketZeroAllocs(t *testing.T) {
+	s := fastServer(t, "")
+	r := s.newReader(nil, nil)
+	from := netip.MustParseAddrPort("127.0.99.5:5300")
+	out := make([]byte, 0, 4096)
+	for _, pkt := range [][]byte{
+		packQ("keys.fast.test.", dns.TypeA, ecs("10.20.3.0", 24)),
+		packQ("www.fast.test.", dns.TypeA, nil),
+		packQ("nope.fast.test.", dns.TypeA, nil),
+	} {
+		p, start, timed := r.batch()
+		if r.packet(p, pkt, from, start, out[:0]) == nil {
+			t.Fatalf("%x: no answer", pkt)
+		}
+		allocs := testing.AllocsPerRun(1000, func() {
+			p, start, timed = r.batch()
+			r.packet(p, pkt, from, start, out[:0])
+			r.done(start, timed, 1)
+		})
+		if allocs != 0 {
+			t.Errorf("%x: %v allocations per query, want 0", pkt, allocs)
+		}
+	}
+}
