@@ -24,9 +24,6 @@ import (
 // the temporary file, no buffered write.
 
 const (
-	kcEnvMode = "FAILOVERDNS_CRASH_MODE" // "step" or "loop"
-	kcEnvStep = "FAILOVERDNS_CRASH_STEP" // step: the hook step to die at
-	kcEnvDir  = "FAILOVERDNS_CRASH_DIR"  // the state folder
 	// kcNoHook is the exit code of a child whose save finished without
 	// the hook ever naming its step.
 	kcNoHook = 3
@@ -68,13 +65,10 @@ func kcSame(a, b map[zones.PinKey]zones.Pin) bool {
 }
 
 // TestHelperCrashDuringSave is not a test: it is the child process of the
-// tests below, and does nothing unless FAILOVERDNS_CRASH_MODE is set.
+// tests below (testenv.Child), and does nothing otherwise.
 func TestHelperCrashDuringSave(t *testing.T) {
-	mode := os.Getenv(kcEnvMode)
-	if mode == "" {
-		t.Skip("helper process for TestPinStoreKilled*; runs only when re-executed with " + kcEnvMode)
-	}
-	dir := os.Getenv(kcEnvDir)
+	child := testenv.CrashChild(t, "TestPinStoreKilled*")
+	mode, dir := child.Mode, child.Dir
 	st, _, err := zones.OpenPinStore(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: OpenPinStore:", err)
@@ -82,7 +76,7 @@ func TestHelperCrashDuringSave(t *testing.T) {
 	}
 	switch mode {
 	case "step":
-		want := os.Getenv(kcEnvStep)
+		want := child.Step
 		st.Hook = func(step string) {
 			if step == want {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -179,7 +173,7 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=step", kcEnvStep+"="+tc.step, kcEnvDir+"="+dir)
+			cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "step", Step: tc.step, Dir: dir})
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err = cmd.Run()
@@ -259,7 +253,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 		if err := st.Save(kcOld()); err != nil {
 			t.Fatal(err)
 		}
-		cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=loop", kcEnvDir+"="+dir)
+		cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "loop", Dir: dir})
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -308,7 +302,7 @@ func TestPinStoreSaveFailsAfterRename(t *testing.T) {
 	if err := st.Save(kcOld()); err != nil {
 		t.Fatal(err)
 	}
-	cmd := testenv.Child("TestHelperCrashDuringSave", kcEnvMode+"=emfile", kcEnvDir+"="+dir)
+	cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "emfile", Dir: dir})
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

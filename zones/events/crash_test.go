@@ -26,21 +26,15 @@ import (
 // run of events, and hold every event the child reported durable.
 
 const (
-	ecEnvMode = "FAILOVERDNS_EVENTS_CRASH_MODE" // "step" or "loop"
-	ecEnvStep = "FAILOVERDNS_EVENTS_CRASH_STEP" // step: the hook step to die at
-	ecEnvDir  = "FAILOVERDNS_EVENTS_CRASH_DIR"
 	// ecMaxBytes is small, so that the child compacts every few writes.
 	ecMaxBytes = 8192
 )
 
 // TestHelperEventsCrash is not a test: it is the child process of the
-// tests below, and does nothing unless FAILOVERDNS_EVENTS_CRASH_MODE is set.
+// tests below (testenv.Child), and does nothing otherwise.
 func TestHelperEventsCrash(t *testing.T) {
-	mode := os.Getenv(ecEnvMode)
-	if mode == "" {
-		t.Skip("helper process for TestEventsKilled*; runs only when re-executed with " + ecEnvMode)
-	}
-	die := os.Getenv(ecEnvStep)
+	child := testenv.CrashChild(t, "TestEventsKilled*")
+	die := child.Step
 	out := bufio.NewWriter(os.Stdout)
 	hook := func(step string, seq uint64) {
 		if step == die {
@@ -56,7 +50,7 @@ func TestHelperEventsCrash(t *testing.T) {
 			out.Flush()
 		}
 	}
-	l := Open(Options{Dir: os.Getenv(ecEnvDir), MaxBytes: ecMaxBytes, Limit: 100, Flush: time.Millisecond, hook: hook})
+	l := Open(Options{Dir: child.Dir, MaxBytes: ecMaxBytes, Limit: 100, Flush: time.Millisecond, hook: hook})
 	for i := 1; ; i++ {
 		l.Add(evNode(i))
 		if i%10 == 0 {
@@ -145,7 +139,7 @@ func TestEventsKilledAtEachStep(t *testing.T) {
 	} {
 		t.Run(tc.step, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := testenv.Child("TestHelperEventsCrash", ecEnvDir+"="+dir, ecEnvMode+"=step", ecEnvStep+"="+tc.step)
+			cmd := testenv.Child("TestHelperEventsCrash", testenv.Crash{Mode: "step", Step: tc.step, Dir: dir})
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -185,7 +179,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 	t.Logf("seed %d", seed)
 	for i := range runs {
 		dir := t.TempDir()
-		cmd := testenv.Child("TestHelperEventsCrash", ecEnvDir+"="+dir, ecEnvMode+"=loop")
+		cmd := testenv.Child("TestHelperEventsCrash", testenv.Crash{Mode: "loop", Dir: dir})
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
