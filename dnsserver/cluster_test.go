@@ -168,6 +168,7 @@ func TestClusterOneAnswer(t *testing.T) {
 // members return, UPDATEs commit and every instance follows again.
 func TestClusterQuorumLost(t *testing.T) {
 	c := clStart(t, 3, "")
+	killed := time.Now()
 	c.etcd.Member(1).Kill()
 	c.etcd.Member(2).Kill()
 	// Until every instance has noticed (its lease lapses), answers stay.
@@ -202,6 +203,13 @@ func TestClusterQuorumLost(t *testing.T) {
 		st := strings.Join(e.status(t, ""), "\n")
 		if !strings.Contains(st, "cluster: unreachable for") {
 			t.Errorf("ns%d _status does not say the cluster is unreachable:\n%s", i+1, st)
+		}
+		// Noticed when the lease lapses, but cut off from the last time
+		// etcd answered (it answers every instance every second): what
+		// local_failover_after counts from. Generous bounds: not timing.
+		cs := e.in.Status().Cluster
+		if cs == nil || cs.CutOffSince.Before(killed.Add(-5*time.Second)) || cs.CutOffSince.After(killed.Add(2*time.Second)) {
+			t.Errorf("ns%d /status cluster %+v: cut_off_since should be etcd's last answer, within [-5s, +2s] of the kill at %s", i+1, cs, killed.Format(time.RFC3339Nano))
 		}
 	}
 
