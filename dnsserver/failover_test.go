@@ -966,20 +966,13 @@ func TestFailoverUnderLoad(t *testing.T) {
 	for i, every := range []time.Duration{100 * time.Millisecond, 150 * time.Millisecond} {
 		b := backends[i]
 		wg.Go(func() {
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testenv.Every(ctx, every, func() {
 				if b.status.Load() == http.StatusOK {
 					b.status.Store(http.StatusServiceUnavailable)
 				} else {
 					b.status.Store(http.StatusOK)
 				}
-			}
+			})
 		})
 	}
 	var (

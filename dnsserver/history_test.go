@@ -76,7 +76,7 @@ func hiView(e *opsEnv, kind events.Kind, ev events.Event) bool {
 // hiStatus reads _status of the service over TCP (it outgrows 512 bytes).
 func hiStatus(t testing.TB, e *opsEnv) []string {
 	t.Helper()
-	r, err := opsExchange("tcp", "127.0.0.1", e.Addr, "_status."+e.c.service(), dns.TypeTXT)
+	r, err := testenv.Ask("tcp", "127.0.0.1", e.Addr, "_status."+e.c.service(), dns.TypeTXT)
 	if err != nil {
 		t.Fatal(err)
 	}

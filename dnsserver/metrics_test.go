@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // opsHTTPClient sends from the source address from ("" = any), never
@@ -140,7 +141,7 @@ func opsQueries(qtype, rcode, transport, location string) opsSeries {
 // opsAsk sends one query and wants an answer (any rcode).
 func opsAsk(t testing.TB, e *opsEnv, network, from, name string, qtype uint16) *dns.Msg {
 	t.Helper()
-	r, err := opsExchange(network, from, e.Addr, name, qtype)
+	r, err := testenv.Ask(network, from, e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestMetricsQueries(t *testing.T) {
 	}
 
 	for range 5 {
-		if got := opsNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
+		if got := admNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
 			t.Fatalf("%s A answers %s, want sems1", svc, got)
 		}
 	}
@@ -180,12 +181,12 @@ func TestMetricsQueries(t *testing.T) {
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 0, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
+	if got := admNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
 		t.Fatalf("%s A over TCP answers %s, want sems1", svc, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
+	if got := admNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
 		t.Fatalf("%s A from emea (%s) answers %s, want sems2", svc, opsEMEAIP, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 1})
@@ -286,7 +287,7 @@ func TestMetricsUpdates(t *testing.T) {
 	// Unsigned: REFUSED.
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"sems1"}}})
-	r, _, err := opsClient("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
+	r, _, err := testenv.Client("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 func TestDemoStatusPage(t *testing.T) {
 	p := startDemo(t)
 	const page = "127.0.0.1:5380"
-	if !strings.Contains(p.stdout.String(), "Status page:   http://"+page+"/") {
-		t.Errorf("the demo banner does not give the status page's address http://%s/:\n%s", page, p.stdout.String())
+	if !strings.Contains(p.Stdout.String(), "Status page:   http://"+page+"/") {
+		t.Errorf("the demo banner does not give the status page's address http://%s/:\n%s", page, p.Stdout.String())
 	}
 	row := func(body string) string {
 		i := strings.Index(body, `data-service="keys.demo.test."`)
@@ -30,7 +30,7 @@ func TestDemoStatusPage(t *testing.T) {
 		t.Fatalf("GET http://%s/: %d; the row of keys.demo.test. reads %q, want sems1 active", page, code, row(body))
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
 	// The failover, in the history and on the page.
@@ -51,7 +51,7 @@ func TestDemoStatusPage(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no failover sems1 -> sems2 in /events 20s after kill -USR1: %s\nstderr:\n%s", js, p.stderr.String())
+			t.Fatalf("no failover sems1 -> sems2 in /events 20s after kill -USR1: %s\nstderr:\n%s", js, p.Stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
 	}
@@ -62,7 +62,7 @@ func TestDemoStatusPage(t *testing.T) {
 	if i := strings.Index(body, `<ol class="timeline"`); i < 0 || !strings.Contains(body[i:i+strings.Index(body[i:], "</li>")], "keys.demo.test.: sems1 → sems2") {
 		t.Errorf("the timeline does not start with the failover")
 	}
-	if code := p.terminate(t); code != 0 {
-		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
+	if code := p.Terminate(t); code != 0 {
+		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.Stderr.String())
 	}
 }

@@ -174,41 +174,38 @@ func TestSDNotify(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sock.Close()
-		port := testenv.FreePort(t)
-		dir := t.TempDir()
-		zone, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
-		cfg := checkWrite(t, dir, "c.toml", fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n", port, filepath.Join(dir, "state"), zone))
 		t.Setenv("NOTIFY_SOCKET", name)
-		p := startProc(t, "-config", cfg)
+		var p *proc
 		read := func(want string) {
 			t.Helper()
 			buf := make([]byte, 4096)
 			_ = sock.SetReadDeadline(time.Now().Add(20 * time.Second))
 			n, err := sock.Read(buf)
 			if err != nil {
-				t.Fatalf("abstract=%v: no %s from the server: %v\nstderr:\n%s", abstract, want, err, p.stderr.String())
+				t.Fatalf("abstract=%v: no %s from the server: %v\nstderr:\n%s", abstract, want, err, p.Stderr.String())
 			}
 			if got := string(buf[:n]); !strings.Contains("\n"+got+"\n", "\n"+want+"\n") {
 				t.Fatalf("abstract=%v: got %q, want a message with the line %s", abstract, got, want)
 			}
 		}
-		read("READY=1")
+		notified := func(s *server) error { p = s.p; read("READY=1"); return nil }
+		port := startBinary(t, conformanceConfig(t), binOpts{ready: notified}).port
 		// Ready means answering: no polling here.
 		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
 		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("conformance.test.", dns.TypeSOA), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil || r.Rcode != dns.RcodeSuccess {
 			var ne net.Error
-			if errors.As(err, &ne) || strings.Contains(p.stderr.String(), "address already in use") {
-				t.Logf("stderr:\n%s", p.stderr.String())
+			if errors.As(err, &ne) || strings.Contains(p.Stderr.String(), "address already in use") {
+				t.Logf("stderr:\n%s", p.Stderr.String())
 			}
 			t.Fatalf("abstract=%v: SOA right after READY=1: %v %v, want NOERROR", abstract, err, r)
 		}
-		if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
 		read("STOPPING=1")
-		<-p.done
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		<-p.Done()
+		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 			t.Errorf("exit %d after SIGINT, want 0", code)
 		}
 	}
@@ -240,7 +237,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if _, err := s.lookupA("www." + opeZone); err != nil {
 		t.Fatal(err)
 	}
-	code, body := opeHTTPGet(t, s.httpAddr, "/metrics")
+	code, body := opeHTTPGet(t, s.HTTP, "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}

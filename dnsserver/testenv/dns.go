@@ -100,3 +100,9 @@ func ReadFrame(conn net.Conn) ([]byte, error) {
 	_, err := io.ReadFull(conn, p)
 	return p, err
 }
+
+// MustAsk is Ask failing the test on error.
+func MustAsk(tb testing.TB, network, from, addr, name string, qtype uint16) *dns.Msg {
+	tb.Helper()
+	return MustExchange(tb, network, from, addr, Query(name, qtype))
+}
