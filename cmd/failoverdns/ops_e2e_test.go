@@ -104,21 +104,11 @@ func opeRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // lookupA asks name A over UDP: the address, or the rcode.
 func (s *opeServer) lookupA(name string) (string, error) {
 	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
-	r, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(q, s.Addr)
+	r, _, err := testenv.Client("udp", "", 2*time.Second).Exchange(q, s.Addr)
 	if err != nil {
 		return "", err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode], nil
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers", len(r.Answer)), nil
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String(), nil
-	}
-	return a.A.String(), nil
+	return testenv.AnswerOf(r), nil
 }
 
 func (s *opeServer) wantA(t *testing.T, name, want, why string) {
