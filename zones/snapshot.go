@@ -163,13 +163,12 @@ func build(ctx context.Context, cfg *Config, display string) (*Snapshot, error) 
 		// Zone files are named by their resolved path in every message, so
 		// the operator sees which file was read whatever the working folder.
 		path := cfg.ZonePath(zc)
-		src, err := readFile(ctx, path)
-		if err != nil {
+		z, rerr, err := readParseZone(ctx, zc.Origin, path)
+		if rerr != nil {
 			errs.add(display, cfg.line(fmt.Sprintf("zone[%d].file", i)), "zone %s: cannot read file %q (resolved to %s): %v; fix the path (relative paths are relative to this config's folder)",
-				zc.Origin, zc.File, path, unwrapPathErr(err))
+				zc.Origin, zc.File, path, unwrapPathErr(rerr))
 			continue
 		}
-		z, err := ParseZone(zc.Origin, path, src)
 		if err != nil {
 			var l ErrorList
 			var e *Error
