@@ -11,8 +11,9 @@
 #   failover:  the first node's listener closes at a random point of the
 #              probe cycle, then the first and the last service are queried
 #              every 2ms until each answers the second node; median of
-#              ROUNDS rounds (the listener comes back in between and the
-#              services fail back);
+#              ROUNDS rounds (the listener comes back in between, the
+#              services fail back, and a round starts once the server's
+#              log has been quiet for a second);
 #   recompute: the server's "recomputed" log line during the failover:
 #              deciding and publishing (fast table, gauges, events), the
 #              same time as recompute_duration_seconds (not read from
