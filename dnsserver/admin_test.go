@@ -151,24 +151,7 @@ func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
 func (e *admEnv) close() { e.Stop() }
 
 // admNodeOf names the node an answer gives, or describes what else it is.
-func admNodeOf(r *dns.Msg) string {
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode]
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers: %v", len(r.Answer), r.Answer)
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String()
-	}
-	for n, ip := range admNodeIPs {
-		if a.A.String() == ip {
-			return n
-		}
-	}
-	return a.A.String()
-}
+func admNodeOf(r *dns.Msg) string { return testenv.NameOf(admNodeIPs, testenv.AnswerOf(r)) }
 
 // admActive is the node the service answers to a client at from.
 func (e *admEnv) admActive(t testing.TB, from string) string {

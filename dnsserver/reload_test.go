@@ -603,7 +603,7 @@ func TestReloadInvalid(t *testing.T) {
 			if got := e.record(t, "new."+opsOrigin, dns.TypeA); got != "NXDOMAIN" {
 				t.Errorf("new.%s after the failed reload: %s, want NXDOMAIN (nothing of the bad files is served)", opsOrigin, got)
 			}
-			if code, body := opsGet(t, e.HTTP, "/readyz"); code != 200 {
+			if code, body := testenv.HTTPGet(t, e.HTTP, "/readyz"); code != 200 {
 				t.Errorf("/readyz after the failed reload: %d %s, want 200", code, body)
 			}
 			if got := e.gathered(t, "failoverdns_reloads_total", "outcome", "failure"); got != 1 {

@@ -6,12 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/health"
 	"github.com/failoverdns/failoverdns/zones"
 )
@@ -25,22 +23,17 @@ import (
 func BenchmarkPublishHealthChange(b *testing.B) {
 	for _, n := range []int{1, 100000} {
 		b.Run(fmt.Sprintf("%d-services", n), func(b *testing.B) {
-			dir := b.TempDir()
-			zone := "$ORIGIN pub.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n"
-			var cfg strings.Builder
-			cfg.WriteString("[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\n\n[[zone]]\norigin = \"pub.test.\"\nfile = \"pub.test.zone\"\n\n")
+			c := testenv.Config{
+				Zones: []testenv.Zone{{Origin: "pub.test.", File: "pub.test.zone",
+					Text: "$ORIGIN pub.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n"}},
+			}
 			for i := range 3 {
-				fmt.Fprintf(&cfg, "[[node]]\nname = \"n%d\"\naddress = \"100.64.0.%d\"\n[node.check]\ntype = \"none\"\n\n", i, i+1)
+				c.Nodes = append(c.Nodes, testenv.Node{Name: fmt.Sprintf("n%d", i), Address: fmt.Sprintf("100.64.0.%d", i+1), Check: "type = \"none\"\n"})
 			}
 			for i := range n {
-				fmt.Fprintf(&cfg, "[[service]]\nname = \"s%d.pub.test.\"\nttl = 30\nnodes = [\"n0\", \"n1\", \"n2\"]\nfailback = \"manual\"\n\n", i)
+				c.Services = append(c.Services, testenv.Service{Name: fmt.Sprintf("s%d.pub.test.", i), TTL: 30, Nodes: []string{"n0", "n1", "n2"}, Failback: "manual"})
 			}
-			for name, text := range map[string]string{"pub.test.zone": zone, "config.toml": cfg.String()} {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-					b.Fatal(err)
-				}
-			}
-			snap, err := zones.Load(filepath.Join(dir, "config.toml"))
+			snap, err := zones.Load(c.Write(b, b.TempDir()))
 			if err != nil {
 				b.Fatal(err)
 			}

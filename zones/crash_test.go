@@ -253,16 +253,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 		if err := st.Save(kcOld()); err != nil {
 			t.Fatal(err)
 		}
-		cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "loop", Dir: dir})
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := testenv.StartChild(t, "TestHelperCrashDuringSave", testenv.Crash{Mode: "loop", Dir: dir})
 		// Wait until the child is in its save loop (its first line).
 		buf := make([]byte, len(kcLoopReady))
 		n, rerr := out.Read(buf)

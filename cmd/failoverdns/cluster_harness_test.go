@@ -222,16 +222,7 @@ func (e *cfEnv) answer(i int, from string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode], nil
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers", len(r.Answer)), nil
-	}
-	if a, ok := r.Answer[0].(*dns.A); ok {
-		return peNodeOf(a.A.String()), nil
-	}
-	return r.Answer[0].String(), nil
+	return peNodeOf(testenv.AnswerOf(r)), nil
 }
 
 // waitAnswer waits until every instance of which answers want to clients

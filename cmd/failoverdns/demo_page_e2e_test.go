@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // TestDemoStatusPage: the demo serves the status page and prints its
@@ -25,7 +27,7 @@ func TestDemoStatusPage(t *testing.T) {
 		}
 		return body[i : i+strings.Index(body[i:], "</tr>")]
 	}
-	code, body := opeHTTPGet(t, page, "/")
+	code, body := testenv.HTTPGet(t, page, "/")
 	if code != http.StatusOK || !strings.Contains(row(body), "<b>sems1</b>") {
 		t.Fatalf("GET http://%s/: %d; the row of keys.demo.test. reads %q, want sems1 active", page, code, row(body))
 	}
@@ -36,7 +38,7 @@ func TestDemoStatusPage(t *testing.T) {
 	// The failover, in the history and on the page.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, js := opeHTTPGet(t, page, "/events?service=keys.demo.test")
+		_, js := testenv.HTTPGet(t, page, "/events?service=keys.demo.test")
 		var r struct {
 			Events []struct{ Kind, Old, New string }
 		}
@@ -55,7 +57,7 @@ func TestDemoStatusPage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
 	}
-	_, body = opeHTTPGet(t, page, "/")
+	_, body = testenv.HTTPGet(t, page, "/")
 	if r := row(body); !strings.Contains(r, "<b>sems2</b>") || !strings.Contains(r, "was sems1") {
 		t.Errorf("after kill -USR1 the row of keys.demo.test. reads %q, want sems2, was sems1", r)
 	}

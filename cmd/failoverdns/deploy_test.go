@@ -111,9 +111,9 @@ func TestDeploySystemdUnit(t *testing.T) {
 		"usr/local/bin/failoverdns":              bin,
 		"bin/kill":                               killBin,
 		"etc/systemd/system/failoverdns.service": unitText,
-		"usr/lib/sysusers.d/failoverdns.conf":    mustRead(t, filepath.Join(deployDir, "failoverdns.sysusers")),
-		"etc/failoverdns/failoverdns.toml":       mustRead(t, filepath.Join(deployDir, "failoverdns.toml")),
-		"etc/failoverdns/example.com.zone":       mustRead(t, filepath.Join(deployDir, "example.com.zone")),
+		"usr/lib/sysusers.d/failoverdns.conf":    testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.sysusers")),
+		"etc/failoverdns/failoverdns.toml":       testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.toml")),
+		"etc/failoverdns/example.com.zone":       testenv.ReadFile(t, filepath.Join(deployDir, "example.com.zone")),
 	} {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -134,26 +134,17 @@ func TestDeploySystemdUnit(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestDeployExampleConfig: the example config passes check without a
 // warning (with its state_dir moved somewhere writable).
 func TestDeployExampleConfig(t *testing.T) {
 	dir := t.TempDir()
-	cfg := string(mustRead(t, filepath.Join(deployDir, "failoverdns.toml")))
+	cfg := string(testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.toml")))
 	if !strings.Contains(cfg, `state_dir = "/var/lib/failoverdns"`) || !strings.Contains(cfg, `listen = ["0.0.0.0:53", "[::]:53"]`) {
 		t.Fatalf("deploy/failoverdns.toml: no state_dir or listen line as the README has them")
 	}
 	cfg = strings.Replace(cfg, `state_dir = "/var/lib/failoverdns"`, fmt.Sprintf("state_dir = %q", filepath.Join(dir, "state")), 1)
 	path := checkWrite(t, dir, "failoverdns.toml", cfg)
-	checkWrite(t, dir, "example.com.zone", string(mustRead(t, filepath.Join(deployDir, "example.com.zone"))))
+	checkWrite(t, dir, "example.com.zone", string(testenv.ReadFile(t, filepath.Join(deployDir, "example.com.zone"))))
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "-config", path}, &out, &errb); code != 0 || errb.Len() != 0 {
 		t.Errorf("check deploy/failoverdns.toml: exit %d, stderr:\n%s", code, errb.String())
@@ -237,7 +228,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if _, err := s.lookupA("www." + opeZone); err != nil {
 		t.Fatal(err)
 	}
-	code, body := opeHTTPGet(t, s.HTTP, "/metrics")
+	code, body := testenv.HTTPGet(t, s.HTTP, "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -256,7 +247,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // TestDockerfile: image names are fully qualified (podman and buildah
 // refuse short names), and the health check asks for readiness.
 func TestDockerfile(t *testing.T) {
-	df := string(mustRead(t, "../../Dockerfile"))
+	df := string(testenv.ReadFile(t, "../../Dockerfile"))
 	for _, line := range strings.Split(df, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || !strings.EqualFold(f[0], "FROM") {

@@ -51,13 +51,6 @@ func startListenProc(t *testing.T, listen ...string) (p *proc, port int) {
 	return s.p, s.port
 }
 
-// soaOver asks conformance.test. SOA at addr over network.
-func soaOver(network, addr string) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-	r, _, err := c.Exchange(new(dns.Msg).SetQuestion("conformance.test.", dns.TypeSOA), addr)
-	return r, err
-}
-
 // TestListenBothFamilies: the README's listen line, ["0.0.0.0:53", "[::]:53"]
 // on a high port, starts and answers over IPv4 and IPv6, UDP and TCP; so
 // does ":53" (one socket for both). "[::]" alone is IPv6 only.
@@ -69,7 +62,7 @@ func TestListenBothFamilies(t *testing.T) {
 			for _, host := range []string{"127.0.0.1", "::1"} {
 				for _, network := range []string{"udp", "tcp"} {
 					addr := net.JoinHostPort(host, strconv.Itoa(port))
-					r, err := soaOver(network, addr)
+					r, err := testenv.Ask(network, "", addr, "conformance.test.", dns.TypeSOA)
 					if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !r.Authoritative {
 						t.Errorf("SOA over %s to %s: %v %v, want one authoritative NOERROR answer", network, addr, err, r)
 					}
@@ -82,10 +75,10 @@ func TestListenBothFamilies(t *testing.T) {
 	}
 	t.Run("[::] is IPv6 only", func(t *testing.T) {
 		p, port := startListenProc(t, "[::]:%d")
-		if r, err := soaOver("tcp", net.JoinHostPort("::1", strconv.Itoa(port))); err != nil || r.Rcode != dns.RcodeSuccess {
+		if r, err := testenv.Ask("tcp", "", net.JoinHostPort("::1", strconv.Itoa(port)), "conformance.test.", dns.TypeSOA); err != nil || r.Rcode != dns.RcodeSuccess {
 			t.Errorf("over ::1: %v %v, want NOERROR", err, r)
 		}
-		_, err := soaOver("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		_, err := testenv.Ask("tcp", "", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "conformance.test.", dns.TypeSOA)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("TCP to 127.0.0.1 with listen [::] only: %v, want connection refused (IPV6_V6ONLY)", err)
 		}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -104,21 +103,11 @@ func opeRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // lookupA asks name A over UDP: the address, or the rcode.
 func (s *opeServer) lookupA(name string) (string, error) {
 	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
-	r, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(q, s.Addr)
+	r, _, err := testenv.Client("udp", "", 2*time.Second).Exchange(q, s.Addr)
 	if err != nil {
 		return "", err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode], nil
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers", len(r.Answer)), nil
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String(), nil
-	}
-	return a.A.String(), nil
+	return testenv.AnswerOf(r), nil
 }
 
 func (s *opeServer) wantA(t *testing.T, name, want, why string) {
@@ -303,11 +292,11 @@ func TestOpsStartupSIGHUPAndReadyz(t *testing.T) {
 		if strings.Contains(s.p.Stderr.String(), "msg=listening") {
 			t.Fatalf("the DNS listeners were up before the slow first probe (%s) finished:\n%s", slow, s.p.Stderr.String())
 		}
-		code, body := opeHTTPGet(t, s.Config.HTTP, "/readyz")
+		code, body := testenv.HTTPGet(t, s.Config.HTTP, "/readyz")
 		if code != http.StatusServiceUnavailable {
 			t.Errorf("/readyz during the first probe round: %d %q, want 503", code, body)
 		}
-		if code, body := opeHTTPGet(t, s.Config.HTTP, "/healthz"); code != http.StatusOK {
+		if code, body := testenv.HTTPGet(t, s.Config.HTTP, "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz during the first probe round: %d %q, want 200", code, body)
 		}
 		if code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.Config.HTTP); code != 0 {
@@ -321,22 +310,10 @@ func TestOpsStartupSIGHUPAndReadyz(t *testing.T) {
 	}
 	s := opeLaunch(t, c, binOpts{http: true, ready: duringStart})
 	s.wantA(t, "keys."+opeZone, "127.0.10.1", "after startup")
-	if code, body := opeHTTPGet(t, s.HTTP, "/readyz"); code != http.StatusOK {
+	if code, body := testenv.HTTPGet(t, s.HTTP, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz once serving: %d %q, want 200", code, body)
 	}
 	if code := s.p.Terminate(t); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0\nstderr:\n%s", code, s.p.Stderr.String())
 	}
-}
-
-func opeHTTPGet(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }

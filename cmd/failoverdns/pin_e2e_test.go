@@ -34,14 +34,7 @@ var peSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-e2e-admin-s
 var peNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3"}
 
 // peNodeOf names the node of an answered address.
-func peNodeOf(ip string) string {
-	for n, a := range peNodeIPs {
-		if a == ip {
-			return n
-		}
-	}
-	return ip
-}
+func peNodeOf(ip string) string { return testenv.NameOf(peNodeIPs, ip) }
 
 // nsupdateBinary returns the path of nsupdate, or skips (fails in CI).
 func nsupdateBinary(t *testing.T) string { return testenv.Tool(t, "bind9-dnsutils", "nsupdate") }

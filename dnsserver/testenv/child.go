@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -68,4 +69,31 @@ func LiveHeap() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// StartChild starts Child(test, c) and returns it with its stdout, to read
+// as it runs, and its stderr.
+func StartChild(tb testing.TB, test string, c Crash) (cmd *exec.Cmd, stdout io.Reader, stderr *Logs) {
+	tb.Helper()
+	cmd = Child(test, c)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stderr = &Logs{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, out, stderr
+}
+
+// ReadFile is os.ReadFile failing the test on error.
+func ReadFile(tb testing.TB, path string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

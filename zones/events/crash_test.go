@@ -179,16 +179,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 	t.Logf("seed %d", seed)
 	for i := range runs {
 		dir := t.TempDir()
-		cmd := testenv.Child("TestHelperEventsCrash", testenv.Crash{Mode: "loop", Dir: dir})
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout, stderr := testenv.StartChild(t, "TestHelperEventsCrash", testenv.Crash{Mode: "loop", Dir: dir})
 		// Wait for the first durable write, then kill at a random
 		// moment of what follows.
 		rd := bufio.NewReader(stdout)
@@ -203,7 +194,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		rest, _ := readAll(rd)
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if !testenv.Killed(err) {
 			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
 		}
