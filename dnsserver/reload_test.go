@@ -233,14 +233,10 @@ func (e *opsEnv) wantActive(t testing.TB, want, why string) {
 // waitActive polls until the service answers want to a client at from.
 func (e *opsEnv) waitActive(t testing.TB, from, want string) {
 	t.Helper()
-	deadline := time.Now().Add(opsWithin)
 	var got string
 	var err error
-	for time.Now().Before(deadline) {
-		if got, err = e.tryActive(from); err == nil && got == want {
-			return
-		}
-		time.Sleep(opsPoll) // poll interval
+	if testenv.Eventually(opsWithin, opsPoll, func() bool { got, err = e.tryActive(from); return err == nil && got == want }) {
+		return
 	}
 	t.Fatalf("%s from %q answers %s (err %v) after %s, want %s\nhealth: %v\nlog:\n%s", e.c.service(), from, got, err, opsWithin, want, e.health(), e.Logs)
 }
