@@ -48,7 +48,7 @@ CHECK_PORT=${CHECK_PORT:-25565}
 bench_init scale
 
 echo "== cost against the size of the config, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
+bench_machine
 bench_revision
 
 go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"
