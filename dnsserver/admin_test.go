@@ -22,7 +22,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// Admin records (DESIGN.md "Admin records"): _pin and _status read with
+// Admin records (README "Inspecting with dig" and "Pinning with
+// nsupdate"): _pin and _status read with
 // real sockets from inside and outside admin_nets. The fixture below is
 // shared with update_test.go; its names start with adm.
 

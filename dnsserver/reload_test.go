@@ -1,6 +1,6 @@
 package dnsserver_test
 
-// Acceptance tests of Reload (DESIGN.md "Command line": SIGHUP reloads config
+// Acceptance tests of Reload (README "Reload": SIGHUP reloads config
 // and zones atomically; on any error the old configuration keeps serving;
 // health of unchanged nodes carries over). A real instance with real TCP
 // health endpoints on 127.0.10.x, its config and zone rewritten in a temp
