@@ -22,7 +22,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// Admin records (DESIGN.md "Admin records"): _pin and _status read with
+// Admin records (README "Inspecting with dig" and "Pinning with
+// nsupdate"): _pin and _status read with
 // real sockets from inside and outside admin_nets. The fixture below is
 // shared with update_test.go; its names start with adm.
 
@@ -170,16 +171,15 @@ func (e *admEnv) wantActive(t testing.TB, from, want string) {
 // waitActive polls until the service answers want to from.
 func (e *admEnv) waitActive(t testing.TB, from, want string) {
 	t.Helper()
-	deadline := time.Now().Add(admWithin)
 	got := ""
-	for time.Now().Before(deadline) {
+	if testenv.Eventually(admWithin, 20*time.Millisecond, func() bool {
 		r, err := testenv.Ask("udp", from, e.Addr, admService, dns.TypeA)
 		if err == nil {
-			if got = admNodeOf(r); got == want {
-				return
-			}
+			got = admNodeOf(r)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval
+		return got == want
+	}) {
+		return
 	}
 	t.Fatalf("%s from %q still answers %s after %s, want %s\nstatus: %q", admService, from, got, admWithin, want, e.status(t, ""))
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 
-// Cluster mode (CLUSTER.md) with real etcd: three etcd members and three
+// Cluster mode (README "Running several nameservers") with real etcd: three etcd members and three
 // failoverdns instances on loopback, every answer read with real DNS
 // queries. The instances share admin_test.go's fixture (nodes sems1..3 on
 // tcp listeners the test stops and starts, the admin. TSIG key).
@@ -92,7 +92,8 @@ func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 	return r.Rcode
 }
 
-// TestClusterOneAnswer is CLUSTER.md's promise: a node failure, a
+// TestClusterOneAnswer is cluster mode's promise (README "Running several
+// nameservers"): a node failure, a
 // failback, a pin sent to one instance and an unpin are answered alike by
 // all three, and pins survive a restart of every instance.
 func TestClusterOneAnswer(t *testing.T) {

@@ -1,7 +1,7 @@
 package dnsserver_test
 
-// Delegation end to end (DESIGN.md: "an operator delegates a subdomain to
-// it"): a real recursive resolver, unbound, with svc.test. delegated to a
+// Delegation end to end (README "Delegating a
+// subdomain"): a real recursive resolver, unbound, with svc.test. delegated to a
 // failoverdns instance by a stub zone, answers clients with the active node,
 // and follows a failover within the service's TTL. Everything stays on
 // loopback: unbound's root hints name 127.0.0.255 (where nothing listens) so

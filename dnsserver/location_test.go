@@ -1,7 +1,7 @@
 package dnsserver_test
 
-// Acceptance tests for location-aware views (DESIGN.md "Location", "Active
-// node"): real servers on 127.0.0.1, clients bound to other loopback
+// Acceptance tests for location-aware views (README "Configuration":
+// locations and the active node): real servers on 127.0.0.1, clients bound to other loopback
 // addresses (Linux routes all of 127/8 to lo), EDNS Client Subnet (RFC 7871)
 // and per-location failover with real TCP health checks on 127.0.10.x.
 

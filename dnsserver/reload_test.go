@@ -1,6 +1,6 @@
 package dnsserver_test
 
-// Acceptance tests of Reload (DESIGN.md "Command line": SIGHUP reloads config
+// Acceptance tests of Reload (README "Reload": SIGHUP reloads config
 // and zones atomically; on any error the old configuration keeps serving;
 // health of unchanged nodes carries over). A real instance with real TCP
 // health endpoints on 127.0.10.x, its config and zone rewritten in a temp
@@ -233,14 +233,10 @@ func (e *opsEnv) wantActive(t testing.TB, want, why string) {
 // waitActive polls until the service answers want to a client at from.
 func (e *opsEnv) waitActive(t testing.TB, from, want string) {
 	t.Helper()
-	deadline := time.Now().Add(opsWithin)
 	var got string
 	var err error
-	for time.Now().Before(deadline) {
-		if got, err = e.tryActive(from); err == nil && got == want {
-			return
-		}
-		time.Sleep(opsPoll) // poll interval
+	if testenv.Eventually(opsWithin, opsPoll, func() bool { got, err = e.tryActive(from); return err == nil && got == want }) {
+		return
 	}
 	t.Fatalf("%s from %q answers %s (err %v) after %s, want %s\nhealth: %v\nlog:\n%s", e.c.service(), from, got, err, opsWithin, want, e.health(), e.Logs)
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones/cluster/netns"
 )
 
-// Cluster fault tests (issue 15 acceptance 2): each scenario of CLUSTER.md
-// "Failure behaviour" in a network namespace of its own, with three real
+// Cluster fault tests (issue 15 acceptance 2): each failure of README
+// "Running several nameservers" in a network namespace of its own, with three real
 // etcd members and three failoverdns processes (cluster_harness_test.go).
 // Every scenario asserts exact answers; timings only loosely.
 // bench/cluster.sh runs the same scenarios many times and measures them.

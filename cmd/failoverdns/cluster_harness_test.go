@@ -22,8 +22,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones/cluster/netns"
 )
 
-// The harness of the cluster fault tests and of bench/cluster.sh (issue 15,
-// CLUSTER.md "Failure behaviour"): inside a network namespace of its own,
+// The harness of the cluster fault tests and of bench/cluster.sh (README
+// "Running several nameservers", "What each failure does"): inside a network namespace of its own,
 // three real etcd members on 127.0.0.1-3, three failoverdns processes ns1-3
 // on 127.0.0.11-13 (DNS, HTTP, etcd connections and health probes all leave
 // from the instance's own address, so one iptables rule on an address cuts

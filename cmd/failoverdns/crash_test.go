@@ -15,8 +15,8 @@ import (
 )
 
 // kill -9 in the middle of a burst of pin UPDATEs, again and again: an
-// UPDATE answered NOERROR is on disk (DESIGN.md: "A dynamic pin is written
-// durably to state_dir before the UPDATE is answered"), so after a restart
+// UPDATE answered NOERROR is on disk (README "Pinning with nsupdate": a pin
+// is written to state_dir, fsynced, before the UPDATE is answered), so after a restart
 // the pin in force is the last acknowledged one, or the one sent after it
 // whose answer the kill swallowed; never an older one, and the restart
 // always succeeds (no torn state file). Names here start with kc.

@@ -121,17 +121,16 @@ func (s *opeServer) wantA(t *testing.T, name, want, why string) {
 // waitA polls until name A answers want.
 func (s *opeServer) waitA(t *testing.T, name, want, why string) {
 	t.Helper()
-	deadline := time.Now().Add(opeWithin)
 	var got string
 	var err error
-	for time.Now().Before(deadline) {
-		if got, err = s.lookupA(name); err == nil && got == want {
-			return
-		}
-		if s.p.Exited() {
-			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.Stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+	if testenv.Eventually(opeWithin, 50*time.Millisecond, func() bool {
+		got, err = s.lookupA(name)
+		return err == nil && got == want || s.p.Exited()
+	}) && !s.p.Exited() {
+		return
+	}
+	if s.p.Exited() {
+		t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.Stderr.String())
 	}
 	t.Fatalf("%s: %s A = %q (err %v) after %s, want %s\nstderr:\n%s", why, name, got, err, opeWithin, want, s.p.Stderr.String())
 }

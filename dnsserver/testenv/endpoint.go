@@ -110,3 +110,16 @@ func Every(ctx context.Context, d time.Duration, f func()) {
 		f()
 	}
 }
+
+// Eventually polls cond every poll until it holds, for at most within, and
+// reports whether it did.
+func Eventually(within, poll time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(poll) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
