@@ -11,8 +11,9 @@
 #   failover:  the first node's listener closes at a random point of the
 #              probe cycle, then the first and the last service are queried
 #              every 2ms until each answers the second node; median of
-#              ROUNDS rounds (the listener comes back in between and the
-#              services fail back);
+#              ROUNDS rounds (the listener comes back in between, the
+#              services fail back, and a round starts once the server's
+#              log has been quiet for a second);
 #   recompute: the server's "recomputed" log line during the failover:
 #              deciding and publishing (fast table, gauges, events), the
 #              same time as recompute_duration_seconds (not read from
@@ -47,7 +48,7 @@ CHECK_PORT=${CHECK_PORT:-25565}
 bench_init scale
 
 echo "== cost against the size of the config, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
+bench_machine
 bench_revision
 
 go build -o "$WORK/failoverdns" ./cmd/failoverdns || die "go build failed"

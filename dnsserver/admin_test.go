@@ -6,14 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +22,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones"
 )
 
-// Admin records (DESIGN.md "Admin records"): _pin and _status read with
+// Admin records (README "Inspecting with dig" and "Pinning with
+// nsupdate"): _pin and _status read with
 // real sockets from inside and outside admin_nets. The fixture below is
 // shared with update_test.go; its names start with adm.
 
@@ -50,76 +49,22 @@ var admNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2",
 
 // admNode is a node's TCP health endpoint, which a test stops and restarts.
 type admNode struct {
+	*testenv.Endpoint
 	name, ip string
 	port     int
-
-	mu   sync.Mutex
-	ln   net.Listener
-	done chan struct{}
 }
 
 func admNewNode(t testing.TB, name string, up bool) *admNode {
 	t.Helper()
-	n := &admNode{name: name, ip: admNodeIPs[name]}
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, "0"))
-	if err != nil {
-		t.Fatalf("node %s: %v", name, err)
-	}
-	n.port = ln.Addr().(*net.TCPAddr).Port
-	n.serve(ln)
-	if !up {
-		n.stop()
-	}
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *admNode) serve(ln net.Listener) {
-	n.ln, n.done = ln, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}(n.done)
+	ep := testenv.NewEndpoint(t, admNodeIPs[name], 0, up)
+	return &admNode{Endpoint: ep, name: name, ip: ep.IP, port: ep.Port}
 }
 
 // stop closes the listener: connects are refused from now on.
-func (n *admNode) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		n.ln.Close()
-		<-n.done
-		n.ln = nil
-	}
-}
+func (n *admNode) stop() { n.Stop() }
 
 // start listens on the node's port again.
-func (n *admNode) start(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		return
-	}
-	deadline := time.Now().Add(admTimeout)
-	for {
-		ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, strconv.Itoa(n.port)))
-		if err == nil {
-			n.serve(ln)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s: listening again on port %d: %v", n.name, n.port, err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
-}
+func (n *admNode) start(t testing.TB) { t.Helper(); n.Start(t) }
 
 // admConf varies the fixture's config.
 type admConf struct {
@@ -141,13 +86,7 @@ type admEnv struct {
 	nodes    map[string]*admNode
 }
 
-const admZoneHead = `$ORIGIN demo.test.
-$TTL 300
-@       IN SOA ns1.demo.test. hostmaster.demo.test. 2026112101 3600 600 1209600 60
-        IN NS  ns1.demo.test.
-ns1     IN A   127.0.0.1
-www     IN A   192.0.2.80
-`
+var admZoneHead = testenv.ZoneHead(admZone, 2026112101, "127.0.0.1") + "www     IN A   192.0.2.80\n"
 
 // admConfig is c's config, with tcp checks on nodes' endpoints (a node not
 // in nodes has check type none).
@@ -212,56 +151,13 @@ func (e *admEnv) launch(t testing.TB, o dnsserver.Options) {
 
 func (e *admEnv) close() { e.Stop() }
 
-// admClient returns a UDP or TCP client whose source address is from
-// ("" = any).
-func admClient(network, from string) *dns.Client {
-	return opsClient(network, from, admTimeout)
-}
-
-// admQuery asks name/qtype from the source address from over UDP.
-func admQuery(t testing.TB, addr, from, name string, qtype uint16) *dns.Msg {
-	t.Helper()
-	r, err := admTryQuery(addr, from, name, qtype)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func admTryQuery(addr, from, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg).SetQuestion(name, qtype)
-	q.RecursionDesired = false
-	r, _, err := admClient("udp", from).Exchange(q, addr)
-	if err != nil {
-		return nil, fmt.Errorf("query %s %s from %q: %v", name, dns.TypeToString[qtype], from, err)
-	}
-	return r, nil
-}
-
 // admNodeOf names the node an answer gives, or describes what else it is.
-func admNodeOf(r *dns.Msg) string {
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode]
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers: %v", len(r.Answer), r.Answer)
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String()
-	}
-	for n, ip := range admNodeIPs {
-		if a.A.String() == ip {
-			return n
-		}
-	}
-	return a.A.String()
-}
+func admNodeOf(r *dns.Msg) string { return testenv.NameOf(admNodeIPs, testenv.AnswerOf(r)) }
 
 // admActive is the node the service answers to a client at from.
 func (e *admEnv) admActive(t testing.TB, from string) string {
 	t.Helper()
-	return admNodeOf(admQuery(t, e.Addr, from, admService, dns.TypeA))
+	return admNodeOf(testenv.MustAsk(t, "udp", from, e.Addr, admService, dns.TypeA))
 }
 
 // wantActive asserts the answer now, with no waiting.
@@ -275,16 +171,15 @@ func (e *admEnv) wantActive(t testing.TB, from, want string) {
 // waitActive polls until the service answers want to from.
 func (e *admEnv) waitActive(t testing.TB, from, want string) {
 	t.Helper()
-	deadline := time.Now().Add(admWithin)
 	got := ""
-	for time.Now().Before(deadline) {
-		r, err := admTryQuery(e.Addr, from, admService, dns.TypeA)
+	if testenv.Eventually(admWithin, 20*time.Millisecond, func() bool {
+		r, err := testenv.Ask("udp", from, e.Addr, admService, dns.TypeA)
 		if err == nil {
-			if got = admNodeOf(r); got == want {
-				return
-			}
+			got = admNodeOf(r)
 		}
-		time.Sleep(20 * time.Millisecond) // poll interval
+		return got == want
+	}) {
+		return
 	}
 	t.Fatalf("%s from %q still answers %s after %s, want %s\nstatus: %q", admService, from, got, admWithin, want, e.status(t, ""))
 }
@@ -297,11 +192,11 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 	if location != "" {
 		name = "_status." + location + "._loc." + admService
 	}
-	r, err := admTryQuery(e.Addr, "127.0.0.1", name, dns.TypeTXT)
+	r, err := testenv.Ask("udp", "127.0.0.1", e.Addr, name, dns.TypeTXT)
 	if err == nil && r.Truncated {
 		// As dig does: a status too large for 512 bytes comes over TCP.
 		q := new(dns.Msg).SetQuestion(name, dns.TypeTXT)
-		r, _, err = admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
+		r, _, err = testenv.Client("tcp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	}
 	if err != nil {
 		return []string{err.Error()}
@@ -315,7 +210,7 @@ func (e *admEnv) status(t testing.TB, location string) []string {
 // pinTXT reads a _pin name from 127.0.0.1: its TXT text, or the rcode.
 func (e *admEnv) pinTXT(t testing.TB, name string) string {
 	t.Helper()
-	r := admQuery(t, e.Addr, "127.0.0.1", name, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, name, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess {
 		return dns.RcodeToString[r.Rcode]
 	}
@@ -440,7 +335,7 @@ func admSendRaw(t testing.TB, addr string, buf []byte, mac string, s admSign) (*
 	if network == "" {
 		network = "udp"
 	}
-	conn, err := admClient(network, from).Dial(addr)
+	conn, err := testenv.Client(network, from, admTimeout).Dial(addr)
 	if err != nil {
 		t.Fatalf("dial %s from %s: %v", addr, from, err)
 	}
@@ -561,7 +456,7 @@ func TestAdminStatus(t *testing.T) {
 
 	check := func(active string, pinLine string) {
 		t.Helper()
-		r := admQuery(t, e.Addr, "127.0.0.1", "_status."+admService, dns.TypeTXT)
+		r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_status."+admService, dns.TypeTXT)
 		if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 			t.Fatalf("_status: rcode %s AA %v answers %d, want NOERROR, AA, one TXT", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 		}
@@ -624,7 +519,7 @@ func TestAdminStatus(t *testing.T) {
 	// for admin names of no service (no probing for which exist).
 	for _, name := range []string{"_status." + admService, admPinName, "_status.emea._loc." + admService, "_pin.nothere.demo.test.", "_status.nothere.demo.test."} {
 		for _, qt := range []uint16{dns.TypeTXT, dns.TypeA} {
-			r := admQuery(t, e.Addr, admOutside, name, qt)
+			r := testenv.MustAsk(t, "udp", admOutside, e.Addr, name, qt)
 			if r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 				t.Errorf("%s %s from %s: rcode %s with %d answers, want REFUSED and nothing", name, dns.TypeToString[qt], admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 			}
@@ -640,7 +535,7 @@ func TestAdminStatus(t *testing.T) {
 func TestAdminStatusTCP(t *testing.T) {
 	e := admStart(t, admConf{})
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "").Exchange(q, e.Addr)
+	r, _, err := testenv.Client("tcp", "", admTimeout).Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -660,7 +555,7 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin with no pin: %s, want NXDOMAIN", got)
 	}
 	e.mustUpdate(t, admPinMsg(admPinName, "sems2"))
-	r := admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admPinName, dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || !r.Authoritative || len(r.Answer) != 1 {
 		t.Fatalf("_pin: %s AA %v, %d answers", dns.RcodeToString[r.Rcode], r.Authoritative, len(r.Answer))
 	}
@@ -669,16 +564,16 @@ func TestAdminPinRead(t *testing.T) {
 		t.Errorf("_pin answer %q, want %q", got, want)
 	}
 	// Names are case-insensitive; the question is echoed as asked.
-	r = admQuery(t, e.Addr, "127.0.0.1", "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
+	r = testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_PIN.Keys.Demo.TEST.", dns.TypeTXT)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || strings.Join(r.Answer[0].(*dns.TXT).Txt, " ") != "sems2" {
 		t.Errorf("_PIN.Keys.Demo.TEST.: %s %v, want TXT sems2", dns.RcodeToString[r.Rcode], r.Answer)
 	}
 	// Another type at the pin name: NODATA with the SOA.
-	r = admQuery(t, e.Addr, "127.0.0.1", admPinName, dns.TypeA)
+	r = testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admPinName, dns.TypeA)
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("_pin A: %s, answer %v, authority %v; want NODATA with the SOA", dns.RcodeToString[r.Rcode], r.Answer, r.Ns)
 	}
-	if r := admQuery(t, e.Addr, admOutside, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+	if r := testenv.MustAsk(t, "udp", admOutside, e.Addr, admPinName, dns.TypeTXT); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
 		t.Errorf("_pin from %s: %s with %d answers, want REFUSED", admOutside, dns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 	// A pin with force and until reads back in the canonical form.
@@ -746,7 +641,7 @@ func TestAdminLocationStatus(t *testing.T) {
 		t.Errorf("_status.emea._loc does not show the service-wide pin: %q", lines)
 	}
 	// Unknown location: not an admin name of ours, answered from the zone.
-	r := admQuery(t, e.Addr, "127.0.0.1", "_status.apac._loc."+admService, dns.TypeTXT)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, "_status.apac._loc."+admService, dns.TypeTXT)
 	if r.Rcode != dns.RcodeNameError {
 		t.Errorf("_status of an unknown location: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
 	}
@@ -836,7 +731,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 	e := &admEnv{env: start(t, c, dnsserver.Options{Version: "v0.0.0-admin"})}
 
 	q := new(dns.Msg).SetQuestion("_status."+admService, dns.TypeTXT)
-	r, _, err := admClient("tcp", "127.0.0.1").Exchange(q, e.Addr)
+	r, _, err := testenv.Client("tcp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	if err != nil {
 		t.Fatalf("_status over TCP: %v", err)
 	}
@@ -865,7 +760,7 @@ func TestStatusTooLargeSummarised(t *testing.T) {
 		t.Errorf("%d view lines shown and the summary %q: want them to add up to %d", shown, last, locations)
 	}
 
-	r, _, err = admClient("udp", "127.0.0.1").Exchange(q, e.Addr)
+	r, _, err = testenv.Client("udp", "127.0.0.1", admTimeout).Exchange(q, e.Addr)
 	if err != nil || !r.Truncated {
 		t.Errorf("_status over UDP: %v, TC=%v; want truncated", err, r != nil && r.Truncated)
 	}

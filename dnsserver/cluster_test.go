@@ -19,7 +19,7 @@ import (
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 )
 
-// Cluster mode (CLUSTER.md) with real etcd: three etcd members and three
+// Cluster mode (README "Running several nameservers") with real etcd: three etcd members and three
 // failoverdns instances on loopback, every answer read with real DNS
 // queries. The instances share admin_test.go's fixture (nodes sems1..3 on
 // tcp listeners the test stops and starts, the admin. TSIG key).
@@ -92,7 +92,8 @@ func (c *clEnv) update(t *testing.T, i int, m *dns.Msg) int {
 	return r.Rcode
 }
 
-// TestClusterOneAnswer is CLUSTER.md's promise: a node failure, a
+// TestClusterOneAnswer is cluster mode's promise (README "Running several
+// nameservers"): a node failure, a
 // failback, a pin sent to one instance and an unpin are answered alike by
 // all three, and pins survive a restart of every instance.
 func TestClusterOneAnswer(t *testing.T) {
@@ -168,6 +169,7 @@ func TestClusterOneAnswer(t *testing.T) {
 // members return, UPDATEs commit and every instance follows again.
 func TestClusterQuorumLost(t *testing.T) {
 	c := clStart(t, 3, "")
+	killed := time.Now()
 	c.etcd.Member(1).Kill()
 	c.etcd.Member(2).Kill()
 	// Until every instance has noticed (its lease lapses), answers stay.
@@ -202,6 +204,13 @@ func TestClusterQuorumLost(t *testing.T) {
 		st := strings.Join(e.status(t, ""), "\n")
 		if !strings.Contains(st, "cluster: unreachable for") {
 			t.Errorf("ns%d _status does not say the cluster is unreachable:\n%s", i+1, st)
+		}
+		// Noticed when the lease lapses, but cut off from the last time
+		// etcd answered (it answers every instance every second): what
+		// local_failover_after counts from. Generous bounds: not timing.
+		cs := e.in.Status().Cluster
+		if cs == nil || cs.CutOffSince.Before(killed.Add(-5*time.Second)) || cs.CutOffSince.After(killed.Add(2*time.Second)) {
+			t.Errorf("ns%d /status cluster %+v: cut_off_since should be etcd's last answer, within [-5s, +2s] of the kill at %s", i+1, cs, killed.Format(time.RFC3339Nano))
 		}
 	}
 

@@ -244,18 +244,8 @@ func (c conformanceCase) query() *dns.Msg {
 	return q
 }
 
-func bigTXT() []string {
-	var out []string
-	for i := range 28 {
-		s := fmt.Sprintf("big-txt-record-%02d-", i)
-		s += strings.Repeat("x", 100-len(s))
-		out = append(out, fmt.Sprintf("big.conformance.test. 3600 IN TXT %q", s))
-	}
-	return out
-}
-
 func conformanceCases() []conformanceCase {
-	big := bigTXT()
+	big := testenv.ConformanceBigTXT()
 	loopCNAMEs := []string{
 		"loop1.conformance.test. 60 IN CNAME loop2.conformance.test.",
 		"loop2.conformance.test. 60 IN CNAME loop1.conformance.test.",

@@ -1,7 +1,7 @@
 package dnsserver_test
 
-// Delegation end to end (DESIGN.md: "an operator delegates a subdomain to
-// it"): a real recursive resolver, unbound, with svc.test. delegated to a
+// Delegation end to end (README "Delegating a
+// subdomain"): a real recursive resolver, unbound, with svc.test. delegated to a
 // failoverdns instance by a stub zone, answers clients with the active node,
 // and follows a failover within the service's TTL. Everything stays on
 // loopback: unbound's root hints name 127.0.0.255 (where nothing listens) so
@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,21 +34,13 @@ func opsUnboundBinary(t *testing.T) (unbound, checkconf string) {
 
 // opsUnbound is a running unbound.
 type opsUnbound struct {
+	*testenv.Proc
 	addr string
-	cmd  *exec.Cmd
-	log  testenv.Logs
-	done chan struct{}
 	conf string
 }
 
-func (u *opsUnbound) running() bool {
-	select {
-	case <-u.done:
-		return false
-	default:
-		return true
-	}
-}
+// log is what unbound wrote.
+func (u *opsUnbound) log() string { return u.Stdout.String() + u.Stderr.String() }
 
 // opsUnboundConf is unbound's config: a resolver on 127.0.0.1:port with no
 // way out but the stub zone svc.test. at stub.
@@ -112,7 +103,7 @@ func opsStartUnbound(t *testing.T, zone, dnsAddr string) *opsUnbound {
 	var lastLog string
 	for range 5 {
 		up := testenv.FreePort(t)
-		u := &opsUnbound{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(up)), done: make(chan struct{}), conf: filepath.Join(dir, "unbound.conf")}
+		u := &opsUnbound{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(up)), conf: filepath.Join(dir, "unbound.conf")}
 		if err := os.WriteFile(u.conf, []byte(opsUnboundConf(dir, up, zone, stub)), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -122,23 +113,14 @@ func opsStartUnbound(t *testing.T, zone, dnsAddr string) *opsUnbound {
 				t.Fatalf("unbound-checkconf rejects the test's config: %v\n%s", err, out)
 			}
 		}
-		u.cmd = exec.Command(bin, "-d", "-c", u.conf)
-		u.cmd.Dir = dir
-		u.cmd.Stdout = &u.log
-		u.cmd.Stderr = &u.log
-		if err := u.cmd.Start(); err != nil {
-			t.Fatalf("starting unbound: %v", err)
-		}
-		go func() {
-			_ = u.cmd.Wait()
-			close(u.done)
-		}()
-		t.Cleanup(func() { u.stop(t) })
+		cmd := exec.Command(bin, "-d", "-c", u.conf)
+		cmd.Dir = dir
+		u.Proc = testenv.StartProc(t, cmd)
 		if err := u.waitListening(); err == nil {
 			return u
 		}
-		lastLog = u.log.String()
-		if u.running() || !strings.Contains(lastLog, "in use") {
+		lastLog = u.log()
+		if !u.Exited() || !strings.Contains(lastLog, "in use") {
 			t.Fatalf("unbound did not start listening on %s:\n%s", u.addr, lastLog)
 		}
 		// Someone took the port in between: another one.
@@ -150,11 +132,11 @@ func opsStartUnbound(t *testing.T, zone, dnsAddr string) *opsUnbound {
 // waitListening polls unbound with a query for a name it answers itself
 // (localhost, from its default local zones) until it does.
 func (u *opsUnbound) waitListening() error {
-	c := opsClient("udp", "", 250*time.Millisecond)
+	c := testenv.Client("udp", "", 250*time.Millisecond)
 	q := new(dns.Msg).SetQuestion("localhost.", dns.TypeA)
 	deadline := time.Now().Add(opsWithin)
 	for time.Now().Before(deadline) {
-		if !u.running() {
+		if u.Exited() {
 			return errors.New("unbound exited")
 		}
 		if r, _, err := c.Exchange(q, u.addr); err == nil && r.Rcode == dns.RcodeSuccess {
@@ -165,25 +147,11 @@ func (u *opsUnbound) waitListening() error {
 	return fmt.Errorf("unbound does not answer on %s after %s", u.addr, opsWithin)
 }
 
-func (u *opsUnbound) stop(t *testing.T) {
-	if !u.running() {
-		return
-	}
-	_ = u.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-u.done:
-	case <-time.After(5 * time.Second):
-		_ = u.cmd.Process.Kill()
-		<-u.done
-		t.Logf("unbound ignored SIGTERM for 5s; killed")
-	}
-}
-
 // resolve asks unbound (RD set, as a stub resolver does) for name A.
 func (u *opsUnbound) resolve(name string) (*dns.Msg, error) {
 	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
 	q.RecursionDesired = true
-	r, _, err := opsClient("udp", "", 2*time.Second).Exchange(q, u.addr)
+	r, _, err := testenv.Client("udp", "", 2*time.Second).Exchange(q, u.addr)
 	return r, err
 }
 
@@ -199,7 +167,7 @@ func (u *opsUnbound) waitResolve(t *testing.T, e *opsEnv, name, want string, all
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = opsNodeOf(r)
+			last = admNodeOf(r)
 			if last == want {
 				if r.Answer[0].Header().Ttl > uint32(e.c.ttl) {
 					t.Errorf("unbound gave TTL %d, more than the service's %d", r.Answer[0].Header().Ttl, e.c.ttl)
@@ -212,13 +180,13 @@ func (u *opsUnbound) waitResolve(t *testing.T, e *opsEnv, name, want string, all
 			}
 			if !ok {
 				t.Fatalf("unbound answered %s for %s, want %s (or %v on the way)\nfailoverdns health: %s\nunbound log:\n%s\nfailoverdns log:\n%s",
-					last, name, want, allowed, e.health(), u.log.String(), e.Logs)
+					last, name, want, allowed, e.health(), u.log(), e.Logs)
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // poll interval
 	}
 	t.Fatalf("unbound still answers %s for %s after 15s, want %s\nfailoverdns answers directly: %s\nunbound log:\n%s\nfailoverdns log:\n%s",
-		last, name, want, e.active(t), u.log.String(), e.Logs)
+		last, name, want, e.active(t), u.log(), e.Logs)
 	return 0
 }
 
@@ -253,7 +221,7 @@ func TestDelegationUnbound(t *testing.T) {
 	nodes["sems1"].start(t)
 	took = u.waitResolve(t, e, svc, "sems1", "sems2")
 	t.Logf("unbound answered sems1 again %s after it came back (rise 2, failback_after 0s)", took.Round(10*time.Millisecond))
-	if !u.running() {
-		t.Errorf("unbound exited during the test:\n%s", u.log.String())
+	if u.Exited() {
+		t.Errorf("unbound exited during the test:\n%s", u.log())
 	}
 }

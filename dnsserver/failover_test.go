@@ -125,7 +125,7 @@ type foBackend struct {
 	port    int
 	ln      *foListener
 	srv     *http.Server
-	done    chan struct{} // closed when the serving goroutine returned
+	done    <-chan struct{} // closed when the serving goroutine returned
 	fillers []net.Conn
 }
 
@@ -165,22 +165,12 @@ func (b *foBackend) start() {
 	b.port = ln.Addr().(*net.TCPAddr).Port
 	fl := &foListener{TCPListener: ln.(*net.TCPListener), closed: make(chan struct{})}
 	b.ln = fl
-	done := make(chan struct{})
-	b.done = done
 	if b.kind == "tcp" {
-		go func() {
-			defer close(done)
-			for {
-				c, err := fl.Accept()
-				if err != nil {
-					return
-				}
-				b.hits.Add(1)
-				c.Close()
-			}
-		}()
+		b.done = testenv.Serve(fl, func(c net.Conn) { b.hits.Add(1); c.Close() })
 		return
 	}
+	done := make(chan struct{})
+	b.done = done
 	h := b.handler
 	if h == nil {
 		h = func(w http.ResponseWriter, r *http.Request) {
@@ -966,20 +956,13 @@ func TestFailoverUnderLoad(t *testing.T) {
 	for i, every := range []time.Duration{100 * time.Millisecond, 150 * time.Millisecond} {
 		b := backends[i]
 		wg.Go(func() {
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testenv.Every(ctx, every, func() {
 				if b.status.Load() == http.StatusOK {
 					b.status.Store(http.StatusServiceUnavailable)
 				} else {
 					b.status.Store(http.StatusOK)
 				}
-			}
+			})
 		})
 	}
 	var (

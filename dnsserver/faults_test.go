@@ -219,8 +219,8 @@ type ftObs struct {
 	up bool // the node's state right after this result
 }
 
-// ftSimulate replays probe outcomes through rise/fall as DESIGN.md states
-// them: the first result sets the state; then fall consecutive failures
+// ftSimulate replays probe outcomes through rise/fall as README "Configuration"
+// states them: the first result sets the state; then fall consecutive failures
 // while up take the node down and rise consecutive successes while down
 // bring it up. It returns the state after each probe and the number of
 // transitions after the first result.

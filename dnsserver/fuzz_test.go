@@ -50,12 +50,7 @@ var fzNodes = map[string][2]string{
 // fzZoneText is the zone every fuzz and hostile test serves: static data of
 // each kind the lookup handles (CNAME to the service, a CNAME loop, a
 // wildcard, a delegation with glue).
-const fzZoneText = `$ORIGIN fuzz.test.
-$TTL 300
-@        IN SOA   ns1.fuzz.test. hostmaster.fuzz.test. 2026112101 3600 600 1209600 60
-         IN NS    ns1.fuzz.test.
-ns1      IN A     127.0.0.1
-www      IN A     192.0.2.80
+var fzZoneText = testenv.ZoneHead("fuzz.test.", 2026112101, "127.0.0.1") + `www      IN A     192.0.2.80
 www      IN TXT   "hello"
 www      IN MX    10 www.fuzz.test.
 alias    IN CNAME keys.fuzz.test.

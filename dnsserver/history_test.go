@@ -28,7 +28,7 @@ import (
 // hiEvents GETs /events?query from 127.0.0.1.
 func hiEvents(t testing.TB, e *opsEnv, query string) dnsserver.EventsReply {
 	t.Helper()
-	code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+query)
+	code, body := testenv.HTTPDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+query)
 	if code != http.StatusOK {
 		t.Fatalf("/events?%s: %d %s", query, code, body)
 	}
@@ -76,7 +76,7 @@ func hiView(e *opsEnv, kind events.Kind, ev events.Event) bool {
 // hiStatus reads _status of the service over TCP (it outgrows 512 bytes).
 func hiStatus(t testing.TB, e *opsEnv) []string {
 	t.Helper()
-	r, err := opsExchange("tcp", "127.0.0.1", e.Addr, "_status."+e.c.service(), dns.TypeTXT)
+	r, err := testenv.Ask("tcp", "127.0.0.1", e.Addr, "_status."+e.c.service(), dns.TypeTXT)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestEventHistory(t *testing.T) {
 		t.Errorf("/events?limit=2 = %d events truncated %v, want the newest 2, truncated", len(got.Events), got.Truncated)
 	}
 	for _, q := range []string{"since=yesterday", "limit=0", "limit=x"} {
-		if code, body := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+q); code != http.StatusBadRequest || !strings.Contains(body, "want") {
+		if code, body := testenv.HTTPDo(t, "127.0.0.1", http.MethodGet, e.HTTP, "/events?"+q); code != http.StatusBadRequest || !strings.Contains(body, "want") {
 			t.Errorf("/events?%s: %d %q, want 400 saying what is wanted", q, code, body)
 		}
 	}
@@ -248,11 +248,11 @@ func TestEventHistory(t *testing.T) {
 func TestEventsAdminNets(t *testing.T) {
 	e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`}, opsNodes(t, "sems1"))
 	for _, path := range []string{"/events", "/events?service=keys.ops.test."} {
-		code, body := opsDo(t, "127.0.0.2", http.MethodGet, e.HTTP, path)
+		code, body := testenv.HTTPDo(t, "127.0.0.2", http.MethodGet, e.HTTP, path)
 		if code != http.StatusForbidden || !strings.Contains(body, "admin_nets") {
 			t.Errorf("GET %s from 127.0.0.2 (outside admin_nets): %d %q, want 403 naming admin_nets", path, code, body)
 		}
-		if code, _ := opsDo(t, "127.0.0.1", http.MethodGet, e.HTTP, path); code != http.StatusOK {
+		if code, _ := testenv.HTTPDo(t, "127.0.0.1", http.MethodGet, e.HTTP, path); code != http.StatusOK {
 			t.Errorf("GET %s from 127.0.0.1: %d, want 200", path, code)
 		}
 	}

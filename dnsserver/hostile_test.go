@@ -17,7 +17,7 @@ import (
 	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
-// Hostile input through real sockets (DESIGN.md "What bad input gets"): each
+// Hostile input through real sockets (README "Failure behaviour", bad input): each
 // case asserts the exact RCODE, or silence, and then that the server still
 // answers an ordinary query over UDP and TCP. The fixture is fzStart in
 // fuzz_test.go.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // TestHTTPReadersOnly: /status and /metrics answer admin_nets only by
@@ -24,7 +26,7 @@ func TestHTTPReadersOnly(t *testing.T) {
 			e := opsStart(t, opsConf{order: []string{"sems1"}, http: true, adminNets: `["127.0.0.1/32"]`, httpNets: tc.httpNets}, nodes)
 			for from, may := range tc.may {
 				for _, path := range []string{"/status", "/metrics"} {
-					code, body := opsDo(t, from, http.MethodGet, e.HTTP, path)
+					code, body := testenv.HTTPDo(t, from, http.MethodGet, e.HTTP, path)
 					switch {
 					case may && code != http.StatusOK:
 						t.Errorf("GET %s from %s: %d %q, want 200", path, from, code, body)
@@ -33,12 +35,12 @@ func TestHTTPReadersOnly(t *testing.T) {
 					}
 				}
 				for _, path := range []string{"/healthz", "/readyz"} {
-					if code, body := opsDo(t, from, http.MethodGet, e.HTTP, path); code != http.StatusOK {
+					if code, body := testenv.HTTPDo(t, from, http.MethodGet, e.HTTP, path); code != http.StatusOK {
 						t.Errorf("GET %s from %s: %d %q, want 200 (open to everyone)", path, from, code, body)
 					}
 				}
 			}
-			if code, _ := opsDo(t, monitor, http.MethodPost, e.HTTP, "/reload"); code != http.StatusForbidden {
+			if code, _ := testenv.HTTPDo(t, monitor, http.MethodPost, e.HTTP, "/reload"); code != http.StatusForbidden {
 				t.Errorf("POST /reload from %s (not in admin_nets): %d, want 403", monitor, code)
 			}
 		})

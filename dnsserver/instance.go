@@ -108,10 +108,16 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	in := &Instance{log: logger, cancel: cancel, ctx: ctx, configPath: o.ConfigPath, Metrics: NewMetrics()}
 	in.reloads, in.stopReloads = context.WithCancelCause(ctx)
 	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
-	in.Server = New(snap, logger, o.Version)
-	in.Server.metrics = in.Metrics
-	in.Server.runtime = o.Runtime
+	// Collaborators first, each handed to what uses it when it is made:
+	// the prober and the history feed the engine, all three the server.
+	in.Prober = health.NewProber(logger, func() {
+		in.Engine.Kick()
+		if m := in.memberOf(); m != nil {
+			m.Observe()
+		}
+	})
 	in.Engine = zones.NewEngine(snap, logger, in.publish)
+	in.Engine.Health = in.Prober.Snapshot
 	in.Engine.OnActiveChange = func(service, location string) {
 		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
 	}
@@ -120,13 +126,6 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
-	in.registerIsolation()
-	in.Prober = health.NewProber(logger, func() {
-		in.Engine.Kick()
-		if m := in.memberOf(); m != nil {
-			m.Observe()
-		}
-	})
 	in.Prober.OnResult = func(node string, r health.Result) {
 		if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
 			in.Engine.Kick() // an anchor answered: held falls are real
@@ -135,9 +134,9 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		in.probes.add(node, r)
 	}
 	in.startHistory(snap)
-	in.Engine.Health = in.Prober.Snapshot
-	in.Server.engine = in.Engine
-	in.Server.liveHealth = in.Prober.Snapshot
+	in.Server = NewWith(snap, ServerOptions{Logger: logger, Version: o.Version, Metrics: in.Metrics,
+		Engine: in.Engine, LiveHealth: in.Prober.Snapshot, History: in.Events, Runtime: o.Runtime})
+	in.registerIsolation()
 	specs := snap.Config.HealthSpecs()
 	in.Prober.Set(specs)
 

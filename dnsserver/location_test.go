@@ -1,7 +1,7 @@
 package dnsserver_test
 
-// Acceptance tests for location-aware views (DESIGN.md "Location", "Active
-// node"): real servers on 127.0.0.1, clients bound to other loopback
+// Acceptance tests for location-aware views (README "Configuration":
+// locations and the active node): real servers on 127.0.0.1, clients bound to other loopback
 // addresses (Linux routes all of 127/8 to lo), EDNS Client Subnet (RFC 7871)
 // and per-location failover with real TCP health checks on 127.0.10.x.
 
@@ -573,69 +573,11 @@ func TestLocationScopeNested(t *testing.T) {
 }
 
 // locNode is a TCP listener standing in for a node's health endpoint.
-type locNode struct {
-	addr string // ip:port, kept across Stop/Restart
-	mu   sync.Mutex
-	ln   net.Listener
-}
+type locNode = testenv.Endpoint
 
 func locListen(t testing.TB, ip string) *locNode {
 	t.Helper()
-	n := &locNode{}
-	if err := n.listen(ip + ":0"); err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
-	}
-	n.addr = n.ln.Addr().String()
-	t.Cleanup(n.Stop)
-	return n
-}
-
-func (n *locNode) listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	n.ln = ln
-	n.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	return nil
-}
-
-func (n *locNode) port() string { _, p, _ := net.SplitHostPort(n.addr); return p }
-
-// Stop closes the listener: connects are refused at once.
-func (n *locNode) Stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		n.ln.Close()
-		n.ln = nil
-	}
-}
-
-// Restart listens again on the same address and port.
-func (n *locNode) Restart(t testing.TB) {
-	t.Helper()
-	deadline := time.Now().Add(locDeadline)
-	for {
-		err := n.listen(n.addr)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listen again on %s: %v", n.addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return testenv.NewEndpoint(t, ip, 0, true)
 }
 
 // locFailoverConfig: three nodes answered as 192.0.2.1x and probed by TCP on
@@ -643,7 +585,6 @@ func (n *locNode) Restart(t testing.TB) {
 func locFailoverConfig(nodes [3]*locNode) string {
 	var b strings.Builder
 	for i, n := range nodes {
-		host, _, _ := net.SplitHostPort(n.addr)
 		fmt.Fprintf(&b, `
 [[node]]
 name = "sems%d"
@@ -651,12 +592,12 @@ address = "192.0.2.1%d"
 [node.check]
 type = "tcp"
 target = %q
-port = %s
+port = %d
 interval = "50ms"
 timeout = "1s"
 rise = 2
 fall = 2
-`, i+1, i+1, host, n.port())
+`, i+1, i+1, n.IP, n.Port)
 	}
 	b.WriteString(`
 [[location]]
@@ -759,7 +700,7 @@ func TestLocationFailover(t *testing.T) {
 			}
 		}
 		// sems2 comes back: emea returns to it after rise and failback_after.
-		nodes[1].Restart(t)
+		nodes[1].Start(t)
 		locWaitFor(t, srv, "sems2 restarted", locEMEAClient, locA2, map[string]string{locOtherClient: locA1})
 	})
 

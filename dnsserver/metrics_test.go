@@ -6,11 +6,8 @@ package dnsserver_test
 // /reload with its admin_nets gate. The fixture is in reload_test.go.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,46 +20,13 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
-
-// opsHTTPClient sends from the source address from ("" = any), never
-// through a proxy.
-func opsHTTPClient(from string) *http.Client {
-	d := &net.Dialer{Timeout: opsTimeout}
-	if from != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	return &http.Client{Timeout: opsTimeout, Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext, DisableKeepAlives: true}}
-}
-
-func opsDo(t testing.TB, from, method, addr, path string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+addr+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := opsHTTPClient(from).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the body: %v", method, path, err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// opsGet GETs path from addr and returns the status code and body.
-func opsGet(t testing.TB, addr, path string) (int, string) {
-	t.Helper()
-	return opsDo(t, "", http.MethodGet, addr, path)
-}
 
 // opsScrape GETs /metrics and parses it as the Prometheus text format.
 func opsScrape(t testing.TB, addr string) map[string]*dto.MetricFamily {
 	t.Helper()
-	code, body := opsGet(t, addr, "/metrics")
+	code, body := testenv.HTTPGet(t, addr, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -140,7 +104,7 @@ func opsQueries(qtype, rcode, transport, location string) opsSeries {
 // opsAsk sends one query and wants an answer (any rcode).
 func opsAsk(t testing.TB, e *opsEnv, network, from, name string, qtype uint16) *dns.Msg {
 	t.Helper()
-	r, err := opsExchange(network, from, e.Addr, name, qtype)
+	r, err := testenv.Ask(network, from, e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +133,7 @@ func TestMetricsQueries(t *testing.T) {
 	}
 
 	for range 5 {
-		if got := opsNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
+		if got := admNodeOf(opsAsk(t, e, "udp", "", svc, dns.TypeA)); got != "sems1" {
 			t.Fatalf("%s A answers %s, want sems1", svc, got)
 		}
 	}
@@ -180,12 +144,12 @@ func TestMetricsQueries(t *testing.T) {
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 0, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
+	if got := admNodeOf(opsAsk(t, e, "tcp", "", svc, dns.TypeA)); got != "sems1" {
 		t.Fatalf("%s A over TCP answers %s, want sems1", svc, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 0})
 
-	if got := opsNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
+	if got := admNodeOf(opsAsk(t, e, "udp", opsEMEAIP, svc, dns.TypeA)); got != "sems2" {
 		t.Fatalf("%s A from emea (%s) answers %s, want sems2", svc, opsEMEAIP, got)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{udpA: 5, tcpA: 1, refused: 1, emeaA: 1})
@@ -286,7 +250,7 @@ func TestMetricsUpdates(t *testing.T) {
 	// Unsigned: REFUSED.
 	m := new(dns.Msg).SetUpdate(e.c.zone())
 	m.Insert([]dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: "_pin." + e.c.service(), Rrtype: dns.TypeTXT, Class: dns.ClassINET}, Txt: []string{"sems1"}}})
-	r, _, err := opsClient("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
+	r, _, err := testenv.Client("udp", "127.0.0.1", opsTimeout).Exchange(m, e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,10 +270,10 @@ func TestHTTPEndpoints(t *testing.T) {
 	e := opsStart(t, c, nodes)
 	svc := e.c.service()
 
-	if code, body := opsGet(t, e.HTTP, "/healthz"); code != http.StatusOK {
+	if code, body := testenv.HTTPGet(t, e.HTTP, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d %s, want 200", code, body)
 	}
-	if code, body := opsGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
+	if code, body := testenv.HTTPGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %s, want 200", code, body)
 	}
 
@@ -344,7 +308,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	// POST /reload from 127.0.0.1 (in the default admin_nets).
 	c.order = []string{"sems2", "sems1"}
 	e.write(t, c)
-	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
+	if code, body := testenv.HTTPDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
 		t.Fatalf("POST /reload: %d %s, want 200", code, body)
 	}
 	e.waitActive(t, "", "sems2")
@@ -356,12 +320,12 @@ func TestHTTPEndpoints(t *testing.T) {
 	bad.zoneExtra = "bad  IN A   192.0.2.300\n"
 	_, zone := e.write(t, bad)
 	want := "ops.test.zone:" + strconv.Itoa(opsLineOf(t, zone, "192.0.2.300")) + ":"
-	code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload")
+	code, body := testenv.HTTPDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload")
 	if code != http.StatusUnprocessableEntity || !strings.Contains(body, want) {
 		t.Errorf("POST /reload of a bad zone: %d %q, want 422 naming %s", code, body, want)
 	}
 	e.wantActive(t, "sems2", "after a failed POST /reload")
-	if code, body := opsGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
+	if code, body := testenv.HTTPGet(t, e.HTTP, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after a failed reload: %d %s, want 200", code, body)
 	}
 	e.waitMetrics(t, map[opsSeries]float64{
@@ -380,7 +344,7 @@ func TestHTTPReloadAdminNets(t *testing.T) {
 	c.order = []string{"sems2", "sems1"}
 	e.write(t, c)
 
-	code, body := opsDo(t, "127.0.0.2", http.MethodPost, e.HTTP, "/reload")
+	code, body := testenv.HTTPDo(t, "127.0.0.2", http.MethodPost, e.HTTP, "/reload")
 	if code != http.StatusForbidden {
 		t.Errorf("POST /reload from 127.0.0.2 (outside admin_nets): %d %s, want 403", code, body)
 	}
@@ -390,11 +354,11 @@ func TestHTTPReloadAdminNets(t *testing.T) {
 		t.Errorf("failoverdns_reloads_total = %v after a refused POST /reload, want 0 (no reload tried)", got)
 	}
 	// Reading is open to everyone.
-	if code, _ := opsDo(t, "127.0.0.2", http.MethodGet, e.HTTP, "/healthz"); code != http.StatusOK {
+	if code, _ := testenv.HTTPDo(t, "127.0.0.2", http.MethodGet, e.HTTP, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz from 127.0.0.2: %d, want 200", code)
 	}
 
-	if code, body := opsDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
+	if code, body := testenv.HTTPDo(t, "127.0.0.1", http.MethodPost, e.HTTP, "/reload"); code != http.StatusOK {
 		t.Fatalf("POST /reload from 127.0.0.1: %d %s, want 200", code, body)
 	}
 	e.waitActive(t, "", "sems2")
@@ -402,7 +366,7 @@ func TestHTTPReloadAdminNets(t *testing.T) {
 
 func opsStatus(t testing.TB, e *opsEnv) dnsserver.Status {
 	t.Helper()
-	code, body := opsGet(t, e.HTTP, "/status")
+	code, body := testenv.HTTPGet(t, e.HTTP, "/status")
 	if code != http.StatusOK {
 		t.Fatalf("/status: %d %s", code, body)
 	}

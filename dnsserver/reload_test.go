@@ -1,6 +1,6 @@
 package dnsserver_test
 
-// Acceptance tests of Reload (DESIGN.md "Command line": SIGHUP reloads config
+// Acceptance tests of Reload (README "Reload": SIGHUP reloads config
 // and zones atomically; on any error the old configuration keeps serving;
 // health of unchanged nodes carries over). A real instance with real TCP
 // health endpoints on 127.0.10.x, its config and zone rewritten in a temp
@@ -13,8 +13,6 @@ import (
 	"cmp"
 	"encoding/base64"
 	"fmt"
-	"net"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -205,43 +203,13 @@ func (e *opsEnv) launch(t testing.TB) { t.Helper(); e.Launch(t) }
 // closeIn stops the instance (once).
 func (e *opsEnv) closeIn() { e.Stop() }
 
-// opsClient is a UDP or TCP client whose source address is from ("" = any).
-func opsClient(network, from string, timeout time.Duration) *dns.Client {
-	d := &net.Dialer{Timeout: timeout}
-	if from != "" {
-		ip := net.ParseIP(from)
-		if network == "tcp" {
-			d.LocalAddr = &net.TCPAddr{IP: ip}
-		} else {
-			d.LocalAddr = &net.UDPAddr{IP: ip}
-		}
-	}
-	return &dns.Client{Net: network, Timeout: timeout, Dialer: d}
-}
-
-// opsExchange asks name/qtype of addr over network from the source address
-// from ("" = the kernel's choice, 127.0.0.1).
-func opsExchange(network, from, addr, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg).SetQuestion(name, qtype)
-	q.RecursionDesired = false
-	r, _, err := opsClient(network, from, opsTimeout).Exchange(q, addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s over %s from %q: %w", name, dns.TypeToString[qtype], network, from, err)
-	}
-	return r, nil
-}
-
-// opsNodeOf names the node an A answer gives, or describes what else the
-// reply is, so a mismatch reads well.
-func opsNodeOf(r *dns.Msg) string { return admNodeOf(r) }
-
 // tryActive is the node the service answers to a client at from over UDP.
 func (e *opsEnv) tryActive(from string) (string, error) {
-	r, err := opsExchange("udp", from, e.Addr, e.c.service(), dns.TypeA)
+	r, err := testenv.Ask("udp", from, e.Addr, e.c.service(), dns.TypeA)
 	if err != nil {
 		return "", err
 	}
-	return opsNodeOf(r), nil
+	return admNodeOf(r), nil
 }
 
 // active asks once, from 127.0.0.1.
@@ -265,14 +233,10 @@ func (e *opsEnv) wantActive(t testing.TB, want, why string) {
 // waitActive polls until the service answers want to a client at from.
 func (e *opsEnv) waitActive(t testing.TB, from, want string) {
 	t.Helper()
-	deadline := time.Now().Add(opsWithin)
 	var got string
 	var err error
-	for time.Now().Before(deadline) {
-		if got, err = e.tryActive(from); err == nil && got == want {
-			return
-		}
-		time.Sleep(opsPoll) // poll interval
+	if testenv.Eventually(opsWithin, opsPoll, func() bool { got, err = e.tryActive(from); return err == nil && got == want }) {
+		return
 	}
 	t.Fatalf("%s from %q answers %s (err %v) after %s, want %s\nhealth: %v\nlog:\n%s", e.c.service(), from, got, err, opsWithin, want, e.health(), e.Logs)
 }
@@ -413,7 +377,7 @@ func opsSum(mf *dto.MetricFamily, labels ...string) float64 {
 // reply (whose TSIG the client verifies).
 func opsUpdate(t testing.TB, addr string, m *dns.Msg) *dns.Msg {
 	t.Helper()
-	c := opsClient("udp", "127.0.0.1", opsTimeout)
+	c := testenv.Client("udp", "127.0.0.1", opsTimeout)
 	c.TsigSecret = map[string]string{opsKey: opsSecret}
 	m.SetTsig(opsKey, dns.HmacSHA256, 300, time.Now().Unix())
 	r, _, err := c.Exchange(m, addr)
@@ -459,7 +423,7 @@ func opsLineOf(t testing.TB, text, substr string) int {
 // as text, or the rcode.
 func (e *opsEnv) record(t testing.TB, name string, qtype uint16) string {
 	t.Helper()
-	r, err := opsExchange("udp", "", e.Addr, name, qtype)
+	r, err := testenv.Ask("udp", "", e.Addr, name, qtype)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +599,7 @@ func TestReloadInvalid(t *testing.T) {
 			if got := e.record(t, "new."+opsOrigin, dns.TypeA); got != "NXDOMAIN" {
 				t.Errorf("new.%s after the failed reload: %s, want NXDOMAIN (nothing of the bad files is served)", opsOrigin, got)
 			}
-			if code, body := opsGet(t, e.HTTP, "/readyz"); code != 200 {
+			if code, body := testenv.HTTPGet(t, e.HTTP, "/readyz"); code != 200 {
 				t.Errorf("/readyz after the failed reload: %d %s, want 200", code, body)
 			}
 			if got := e.gathered(t, "failoverdns_reloads_total", "outcome", "failure"); got != 1 {
@@ -759,7 +723,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			c := opsClient("udp", "", 2*time.Second)
+			c := testenv.Client("udp", "", 2*time.Second)
 			for {
 				n := issued.Add(1)
 				if n > queries {
@@ -833,19 +797,7 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 	const slow = 1500 * time.Millisecond
 	nodes := opsNodes(t, "sems1", "sems2", "sems3")
 	// sems1's new health endpoint: HTTP 200, after a delay.
-	ln, err := net.Listen("tcp", net.JoinHostPort(opsIPs["sems1"], "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(slow):
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusOK)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	port := testenv.SlowHTTP(t, opsIPs["sems1"], slow)
 
 	c := opsConf{order: []string{"sems1", "sems2", "sems3"}, failbackAfter: "30s"}
 	e := opsStart(t, c, nodes)
@@ -854,7 +806,7 @@ func TestReloadChangedCheckNoFlap(t *testing.T) {
 	halt := e.watchActive(t, "sems1", 1, 5*time.Millisecond)
 
 	c.checks = map[string]string{"sems1": fmt.Sprintf("type = \"http\"\nport = %d\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"5s\"\nrise = 2\nfall = 2\n",
-		ln.Addr().(*net.TCPAddr).Port)}
+		port)}
 	e.write(t, c)
 	// Something else changes while sems1's new check runs its first probe.
 	nodes["sems3"].stop()

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -20,7 +21,7 @@ import (
 // answerTTL asks for the service and returns the node and the A record's TTL.
 func (e *admEnv) answerTTL(t *testing.T) (string, uint32, time.Time) {
 	t.Helper()
-	r := admQuery(t, e.Addr, "127.0.0.1", admService, dns.TypeA)
+	r := testenv.MustAsk(t, "udp", "127.0.0.1", e.Addr, admService, dns.TypeA)
 	at := time.Now()
 	if len(r.Answer) != 1 {
 		t.Fatalf("answer %v, want one A", r.Answer)
@@ -181,7 +182,7 @@ func unescapeTXT(s string) string { return strings.ReplaceAll(s, `\"`, `"`) }
 func TestScheduledPinThroughResolver(t *testing.T) {
 	e := admStart(t, admConf{})
 	u := opsStartUnbound(t, admZone, e.Addr)
-	c := opsClient("udp", "", 2*time.Second)
+	c := testenv.Client("udp", "", 2*time.Second)
 	ask := func() (string, time.Time) {
 		q := new(dns.Msg).SetQuestion(admService, dns.TypeA)
 		r, _, err := c.Exchange(q, u.addr)

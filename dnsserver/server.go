@@ -39,12 +39,12 @@ type Server struct {
 	refusals  logLimiter  // one UPDATE refusal logged per source per interval
 	udp       []*udpListener
 
-	// Set by Instance before Start: the engine that owns pins (UPDATE),
-	// and the prober's live view for _status.
+	// From ServerOptions: the engine that owns pins (UPDATE), and the
+	// prober's live view for _status.
 	engine     *zones.Engine
 	liveHealth func() map[string]health.State
 	history    *events.Log // last change of each view, for _status
-	runtime    Runtime     // set by Instance before Start
+	runtime    Runtime     // what the binary decided about the Go runtime
 	metrics    *Metrics
 	logSeq     atomic.Uint64 // query log sampling
 
@@ -53,9 +53,38 @@ type Server struct {
 	addrs   []string // bound host:port, UDP and TCP share each
 }
 
+// ServerOptions are a Server's collaborators; an Instance passes them all,
+// a bare Server (New) answers queries with none but Logger and Version.
+type ServerOptions struct {
+	Logger  *slog.Logger
+	Version string
+	// Metrics it counts into; a fresh, unregistered set when nil.
+	Metrics *Metrics
+	// Engine owns pins; without one, pin UPDATEs are REFUSED.
+	Engine *zones.Engine
+	// LiveHealth is the prober's current view, fresher than the
+	// snapshot's for _status and /status (nodeStates).
+	LiveHealth func() map[string]health.State
+	// History names each view's last change in _status.
+	History *events.Log
+	// Runtime is what the binary decided about the Go runtime (readers
+	// per address, the reload GC percent).
+	Runtime Runtime
+}
+
 // New returns a server that will answer from snap.
 func New(snap *zones.Snapshot, logger *slog.Logger, version string) *Server {
-	s := &Server{log: logger, version: version, updateSem: make(chan struct{}, updateSlots), metrics: NewMetrics()}
+	return NewWith(snap, ServerOptions{Logger: logger, Version: version})
+}
+
+// NewWith returns a server that will answer from snap, with o's
+// collaborators.
+func NewWith(snap *zones.Snapshot, o ServerOptions) *Server {
+	s := &Server{log: o.Logger, version: o.Version, updateSem: make(chan struct{}, updateSlots),
+		metrics: o.Metrics, engine: o.Engine, liveHealth: o.LiveHealth, history: o.History, runtime: o.Runtime}
+	if s.metrics == nil {
+		s.metrics = NewMetrics()
+	}
 	s.refusals.every = refusalLogEvery
 	s.Store(snap)
 	return s

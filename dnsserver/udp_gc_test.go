@@ -2,14 +2,11 @@ package dnsserver
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -34,25 +31,22 @@ func TestUDPReadersLetTheWorldStop(t *testing.T) {
 }
 
 // startZoneServer serves testdata/fast/fast.test.zone (no services) on
-// 127.0.0.1:0 with extra lines in [server], and stops it with the test.
+// 127.0.0.1:0 with extra lines in [server], and stops it with the test: a
+// bare Server (no prober, no engine), for tests of its insides.
 func startZoneServer(t *testing.T, extra string) *Server {
 	t.Helper()
-	dir := t.TempDir()
-	zone, _ := filepath.Abs("../testdata/fast/fast.test.zone")
-	cfg := "[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = \"" + dir + "\"\n" + extra +
-		"[[zone]]\norigin = \"fast.test.\"\nfile = \"" + zone + "\"\n"
-	path := filepath.Join(dir, "c.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := zones.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(snap, slog.New(slog.NewTextHandler(io.Discard, nil)), "test")
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	var s *Server
+	c := testenv.Config{Server: extra, Zones: []testenv.Zone{{Origin: "fast.test.", File: testenv.Testdata(t, 1, "fast", "fast.test.zone")}}}
+	testenv.Start(t, c, func(tb testing.TB, e *testenv.Env) testenv.Server {
+		snap, err := zones.Load(e.ConfigPath)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s = New(snap, e.Logs.Logger(nil), "test")
+		if err := s.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		return testenv.Server{Addr: s.Addrs()[0], Stop: func() { s.Shutdown(context.Background()) }}
+	})
 	return s
 }

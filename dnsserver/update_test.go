@@ -578,24 +578,11 @@ func TestUpdateConcurrent(t *testing.T) {
 	if saved := e.savedPins(t)[zones.PinKey{Service: admService}].Node; saved != pin {
 		t.Errorf("the state file holds %s but _pin is %s", saved, pin)
 	}
-	for _, name := range admDirNames(t, e.stateDir) {
+	for _, name := range testenv.DirNames(t, e.stateDir) {
 		if name != "pins.json" && name != events.FileName {
 			t.Errorf("state_dir holds %s besides pins.json and the event history", name)
 		}
 	}
-}
-
-func admDirNames(t testing.TB, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
 }
 
 // TestUpdateStateDirUnwritable: when the pin cannot be saved, the UPDATE is
@@ -730,7 +717,7 @@ func TestUpdateFloodUnsigned(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	for range 8 {
 		wg.Go(func() {
-			c := admClient("udp", "127.0.0.2")
+			c := testenv.Client("udp", "127.0.0.2", admTimeout)
 			c.Timeout = time.Second
 			for {
 				select {
@@ -760,13 +747,13 @@ func TestUpdateRefusalLogRateLimited(t *testing.T) {
 	e := admStart(t, admConf{})
 	start := time.Now()
 	const n = 200
-	c := admClient("udp", "127.0.0.2")
+	c := testenv.Client("udp", "127.0.0.2", admTimeout)
 	for i := range n {
 		if r, _, err := c.Exchange(admPinMsg(admPinName, "sems3"), e.Addr); err != nil || r.Rcode != dns.RcodeRefused {
 			t.Fatalf("unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
 		}
 	}
-	conn, err := admClient("tcp", "127.0.0.2").Dial(e.Addr)
+	conn, err := testenv.Client("tcp", "127.0.0.2", admTimeout).Dial(e.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -782,7 +769,7 @@ func TestUpdateRefusalLogRateLimited(t *testing.T) {
 			t.Fatalf("pipelined unsigned UPDATE %d: %v %v, want REFUSED", i, r, err)
 		}
 	}
-	if r, _, err := admClient("udp", "127.0.0.3").Exchange(admPinMsg(admPinName, "sems3"), e.Addr); err != nil || r.Rcode != dns.RcodeRefused {
+	if r, _, err := testenv.Client("udp", "127.0.0.3", admTimeout).Exchange(admPinMsg(admPinName, "sems3"), e.Addr); err != nil || r.Rcode != dns.RcodeRefused {
 		t.Fatalf("unsigned UPDATE from another source: %v %v, want REFUSED", r, err)
 	}
 	elapsed := time.Since(start)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -31,13 +32,6 @@ func writeScaleZone(tb testing.TB, dir string, n int) string {
 	return path
 }
 
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // BenchmarkLoadServe100k: what a server with a zone of 100,000 A records
 // costs, from the config on disk to the fast path's table: ns/op for the
 // load, and B/record for what stays alive (zone and table).
@@ -48,13 +42,13 @@ func BenchmarkLoadServe100k(b *testing.B) {
 	b.ReportAllocs()
 	var live uint64
 	for b.Loop() {
-		before := liveHeap()
+		before := testenv.LiveHeap()
 		snap, err := zones.Load(path)
 		if err != nil {
 			b.Fatal(err)
 		}
 		s := New(snap, logger, "bench")
-		live = liveHeap() - before
+		live = testenv.LiveHeap() - before
 		runtime.KeepAlive(s)
 	}
 	b.ReportMetric(float64(live)/n, "B/record")

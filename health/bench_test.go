@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // BenchmarkProber10kTCP probes 10,000 tcp nodes at 1s intervals against a
@@ -18,24 +20,11 @@ func BenchmarkProber10kTCP(b *testing.B) {
 	const nodes = 10000
 	var targets []net.Addr
 	for i := range 8 {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.10.%d:0", 20+i))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				// A plain close: the prober answers our FIN with a reset,
-				// so no TIME_WAIT piles up on either side. Resetting here
-				// instead could race the dialer's connect and fail it.
-				c.Close()
-			}
-		}()
-		targets = append(targets, ln.Addr())
+		// Each connection is closed plainly: the prober answers our FIN
+		// with a reset, so no TIME_WAIT piles up on either side. Resetting
+		// here instead could race the dialer's connect and fail it.
+		ep := testenv.NewEndpoint(b, fmt.Sprintf("127.0.10.%d", 20+i), 0, true)
+		targets = append(targets, &net.TCPAddr{IP: net.ParseIP(ep.IP), Port: ep.Port})
 	}
 	specs := make(map[string]Spec, nodes)
 	for i := range nodes {

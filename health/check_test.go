@@ -66,19 +66,12 @@ func listen(t *testing.T, addr string, serve func(net.Conn)) net.Listener {
 			t.Error("a checked connection was left open")
 		}
 	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if serve == nil {
-				c.Close()
-				continue
-			}
-			wg.Go(func() { serve(c) })
-		}
-	})
+	var handle func(net.Conn)
+	if serve != nil {
+		handle = func(c net.Conn) { wg.Go(func() { serve(c) }) }
+	}
+	accepting := testenv.Serve(ln, handle)
+	wg.Go(func() { <-accepting })
 	return ln
 }
 

@@ -12,8 +12,8 @@ import (
 )
 
 // TestClusterView runs the engine in cluster mode over one table: what an
-// instance answers from the agreed state and its own prober (CLUSTER.md
-// "Failure behaviour"), with no etcd and no sockets.
+// instance answers from the agreed state and its own prober (README
+// "Running several nameservers", "What each failure does"), with no etcd and no sockets.
 func TestClusterView(t *testing.T) {
 	now := time.Now()
 	hourAgo, tenAgo := now.Add(-time.Hour), now.Add(-10*time.Second)

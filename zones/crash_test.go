@@ -2,17 +2,16 @@ package zones_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -25,9 +24,6 @@ import (
 // the temporary file, no buffered write.
 
 const (
-	kcEnvMode = "FAILOVERDNS_CRASH_MODE" // "step" or "loop"
-	kcEnvStep = "FAILOVERDNS_CRASH_STEP" // step: the hook step to die at
-	kcEnvDir  = "FAILOVERDNS_CRASH_DIR"  // the state folder
 	// kcNoHook is the exit code of a child whose save finished without
 	// the hook ever naming its step.
 	kcNoHook = 3
@@ -69,13 +65,10 @@ func kcSame(a, b map[zones.PinKey]zones.Pin) bool {
 }
 
 // TestHelperCrashDuringSave is not a test: it is the child process of the
-// tests below, and does nothing unless FAILOVERDNS_CRASH_MODE is set.
+// tests below (testenv.Child), and does nothing otherwise.
 func TestHelperCrashDuringSave(t *testing.T) {
-	mode := os.Getenv(kcEnvMode)
-	if mode == "" {
-		t.Skip("helper process for TestPinStoreKilled*; runs only when re-executed with " + kcEnvMode)
-	}
-	dir := os.Getenv(kcEnvDir)
+	child := testenv.CrashChild(t, "TestPinStoreKilled*")
+	mode, dir := child.Mode, child.Dir
 	st, _, err := zones.OpenPinStore(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: OpenPinStore:", err)
@@ -83,7 +76,7 @@ func TestHelperCrashDuringSave(t *testing.T) {
 	}
 	switch mode {
 	case "step":
-		want := os.Getenv(kcEnvStep)
+		want := child.Step
 		st.Hook = func(step string) {
 			if step == want {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
@@ -134,25 +127,6 @@ func TestHelperCrashDuringSave(t *testing.T) {
 	os.Exit(2)
 }
 
-// kcChild returns the command that re-executes this test binary as the
-// helper, with env added.
-func kcChild(t *testing.T, env ...string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashDuringSave$", "-test.count=1", "-test.v=false")
-	cmd.Env = append(os.Environ(), env...)
-	return cmd
-}
-
-// kcKilled reports whether the child ended by SIGKILL.
-func kcKilled(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
-
 // kcOpen reads dir as a restart does and says which of old and new it holds;
 // anything else (an error, a mix, nothing) fails the test.
 func kcOpen(t *testing.T, dir string) string {
@@ -199,11 +173,11 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			cmd := kcChild(t, kcEnvMode+"=step", kcEnvStep+"="+tc.step, kcEnvDir+"="+dir)
+			cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "step", Step: tc.step, Dir: dir})
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err = cmd.Run()
-			if !kcKilled(err) {
+			if !testenv.Killed(err) {
 				t.Fatalf("the child was not killed by SIGKILL at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
 			}
 
@@ -237,7 +211,7 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 				}
 			}
 			// The restart removed what the killed save left.
-			for _, name := range dirNames(t, dir) {
+			for _, name := range testenv.DirNames(t, dir) {
 				if name != "pins.json" {
 					t.Errorf("killed after %q: %s is still in the state folder after a restart opened it", tc.step, name)
 				}
@@ -279,16 +253,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 		if err := st.Save(kcOld()); err != nil {
 			t.Fatal(err)
 		}
-		cmd := kcChild(t, kcEnvMode+"=loop", kcEnvDir+"="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := testenv.StartChild(t, "TestHelperCrashDuringSave", testenv.Crash{Mode: "loop", Dir: dir})
 		// Wait until the child is in its save loop (its first line).
 		buf := make([]byte, len(kcLoopReady))
 		n, rerr := out.Read(buf)
@@ -302,7 +267,7 @@ func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = cmd.Wait()
-		if !kcKilled(err) {
+		if !testenv.Killed(err) {
 			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
 		}
 		seen[kcOpen(t, dir)]++
@@ -328,7 +293,7 @@ func TestPinStoreSaveFailsAfterRename(t *testing.T) {
 	if err := st.Save(kcOld()); err != nil {
 		t.Fatal(err)
 	}
-	cmd := kcChild(t, kcEnvMode+"=emfile", kcEnvDir+"="+dir)
+	cmd := testenv.Child("TestHelperCrashDuringSave", testenv.Crash{Mode: "emfile", Dir: dir})
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

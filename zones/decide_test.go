@@ -8,7 +8,8 @@ import (
 	"github.com/failoverdns/failoverdns/health"
 )
 
-// TestDecide covers every rule of DESIGN.md "Active node" on the pure
+// TestDecide covers every rule of README "Configuration" and "Failure
+// behaviour" for the active node on the pure
 // decision function: no clock, no sockets.
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)

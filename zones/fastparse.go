@@ -23,14 +23,24 @@ import (
 // parser as a whole: a syntax error (so that its message and line are
 // miekg's own), other directives, a record before any $TTL. The results are
 // identical either way (TestParseFastIdentical).
-func (z *Zone) parseFast(src []byte, errs *ErrorList) (count int, ok bool) {
-	p := fastParser{z: z, errs: errs, origin: z.Origin}
+func (z *Zone) parseFast(src []byte, errs *ErrorList, release func(int)) (count int, ok bool) {
+	p := fastParser{z: z, errs: errs, origin: z.Origin, release: release}
 	return p.run(src)
 }
 
+// releaseEvery: how often run tells release how far it has read.
+const releaseEvery = 4 << 20
+
 func (p *fastParser) run(src []byte) (count int, ok bool) {
 	depth := 0 // open parentheses of a record handed to miekg
+	total, told := len(src), 0
 	for len(src) > 0 {
+		// Nothing before this line is read again (what a run for
+		// miekg's parser needs is copied into p.other).
+		if read := total - len(src); p.release != nil && read-told >= releaseEvery {
+			p.release(read)
+			told = read
+		}
 		var line []byte
 		// nl is the line's end as the file has it: miekg's lexer reads a
 		// last line without one differently.
@@ -129,6 +139,8 @@ type fastParser struct {
 	f          [][]byte
 	// simpleRecords counts the records read here, not by miekg (tests).
 	simpleRecords int
+	// release, when set, is told how much of src has been read.
+	release func(int)
 }
 
 // flush parses the records gathered for miekg's parser.

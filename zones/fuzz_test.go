@@ -12,6 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 	"github.com/failoverdns/failoverdns/zones/fuzzseed"
 )
@@ -22,12 +23,7 @@ import (
 
 // fzZoneText is the valid zone file next to every fuzzed config, as
 // "fuzz.zone", for origin fuzz.test.
-const fzZoneText = `$ORIGIN fuzz.test.
-$TTL 300
-@        IN SOA   ns1.fuzz.test. hostmaster.fuzz.test. 2026112101 3600 600 1209600 60
-         IN NS    ns1.fuzz.test.
-ns1      IN A     127.0.0.1
-www      IN A     192.0.2.80
+var fzZoneText = testenv.ZoneHead("fuzz.test.", 2026112101, "127.0.0.1") + `www      IN A     192.0.2.80
 alias    IN CNAME keys.fuzz.test.
 sub      IN NS    ns.sub.fuzz.test.
 ns.sub   IN A     192.0.2.53

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -121,21 +122,6 @@ func samePins(a, b map[zones.PinKey]zones.Pin) bool {
 	return true
 }
 
-// dirNames lists a folder's entries, sorted.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	slices.Sort(out)
-	return out
-}
-
 func TestPinStoreRoundTrip(t *testing.T) {
 	// The folder does not exist yet: opening is fine (no pins), and the
 	// first save creates it.
@@ -151,7 +137,7 @@ func TestPinStoreRoundTrip(t *testing.T) {
 	if err := st.Save(want); err != nil {
 		t.Fatalf("Save: %v", err)
 	}
-	if got := dirNames(t, dir); !slices.Equal(got, []string{"pins.json"}) {
+	if got := testenv.DirNames(t, dir); !slices.Equal(got, []string{"pins.json"}) {
 		t.Errorf("after Save the folder holds %v, want only pins.json (no temporary file left)", got)
 	}
 	_, got, err := zones.OpenPinStore(dir)
@@ -318,7 +304,7 @@ func TestPinStoreCrashAtEachStep(t *testing.T) {
 			default:
 				t.Errorf("crash after %q: pins.json is neither the old nor the new content:\n%s", tc.step, got)
 			}
-			for _, name := range dirNames(t, dir) {
+			for _, name := range testenv.DirNames(t, dir) {
 				if name != "pins.json" && !strings.HasPrefix(name, "pins.json.tmp-") {
 					t.Errorf("unexpected file %s in the state folder", name)
 				}
@@ -375,7 +361,7 @@ func TestPinStoreSaveFails(t *testing.T) {
 	if err := st2.Save(map[zones.PinKey]zones.Pin{}); err == nil {
 		t.Error("Save succeeded although pins.json is a non-empty folder")
 	}
-	for _, name := range dirNames(t, dir) {
+	for _, name := range testenv.DirNames(t, dir) {
 		if strings.HasPrefix(name, "pins.json.tmp-") {
 			t.Errorf("a failed Save left its temporary file %s", name)
 		}

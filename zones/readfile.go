@@ -31,46 +31,108 @@ const readTimeout = 30 * time.Second
 // readFile returns at once and the goroutine finishes (and closes the
 // file) whenever the system call does.
 func readFile(ctx context.Context, path string) ([]byte, error) {
+	return readWithin(ctx, func() ([]byte, error) { return readRegular(path) }, nil)
+}
+
+// readMapped is readFile for a zone file: a large one is read outside the
+// Go heap (mapped), for the parse to give back as it reads. free it.
+func readMapped(ctx context.Context, path string) (*mapped, error) {
+	return readWithin(ctx, func() (*mapped, error) { return readRegularMapped(path) }, (*mapped).free)
+}
+
+// readWithin runs read on its own goroutine, within ctx and readTimeout;
+// what a read that finishes too late returns goes to discard (when set).
+func readWithin[T any](ctx context.Context, read func() (T, error), discard func(T)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	type result struct {
-		b   []byte
+		b   T
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := readRegular(path)
+		b, err := read()
 		done <- result{b, err}
 	}()
 	select {
 	case r := <-done:
 		return r.b, r.err
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("reading it took longer than %s (a file system that does not answer?)", readTimeout)
+		if discard != nil {
+			go func() {
+				if r := <-done; r.err == nil {
+					discard(r.b)
+				}
+			}()
 		}
-		return nil, fmt.Errorf("reading it was canceled: %w", context.Cause(ctx))
+		var zero T
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return zero, fmt.Errorf("reading it took longer than %s (a file system that does not answer?)", readTimeout)
+		}
+		return zero, fmt.Errorf("reading it was canceled: %w", context.Cause(ctx))
 	}
 }
 
 func readRegular(path string) ([]byte, error) {
-	// Non-blocking, so that opening a FIFO does not wait for a writer;
-	// on a regular file the flag changes nothing.
-	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	return readOpen(f, st)
+}
+
+// mapFrom is the size from which a zone file is read outside the heap.
+const mapFrom = 1 << 20
+
+func readRegularMapped(path string) (*mapped, error) {
+	f, st, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("it is %s, not a regular file: a config or zone file must be a regular file (a FIFO or a device blocks or never ends)", kindOf(st.Mode()))
+	defer f.Close()
+	if st.Size() >= mapFrom {
+		m, ok, err := mapFile(f, st.Size())
+		if err != nil || ok {
+			return m, err
+		}
+		// The file changed size while read: read it again, the usual way.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
 	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("it is %d bytes, more than the %d MiB a config or zone file may be", st.Size(), MaxFileSize>>20)
+	b, err := readOpen(f, st)
+	if err != nil {
+		return nil, err
 	}
+	return &mapped{b: b}, nil
+}
+
+// openRegular opens path for reading if it is a regular file of at most
+// MaxFileSize bytes.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	// Non-blocking, so that opening a FIFO does not wait for a writer;
+	// on a regular file the flag changes nothing.
+	f, err := os.OpenFile(path, os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+	case !st.Mode().IsRegular():
+		err = fmt.Errorf("it is %s, not a regular file: a config or zone file must be a regular file (a FIFO or a device blocks or never ends)", kindOf(st.Mode()))
+	case st.Size() > MaxFileSize:
+		err = fmt.Errorf("it is %d bytes, more than the %d MiB a config or zone file may be", st.Size(), MaxFileSize>>20)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+func readOpen(f *os.File, st fs.FileInfo) ([]byte, error) {
 	// The file may grow while it is read: read one byte past the bound to
 	// notice. The buffer starts at the file's size, as os.ReadFile's does:
 	// io.ReadAll grows from 512 bytes by a quarter at a time, which leaves

@@ -201,8 +201,8 @@ func TestIncrementalMatchesFull(t *testing.T) {
 }
 
 // BenchmarkHealthChange is one node's fall and rise, decided and published
-// (snapshot and answers; the query path's fast table is built by dnsserver,
-// which BenchmarkStoreHealthChange there measures).
+// (snapshot and answers; the query path's fast table and the gauges are
+// dnsserver's: BenchmarkPublishHealthChange there measures it all).
 func BenchmarkHealthChange(b *testing.B) {
 	for _, c := range []struct {
 		name     string
@@ -257,5 +257,39 @@ func TestChangeLogBounded(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "views=50") {
 		t.Errorf("no summary of the 50 views not logged one by one:\n%s", buf.String())
+	}
+}
+
+// TestReadParseZoneRereads: a zone file large enough that the fast parse
+// gives read bytes back, with a directive near its end that only miekg's
+// parser reads ($GENERATE), is read again and parsed whole; the result is
+// ParseZone's on the same bytes.
+func TestReadParseZoneRereads(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("$ORIGIN big.test.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\n")
+	for i := 0; b.Len() < 2*releaseEvery; i++ {
+		fmt.Fprintf(&b, "h%07d IN A 10.%d.%d.%d\n", i, i>>16&255, i>>8&255, i&255)
+	}
+	b.WriteString("$GENERATE 1-3 g$ A 10.255.255.$\n")
+	path := filepath.Join(t.TempDir(), "big.test.zone")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, rerr, err := readParseZone(t.Context(), "big.test.", path)
+	if rerr != nil || err != nil {
+		t.Fatalf("readParseZone: %v, %v", rerr, err)
+	}
+	want, err := ParseZone("big.test.", path, []byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.nodes) != len(want.nodes) {
+		t.Fatalf("%d names, want %d", len(got.nodes), len(want.nodes))
+	}
+	for _, name := range []string{"h0000000.big.test.", "g2.big.test.", fmt.Sprintf("h%07d.big.test.", len(want.nodes)-8)} {
+		g, w := got.nodes[name], want.nodes[name]
+		if g == nil || w == nil || fmt.Sprint(g.RRs(dns.TypeA)) != fmt.Sprint(w.RRs(dns.TypeA)) {
+			t.Errorf("%s: %v, want %v", name, g, w)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones"
 )
 
@@ -18,14 +19,6 @@ func scaleZone(n int) []byte {
 	return b
 }
 
-// liveHeap is the heap in use after a full collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // BenchmarkParseZone100k: parsing and validating 100,000 A records; B/record
 // is what the parsed zone keeps alive per record (the issue's "bytes per
 // record"), peak-B/record what the parse needed at most on top of the source.
@@ -35,12 +28,12 @@ func BenchmarkParseZone100k(b *testing.B) {
 	b.ReportAllocs()
 	var live uint64
 	for b.Loop() {
-		before := liveHeap()
+		before := testenv.LiveHeap()
 		z, err := zones.ParseZone("zs.test.", "zs.test.zone", src)
 		if err != nil {
 			b.Fatal(err)
 		}
-		live = liveHeap() - before
+		live = testenv.LiveHeap() - before
 		runtime.KeepAlive(z)
 	}
 	b.ReportMetric(float64(live)/n, "B/record")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -306,6 +307,37 @@ func ParseZone(origin, display string, src []byte) (*Zone, error) {
 
 // parseZone is ParseZone; fast false reads every record with miekg's parser.
 func parseZone(origin, display string, src []byte, fast bool) (*Zone, error) {
+	return parseZoneWith(origin, display, src, fast, nil)
+}
+
+// errReread: the fast parse gave bytes of the file back (release), then
+// found it needs miekg's parser on the whole file: read it again.
+var errReread = errors.New("the zone file must be read again")
+
+// readParseZone reads and parses the zone file at path. The file's bytes
+// are kept outside the Go heap and given back as the parse goes, so a
+// reload holds the old zone and the new one, not the file besides. readErr
+// is set when the file cannot be read.
+func readParseZone(ctx context.Context, origin, path string) (z *Zone, readErr, err error) {
+	m, err := readMapped(ctx, path)
+	if err != nil {
+		return nil, err, nil
+	}
+	z, err = parseZoneWith(origin, path, m.b, true, m.release)
+	m.free()
+	if errors.Is(err, errReread) {
+		src, rerr := readFile(ctx, path)
+		if rerr != nil {
+			return nil, rerr, nil
+		}
+		z, err = parseZone(origin, path, src, false)
+	}
+	return z, nil, err
+}
+
+// parseZoneWith is parseZone; release, when set, is told how much of src
+// the fast parse has read, which it will not read again.
+func parseZoneWith(origin, display string, src []byte, fast bool, release func(int)) (*Zone, error) {
 	origin = canonical(origin)
 	lines := recordLines(src)
 	// Errors found record by record carry the record's index + 1 as their
@@ -313,8 +345,16 @@ func parseZone(origin, display string, src []byte, fast bool) (*Zone, error) {
 	var errs ErrorList
 	z := newZone(origin, display, len(lines))
 	count, ok := 0, false
+	released := false
 	if fast {
-		count, ok = z.parseFast(src, &errs)
+		tell := release
+		if release != nil {
+			tell = func(n int) { released = true; release(n) }
+		}
+		count, ok = z.parseFast(src, &errs, tell)
+	}
+	if !ok && released {
+		return nil, errReread // the start of src is gone
 	}
 	if !ok {
 		// Something the fast reader leaves to miekg's parser as a whole

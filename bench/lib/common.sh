@@ -60,3 +60,9 @@ bench_revision() {
 	git diff --quiet HEAD -- . ':(exclude)bench/results' 2>/dev/null || dirty=" +uncommitted changes in the work tree"
 	echo "failoverdns: $(git rev-parse --short HEAD 2>/dev/null)$dirty, $(go version | cut -d' ' -f3)"
 }
+
+# bench_machine prints the machine line of a results header: cores, CPU,
+# kernel and the load when the run starts (the machine is shared).
+bench_machine() {
+	echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r), load1 $(cut -d' ' -f1 /proc/loadavg); shared"
+}

@@ -223,6 +223,19 @@ def recomputes(path, offset):
     return out, offset + end
 
 
+def quiet(b, path, secs, limit):
+    """Pump until the file at path has not grown for secs (at most limit)."""
+    end = time.monotonic() + limit
+    size, since = -1, time.monotonic()
+    while time.monotonic() < end:
+        n = os.path.getsize(path)
+        if n != size:
+            size, since = n, time.monotonic()
+        elif time.monotonic() - since >= secs:
+            return
+        b.pump(0.05)
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -276,6 +289,11 @@ def run(row, out, cmd):
             after = {first: addr(1), last: addr(3 * (n - 1) + 1 if own else 1)}
             if b.wait(before, 60) is None:
                 raise SystemExit("scale_row.py: round %d: the services do not answer their first node" % rnd)
+            # The fail-back's recompute logs, counts and records its
+            # changes after the answers (and 100,000 of them take a
+            # while): start when the log has been quiet for a second, so
+            # each round measures a failover of an idle server.
+            quiet(b, log, 1.0, 60)
             # A random point of the probe cycle.
             end = time.monotonic() + random.uniform(0, 0.2)
             while time.monotonic() < end:

@@ -12,8 +12,8 @@ import (
 	"github.com/failoverdns/failoverdns/zones/cluster/netns"
 )
 
-// Cluster fault tests (issue 15 acceptance 2): each scenario of CLUSTER.md
-// "Failure behaviour" in a network namespace of its own, with three real
+// Cluster fault tests (issue 15 acceptance 2): each failure of README
+// "Running several nameservers" in a network namespace of its own, with three real
 // etcd members and three failoverdns processes (cluster_harness_test.go).
 // Every scenario asserts exact answers; timings only loosely.
 // bench/cluster.sh runs the same scenarios many times and measures them.
@@ -126,7 +126,7 @@ func cfLeaderKilled(t *testing.T, e *cfEnv) cfResult {
 
 	// A node failure after the takeover: the new leader decides it.
 	res.nodeDown, res.movers, res.next = time.Now(), live, "sems2"
-	e.nodes["sems1"].stop()
+	e.nodes["sems1"].Stop()
 	e.waitAnswer(t, live, "", "sems2")
 	for _, i := range live {
 		// "view default: answer sems2…(generation N by nsX)…": the rest of
@@ -204,7 +204,7 @@ func cfFollowerCutOff(t *testing.T, e *cfEnv) cfResult {
 
 	down := time.Now()
 	res.nodeDown, res.movers, res.next = down, live, "sems2"
-	e.nodes["sems1"].stop()
+	e.nodes["sems1"].Stop()
 	e.waitAnswer(t, live, "", "sems2")
 	// The cut-off one moves on its own, after local_failover_after.
 	deadline := time.Now().Add(cfWithin)

@@ -7,11 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,12 +17,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones/cluster/etcdtest"
 	"github.com/failoverdns/failoverdns/zones/cluster/netns"
 )
 
-// The harness of the cluster fault tests and of bench/cluster.sh (issue 15,
-// CLUSTER.md "Failure behaviour"): inside a network namespace of its own,
+// The harness of the cluster fault tests and of bench/cluster.sh (README
+// "Running several nameservers", "What each failure does"): inside a network namespace of its own,
 // three real etcd members on 127.0.0.1-3, three failoverdns processes ns1-3
 // on 127.0.0.11-13 (DNS, HTTP, etcd connections and health probes all leave
 // from the instance's own address, so one iptables rule on an address cuts
@@ -70,7 +69,7 @@ type cfEnv struct {
 	o     cfOptions
 	etcd  *etcdtest.Cluster
 	cli   *clientv3.Client
-	nodes map[string]*cfNode
+	nodes map[string]*testenv.Endpoint
 	ins   []*cfInstance
 	rec   *cfRecorder
 }
@@ -78,55 +77,11 @@ type cfEnv struct {
 // cfInstance is one failoverdns process and its files.
 type cfInstance struct {
 	name, ip string
-	cfg      string
-	p        *proc
+	*server
 }
 
 func (in *cfInstance) dnsAddr() string  { return net.JoinHostPort(in.ip, fmt.Sprint(cfDNSPort)) }
 func (in *cfInstance) httpAddr() string { return net.JoinHostPort(in.ip, fmt.Sprint(cfHTTPPort)) }
-
-// cfNode is a node's health endpoint: a TCP listener on its address that
-// the test closes (connections refused: the node is down) and opens again.
-type cfNode struct {
-	name, ip string
-	mu       sync.Mutex
-	ln       net.Listener
-	done     chan struct{}
-}
-
-func (n *cfNode) start(t testing.TB) {
-	t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		return
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(n.ip, fmt.Sprint(cfNodePort)))
-	if err != nil {
-		t.Fatalf("node %s: %v", n.name, err)
-	}
-	n.ln, n.done = ln, make(chan struct{})
-	go func(done chan struct{}) {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}(n.done)
-}
-
-func (n *cfNode) stop() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ln != nil {
-		n.ln.Close()
-		<-n.done
-		n.ln = nil
-	}
-}
 
 // cfPrepare runs before netns.Run, in the parent and again in the child:
 // the parent builds the binary once per test binary and hands its path to
@@ -154,27 +109,24 @@ func cfStart(t *testing.T, o cfOptions) *cfEnv {
 	if o.localFailover == 0 {
 		o.localFailover = 3 * time.Second
 	}
-	e := &cfEnv{o: o, nodes: map[string]*cfNode{}}
+	e := &cfEnv{o: o, nodes: map[string]*testenv.Endpoint{}}
 	e.etcd = etcdtest.Start(t, etcdtest.Options{Binary: o.etcd})
 	e.cli = e.etcd.Client(t)
 	for _, name := range []string{"sems1", "sems2", "sems3"} {
-		n := &cfNode{name: name, ip: peNodeIPs[name]}
-		n.start(t)
-		t.Cleanup(n.stop)
-		e.nodes[name] = n
+		e.nodes[name] = testenv.NewEndpoint(t, peNodeIPs[name], cfNodePort, true)
 	}
 	for i, ip := range cfInstanceIPs {
 		in := &cfInstance{name: fmt.Sprintf("ns%d", i+1), ip: ip}
-		in.cfg = e.writeConfig(t, in)
+		in.server = prepareBinary(t, e.config(in), binOpts{listen: []string{in.dnsAddr()}})
 		e.ins = append(e.ins, in)
 	}
 	for _, in := range e.ins {
-		e.launch(t, in)
+		in.Launch(t)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, in := range e.ins {
-				t.Logf("%s stderr (last 60 lines):\n%s", in.name, cfTail(in.p.stderr.String(), 60))
+				t.Logf("%s stderr (last 60 lines):\n%s", in.name, cfTail(in.p.Stderr.String(), 60))
 			}
 		}
 	})
@@ -189,62 +141,34 @@ func cfTail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-const cfZoneText = `$ORIGIN demo.test.
-$TTL 300
-@    IN SOA ns1.demo.test. hostmaster.demo.test. 2026120201 3600 600 1209600 60
-     IN NS  ns1.demo.test.
-ns1  IN A   127.0.0.11
-`
+var cfZoneText = testenv.ZoneHead("demo.test.", 2026120201, "127.0.0.11")
 
-// writeConfig writes in's config: every address is the instance's own;
-// nodes are checked by TCP every 200ms (fall 2, rise 2); the service fails
-// back after 3s.
-func (e *cfEnv) writeConfig(t *testing.T, in *cfInstance) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "demo.test.zone"), []byte(cfZoneText), 0o644); err != nil {
-		t.Fatal(err)
+// config is in's config: every address is the instance's own; nodes are
+// checked by TCP every 200ms (fall 2, rise 2); the service fails back
+// after 3s.
+func (e *cfEnv) config(in *cfInstance) testenv.Config {
+	c := testenv.Config{
+		HTTP:      in.httpAddr(),
+		Server:    fmt.Sprintf("probe_source = %q\n", in.ip),
+		TSIG:      []testenv.TSIG{{Name: peKeyName, Secret: peSecret}},
+		Zones:     []testenv.Zone{{Origin: "demo.test.", File: "demo.test.zone", Text: cfZoneText}},
+		Locations: []testenv.Location{{Name: "emea", Subnets: []string{"127.0.99.0/24"}}, {Name: "apac", Subnets: []string{"127.0.98.0/24"}}},
+		Services: []testenv.Service{{Name: cfService, TTL: 5, Policy: "failover", Nodes: []string{"sems1", "sems2", "sems3"},
+			Failback: "auto", FailbackAfter: "3s", WhenAllDown: "keep"}},
+		Extra: fmt.Sprintf("[cluster]\nname = %q\ninstance = %q\netcd = [%s]\nsession_ttl = %q\nlocal_failover_after = %q\nrequest_timeout = \"1s\"\nsource = %q\n",
+			cfCluster, in.name, testenv.Quoted(e.etcd.Endpoints()), cfTTL, e.o.localFailover, in.ip),
 	}
-	var etcd []string
-	for _, ep := range e.etcd.Endpoints() {
-		etcd = append(etcd, fmt.Sprintf("%q", ep))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [%q]\nhttp = %q\nstate_dir = %q\nprobe_source = %q\n",
-		in.dnsAddr(), in.httpAddr(), filepath.Join(dir, "state"), in.ip)
-	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", peKeyName, peSecret)
-	b.WriteString("\n[[zone]]\norigin = \"demo.test.\"\nfile = \"demo.test.zone\"\n")
 	for _, n := range []string{"sems1", "sems2", "sems3"} {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\ntype = \"tcp\"\nport = %d\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 2\nfall = 2\n",
-			n, peNodeIPs[n], cfNodePort)
+		c.Nodes = append(c.Nodes, testenv.Node{Name: n, Address: peNodeIPs[n],
+			Check: fmt.Sprintf("type = \"tcp\"\nport = %d\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 2\nfall = 2\n", cfNodePort)})
 	}
-	b.WriteString("\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
-	b.WriteString("\n[[location]]\nname = \"apac\"\nsubnets = [\"127.0.98.0/24\"]\n")
-	fmt.Fprintf(&b, "\n[[service]]\nname = %q\nttl = 5\npolicy = \"failover\"\nnodes = [\"sems1\", \"sems2\", \"sems3\"]\nfailback = \"auto\"\nfailback_after = \"3s\"\nwhen_all_down = \"keep\"\n", cfService)
-	fmt.Fprintf(&b, "\n[cluster]\nname = %q\ninstance = %q\netcd = [%s]\nsession_ttl = %q\nlocal_failover_after = %q\nrequest_timeout = \"1s\"\nsource = %q\n",
-		cfCluster, in.name, strings.Join(etcd, ", "), cfTTL, e.o.localFailover, in.ip)
-	path := filepath.Join(dir, "failoverdns.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func (e *cfEnv) launch(t *testing.T, in *cfInstance) {
-	t.Helper()
-	in.p = startProc(t, "-config", in.cfg)
-	if err := in.p.waitReady(in.dnsAddr(), cfZone); err != nil {
-		t.Fatalf("%s did not start: %v\nstderr:\n%s", in.name, err, in.p.stderr.String())
-	}
+	return c
 }
 
 // kill is kill -9 of an instance; it returns once the process is gone.
 func (in *cfInstance) kill(t *testing.T) {
 	t.Helper()
-	if err := in.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-in.p.done
+	in.p.Kill(t)
 }
 
 func (e *cfEnv) all() []int { return []int{0, 1, 2} }
@@ -289,33 +213,16 @@ func (e *cfEnv) etcdAddrs() []string {
 
 // --- asking an instance ---------------------------------------------------
 
-func cfDNS(network, from string, timeout time.Duration) *dns.Client {
-	var local net.Addr = &net.UDPAddr{IP: net.ParseIP(from)}
-	if network == "tcp" {
-		local = &net.TCPAddr{IP: net.ParseIP(from)}
-	}
-	return &dns.Client{Net: network, Timeout: timeout, Dialer: &net.Dialer{LocalAddr: local, Timeout: timeout}}
-}
-
 // answer asks instance i for the service from the client address from
 // (cfClient: the default view) and names the answered node, or the rcode.
 func (e *cfEnv) answer(i int, from string) (string, error) {
 	q := new(dns.Msg).SetQuestion(cfService, dns.TypeA)
 	q.RecursionDesired = false
-	r, _, err := cfDNS("udp", from, time.Second).Exchange(q, e.ins[i].dnsAddr())
+	r, _, err := testenv.Client("udp", from, time.Second).Exchange(q, e.ins[i].dnsAddr())
 	if err != nil {
 		return "", err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode], nil
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers", len(r.Answer)), nil
-	}
-	if a, ok := r.Answer[0].(*dns.A); ok {
-		return peNodeOf(a.A.String()), nil
-	}
-	return r.Answer[0].String(), nil
+	return peNodeOf(testenv.AnswerOf(r)), nil
 }
 
 // waitAnswer waits until every instance of which answers want to clients
@@ -458,7 +365,7 @@ func (e *cfEnv) waitLeader(t *testing.T, which []int) int {
 func (e *cfEnv) statusTXT(t *testing.T, i int) []string {
 	t.Helper()
 	q := new(dns.Msg).SetQuestion("_status."+cfService, dns.TypeTXT)
-	r, _, err := cfDNS("tcp", cfClient, 2*time.Second).Exchange(q, e.ins[i].dnsAddr())
+	r, _, err := testenv.Client("tcp", cfClient, 2*time.Second).Exchange(q, e.ins[i].dnsAddr())
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -481,7 +388,7 @@ func cfPinMsg(loc, node string) *dns.Msg {
 func (e *cfEnv) update(t *testing.T, i int, m *dns.Msg) int {
 	t.Helper()
 	m.SetTsig(peKeyName, dns.HmacSHA256, 300, time.Now().Unix())
-	c := cfDNS("tcp", cfClient, 10*time.Second)
+	c := testenv.Client("tcp", cfClient, 10*time.Second)
 	c.TsigSecret = map[string]string{peKeyName: peSecret}
 	r, _, err := c.Exchange(m, e.ins[i].dnsAddr())
 	if err != nil {
@@ -584,17 +491,10 @@ func (e *cfEnv) record(t *testing.T) *cfRecorder {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(e.o.every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testenv.Every(ctx, e.o.every, func() {
 				a, err := e.answer(i, cfClient)
 				if err != nil {
-					continue // a killed instance, or a lost datagram: no sample
+					return // a killed instance, or a lost datagram: no sample
 				}
 				now := time.Now()
 				r.mu.Lock()
@@ -602,18 +502,11 @@ func (e *cfEnv) record(t *testing.T) *cfRecorder {
 					r.ans[i] = append(r.ans[i], cfAnswer{now, a})
 				}
 				r.mu.Unlock()
-			}
+			})
 		}()
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
+			testenv.Every(ctx, 100*time.Millisecond, func() {
 				v, _ := e.view(t, i, "")
 				now := time.Now()
 				r.mu.Lock()
@@ -626,7 +519,7 @@ func (e *cfEnv) record(t *testing.T) *cfRecorder {
 					spans[len(spans)-1].to = now
 				}
 				r.mu.Unlock()
-			}
+			})
 		}()
 	}
 	var once sync.Once

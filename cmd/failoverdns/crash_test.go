@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -13,13 +12,11 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // kill -9 in the middle of a burst of pin UPDATEs, again and again: an
-// UPDATE answered NOERROR is on disk (DESIGN.md: "A dynamic pin is written
-// durably to state_dir before the UPDATE is answered"), so after a restart
+// UPDATE answered NOERROR is on disk (README "Pinning with nsupdate": a pin
+// is written to state_dir, fsynced, before the UPDATE is answered), so after a restart
 // the pin in force is the last acknowledged one, or the one sent after it
 // whose answer the kill swallowed; never an older one, and the restart
 // always succeeds (no torn state file). Names here start with kc.
@@ -151,22 +148,11 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 9))
 	t.Logf("seed %d", seed)
 
-	s := peWrite(t, peConf{}, testenv.FreePort(t))
+	s := pePrepare(t, peConf{})
 	start := func(what string) {
 		t.Helper()
-		// The port is the same on every restart; the killed process's
-		// sockets are gone once it is reaped, but allow a retry.
-		for try := 0; ; try++ {
-			err := s.start(t)
-			if err == nil {
-				return
-			}
-			if try < 3 && errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
-				time.Sleep(50 * time.Millisecond) // back-off before binding again
-				continue
-			}
-			t.Fatalf("%s: %v\nstderr:\n%s", what, err, s.p.stderr.String())
-		}
+		s.Launch(t) // the port is the same on every restart: what says which start this is when it fails
+		_ = what
 	}
 	start("first start")
 
@@ -184,21 +170,21 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 		go func() { res <- kcSendBurst(s.addr(), first, stop) }()
 		delay := time.Duration(rng.Int64N(int64(30*time.Millisecond) + 1))
 		time.Sleep(delay) // the random moment of the kill
-		if err := s.p.cmd.Process.Kill(); err != nil {
+		if err := s.p.Cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-s.p.done
+		<-s.p.Done()
 		close(stop)
 		b := <-res
 		if b.badRcode != "" {
-			t.Fatalf("iteration %d: %s\nstderr:\n%s", it, b.badRcode, s.p.stderr.String())
+			t.Fatalf("iteration %d: %s\nstderr:\n%s", it, b.badRcode, s.p.Stderr.String())
 		}
 		next += b.sent
 
 		start(fmt.Sprintf("iteration %d: restart after kill -9 (%s into a burst of %d UPDATEs)", it, delay, b.sent))
 		pin, answer, err := kcPin(s.addr())
 		if err != nil {
-			t.Fatalf("iteration %d: after the restart: %v\nstderr:\n%s", it, err, s.p.stderr.String())
+			t.Fatalf("iteration %d: after the restart: %v\nstderr:\n%s", it, err, s.p.Stderr.String())
 		}
 
 		ackedValue := current // nothing acknowledged in this burst: the pin from before
@@ -221,7 +207,7 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 				older = "no pin"
 			}
 			t.Fatalf("iteration %d: after kill -9 %s into a burst (UPDATEs %d..%d sent, last acknowledged %d = %q), the restarted server has %s %q; want one of %q\nstderr:\n%s",
-				it, delay, first, b.lastSent, b.lastAck, ackedValue, older, pin, allowed, s.p.stderr.String())
+				it, delay, first, b.lastSent, b.lastAck, ackedValue, older, pin, allowed, s.p.Stderr.String())
 		}
 		wantAnswer := pin
 		if wantAnswer == "" {
@@ -232,7 +218,7 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 		}
 		current = pin
 	}
-	s.p.terminate(t)
+	s.p.Terminate(t)
 
 	var tmps int
 	ents, _ := os.ReadDir(s.stateDir)

@@ -111,9 +111,9 @@ func TestDeploySystemdUnit(t *testing.T) {
 		"usr/local/bin/failoverdns":              bin,
 		"bin/kill":                               killBin,
 		"etc/systemd/system/failoverdns.service": unitText,
-		"usr/lib/sysusers.d/failoverdns.conf":    mustRead(t, filepath.Join(deployDir, "failoverdns.sysusers")),
-		"etc/failoverdns/failoverdns.toml":       mustRead(t, filepath.Join(deployDir, "failoverdns.toml")),
-		"etc/failoverdns/example.com.zone":       mustRead(t, filepath.Join(deployDir, "example.com.zone")),
+		"usr/lib/sysusers.d/failoverdns.conf":    testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.sysusers")),
+		"etc/failoverdns/failoverdns.toml":       testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.toml")),
+		"etc/failoverdns/example.com.zone":       testenv.ReadFile(t, filepath.Join(deployDir, "example.com.zone")),
 	} {
 		full := filepath.Join(root, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -134,26 +134,17 @@ func TestDeploySystemdUnit(t *testing.T) {
 	}
 }
 
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestDeployExampleConfig: the example config passes check without a
 // warning (with its state_dir moved somewhere writable).
 func TestDeployExampleConfig(t *testing.T) {
 	dir := t.TempDir()
-	cfg := string(mustRead(t, filepath.Join(deployDir, "failoverdns.toml")))
+	cfg := string(testenv.ReadFile(t, filepath.Join(deployDir, "failoverdns.toml")))
 	if !strings.Contains(cfg, `state_dir = "/var/lib/failoverdns"`) || !strings.Contains(cfg, `listen = ["0.0.0.0:53", "[::]:53"]`) {
 		t.Fatalf("deploy/failoverdns.toml: no state_dir or listen line as the README has them")
 	}
 	cfg = strings.Replace(cfg, `state_dir = "/var/lib/failoverdns"`, fmt.Sprintf("state_dir = %q", filepath.Join(dir, "state")), 1)
 	path := checkWrite(t, dir, "failoverdns.toml", cfg)
-	checkWrite(t, dir, "example.com.zone", string(mustRead(t, filepath.Join(deployDir, "example.com.zone"))))
+	checkWrite(t, dir, "example.com.zone", string(testenv.ReadFile(t, filepath.Join(deployDir, "example.com.zone"))))
 	var out, errb bytes.Buffer
 	if code := run([]string{"check", "-config", path}, &out, &errb); code != 0 || errb.Len() != 0 {
 		t.Errorf("check deploy/failoverdns.toml: exit %d, stderr:\n%s", code, errb.String())
@@ -174,41 +165,38 @@ func TestSDNotify(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sock.Close()
-		port := testenv.FreePort(t)
-		dir := t.TempDir()
-		zone, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
-		cfg := checkWrite(t, dir, "c.toml", fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n", port, filepath.Join(dir, "state"), zone))
 		t.Setenv("NOTIFY_SOCKET", name)
-		p := startProc(t, "-config", cfg)
+		var p *proc
 		read := func(want string) {
 			t.Helper()
 			buf := make([]byte, 4096)
 			_ = sock.SetReadDeadline(time.Now().Add(20 * time.Second))
 			n, err := sock.Read(buf)
 			if err != nil {
-				t.Fatalf("abstract=%v: no %s from the server: %v\nstderr:\n%s", abstract, want, err, p.stderr.String())
+				t.Fatalf("abstract=%v: no %s from the server: %v\nstderr:\n%s", abstract, want, err, p.Stderr.String())
 			}
 			if got := string(buf[:n]); !strings.Contains("\n"+got+"\n", "\n"+want+"\n") {
 				t.Fatalf("abstract=%v: got %q, want a message with the line %s", abstract, got, want)
 			}
 		}
-		read("READY=1")
+		notified := func(s *server) error { p = s.p; read("READY=1"); return nil }
+		port := startBinary(t, conformanceConfig(t), binOpts{ready: notified}).port
 		// Ready means answering: no polling here.
 		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
 		r, _, err := c.Exchange(new(dns.Msg).SetQuestion("conformance.test.", dns.TypeSOA), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil || r.Rcode != dns.RcodeSuccess {
 			var ne net.Error
-			if errors.As(err, &ne) || strings.Contains(p.stderr.String(), "address already in use") {
-				t.Logf("stderr:\n%s", p.stderr.String())
+			if errors.As(err, &ne) || strings.Contains(p.Stderr.String(), "address already in use") {
+				t.Logf("stderr:\n%s", p.Stderr.String())
 			}
 			t.Fatalf("abstract=%v: SOA right after READY=1: %v %v, want NOERROR", abstract, err, r)
 		}
-		if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		if err := p.Cmd.Process.Signal(os.Interrupt); err != nil {
 			t.Fatal(err)
 		}
 		read("STOPPING=1")
-		<-p.done
-		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		<-p.Done()
+		if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 			t.Errorf("exit %d after SIGINT, want 0", code)
 		}
 	}
@@ -240,7 +228,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	if _, err := s.lookupA("www." + opeZone); err != nil {
 		t.Fatal(err)
 	}
-	code, body := opeHTTPGet(t, s.httpAddr, "/metrics")
+	code, body := testenv.HTTPGet(t, s.HTTP, "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d\n%s", code, body)
 	}
@@ -259,7 +247,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 // TestDockerfile: image names are fully qualified (podman and buildah
 // refuse short names), and the health check asks for readiness.
 func TestDockerfile(t *testing.T) {
-	df := string(mustRead(t, "../../Dockerfile"))
+	df := string(testenv.ReadFile(t, "../../Dockerfile"))
 	for _, line := range strings.Split(df, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 || !strings.EqualFold(f[0], "FROM") {

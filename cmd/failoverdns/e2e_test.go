@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 }
 
 // binary builds the command once per test run, with a known version.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "failoverdns-e2e-")
@@ -68,58 +68,11 @@ func binary(t *testing.T) string {
 }
 
 // proc is one running failoverdns.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr testenv.Logs
-	done           chan struct{}
-	waitErr        error
-}
+type proc struct{ *testenv.Proc }
 
-func startProc(t *testing.T, args ...string) *proc {
+func startProc(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Stdout = &p.stdout
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.terminate(t)
-		}
-	})
-	return p
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// terminate sends SIGTERM and waits for the process to end (it is killed
-// after 10 s). It returns the exit code.
-func (p *proc) terminate(t *testing.T) int {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !p.exited() {
-		t.Errorf("SIGTERM: %v", err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-		t.Errorf("still running 10s after SIGTERM; killed\nstderr:\n%s", p.stderr.String())
-	}
-	return p.cmd.ProcessState.ExitCode()
+	return &proc{testenv.StartProc(t, exec.Command(binary(t), args...))}
 }
 
 var errExited = errors.New("the process exited")
@@ -130,7 +83,7 @@ func (p *proc) waitReady(addr, zone string) error {
 	q := new(dns.Msg).SetQuestion(zone, dns.TypeSOA)
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if p.exited() {
+		if p.Exited() {
 			return errExited
 		}
 		if r, _, err := c.Exchange(q, addr); err == nil && r.Rcode == dns.RcodeSuccess && len(r.Answer) == 1 {
@@ -141,34 +94,17 @@ func (p *proc) waitReady(addr, zone string) error {
 	return fmt.Errorf("%s did not answer %s SOA within 20s", addr, zone)
 }
 
+// conformanceConfig serves testdata/conformance.test.zone.
+func conformanceConfig(t testing.TB) testenv.Config {
+	t.Helper()
+	return testenv.Config{Zones: []testenv.Zone{{Origin: "conformance.test.", File: testenv.Testdata(t, 2, "conformance.test.zone")}}}
+}
+
 // startServerProc runs the binary on a free port with the conformance zone.
 func startServerProc(t *testing.T) (*proc, int) {
 	t.Helper()
-	zone, err := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		port := testenv.FreePort(t)
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "failoverdns.toml")
-		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
-			port, filepath.Join(dir, "state"), zone)
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p := startProc(t, "-config", cfg)
-		err := p.waitReady(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "conformance.test.")
-		if err == nil {
-			return p, port
-		}
-		if errors.Is(err, errExited) && strings.Contains(p.stderr.String(), "address already in use") {
-			continue // someone took the port in between: try another
-		}
-		t.Fatalf("server did not start: %v\nstderr:\n%s", err, p.stderr.String())
-	}
-	t.Fatal("server could not bind a free port in 5 tries")
-	return nil, 0
+	s := startBinary(t, conformanceConfig(t), binOpts{})
+	return s.p, s.port
 }
 
 // digBinary returns the path of dig, or skips (fails in CI) without it.
@@ -254,16 +190,6 @@ func sameSet(got, want []string) bool {
 	return slices.Equal(g, w)
 }
 
-func bigTXTLines() []string {
-	var out []string
-	for i := range 28 {
-		s := fmt.Sprintf("big-txt-record-%02d-", i)
-		s += strings.Repeat("x", 100-len(s))
-		out = append(out, fmt.Sprintf("big.conformance.test. 3600 IN TXT %q", s))
-	}
-	return out
-}
-
 func TestVersion(t *testing.T) {
 	out, err := exec.Command(binary(t), "version").CombinedOutput()
 	if err != nil {
@@ -283,7 +209,7 @@ func TestDig(t *testing.T) {
 		wwwAAAA = "www.conformance.test. 300 IN AAAA 2001:db8::80"
 		negSOA  = "conformance.test. 300 IN SOA ns1.conformance.test. hostmaster.conformance.test. 2026010101 7200 3600 1209600 300"
 	)
-	big := bigTXTLines()
+	big := testenv.ConformanceBigTXT()
 
 	for _, tc := range []struct {
 		name       string
@@ -384,8 +310,8 @@ func TestDig(t *testing.T) {
 // TestSIGTERM: the server stops on SIGTERM with exit status 0.
 func TestSIGTERM(t *testing.T) {
 	p, port := startServerProc(t)
-	if code := p.terminate(t); code != 0 {
-		t.Errorf("exit code %d after SIGTERM, want 0; wait: %v\nstderr:\n%s", code, p.waitErr, p.stderr.String())
+	if code := p.Terminate(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0; wait: %v\nstderr:\n%s", code, p.Err(), p.Stderr.String())
 	}
 	// The port is released: a new listener can take it.
 	pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -401,37 +327,29 @@ func TestSIGTERM(t *testing.T) {
 // status 0, never by the signal's default action. "Any moment" starts with
 // the start log line, which is written once the handlers are in place.
 func TestSIGTERMDuringStart(t *testing.T) {
-	zone, err := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		dir := t.TempDir()
-		cfg := filepath.Join(dir, "failoverdns.toml")
-		body := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n",
-			testenv.FreePort(t), filepath.Join(dir, "state"), zone)
-		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		p := startProc(t, "-config", cfg)
+	starting := func(s *server) error {
 		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(p.stderr.String(), "msg=starting") {
-			if p.exited() || time.Now().After(deadline) {
-				t.Fatalf("no start line within 20s (exited: %v)\nstderr:\n%s", p.exited(), p.stderr.String())
+		for !strings.Contains(s.p.Stderr.String(), "msg=starting") {
+			if s.p.Exited() || time.Now().After(deadline) {
+				return fmt.Errorf("no start line within 20s (exited: %v)", s.p.Exited())
 			}
 			time.Sleep(200 * time.Microsecond) // poll interval
 		}
+		return nil
+	}
+	for range 5 {
+		p := startBinary(t, conformanceConfig(t), binOpts{ready: starting}).p
 		// Loading, binding and the first answers take about 10ms here.
 		time.Sleep(time.Duration(rand.Int64N(int64(20 * time.Millisecond))))
-		code := p.terminate(t)
-		if code == 1 && strings.Contains(p.stderr.String(), "address already in use") {
+		code := p.Terminate(t)
+		if code == 1 && strings.Contains(p.Stderr.String(), "address already in use") {
 			continue // someone took the port in between: try another
 		}
-		if !strings.Contains(p.stderr.String(), "version="+e2eVersion) {
-			t.Errorf("the start line does not carry the version:\n%s", p.stderr.String())
+		if !strings.Contains(p.Stderr.String(), "version="+e2eVersion) {
+			t.Errorf("the start line does not carry the version:\n%s", p.Stderr.String())
 		}
 		if code != 0 {
-			t.Fatalf("exit code %d (wait: %v) after a SIGTERM during start, want 0\nstderr:\n%s", code, p.waitErr, p.stderr.String())
+			t.Fatalf("exit code %d (wait: %v) after a SIGTERM during start, want 0\nstderr:\n%s", code, p.Err(), p.Stderr.String())
 		}
 		return
 	}
@@ -458,10 +376,10 @@ func startDemo(t *testing.T) *proc {
 	}
 	p := startProc(t)
 	if err := p.waitReady("127.0.0.1:5353", "demo.test."); err != nil {
-		if errors.Is(err, errExited) && strings.Contains(p.stderr.String(), "address already in use") {
-			t.Skipf("the demo could not bind its addresses:\n%s", p.stderr.String())
+		if errors.Is(err, errExited) && strings.Contains(p.Stderr.String(), "address already in use") {
+			t.Skipf("the demo could not bind its addresses:\n%s", p.Stderr.String())
 		}
-		t.Fatalf("demo: %v\nstderr:\n%s", err, p.stderr.String())
+		t.Fatalf("demo: %v\nstderr:\n%s", err, p.Stderr.String())
 	}
 	return p
 }
@@ -471,8 +389,8 @@ func startDemo(t *testing.T) *proc {
 func TestDemo(t *testing.T) {
 	digBinary(t)
 	p := startDemo(t)
-	if !strings.Contains(p.stdout.String(), "failoverdns demo") {
-		t.Errorf("demo banner missing from stdout:\n%s", p.stdout.String())
+	if !strings.Contains(p.Stdout.String(), "failoverdns demo") {
+		t.Errorf("demo banner missing from stdout:\n%s", p.Stdout.String())
 	}
 
 	out := runDig(t, 5353, "+noall", "+answer", "+comments", "demo.test", "SOA")
@@ -484,8 +402,8 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo.test SOA records: %q, want one SOA at demo.test.", d.records)
 	}
 
-	if code := p.terminate(t); code != 0 {
-		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
+	if code := p.Terminate(t); code != 0 {
+		t.Errorf("demo exit code %d after SIGTERM, want 0\nstderr:\n%s", code, p.Stderr.String())
 	}
 }
 
@@ -497,7 +415,7 @@ func TestSIGTERMDuringReload(t *testing.T) {
 	port, asked := testenv.HangingHTTP(t, "127.0.0.1")
 
 	p, _ := startServerProc(t)
-	cfg := p.cmd.Args[len(p.cmd.Args)-1]
+	cfg := p.Cmd.Args[len(p.Cmd.Args)-1]
 	b, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -506,20 +424,20 @@ func TestSIGTERMDuringReload(t *testing.T) {
 	if err := os.WriteFile(cfg, append(b, hang...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-asked:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("the reload never probed the new node\nstderr:\n%s", p.stderr.String())
+		t.Fatalf("the reload never probed the new node\nstderr:\n%s", p.Stderr.String())
 	}
 	start := time.Now()
-	if code := p.terminate(t); code != 0 {
-		t.Errorf("exit code %d after SIGTERM during a reload, want 0\nstderr:\n%s", code, p.stderr.String())
+	if code := p.Terminate(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM during a reload, want 0\nstderr:\n%s", code, p.Stderr.String())
 	}
-	if !strings.Contains(p.stderr.String(), "reload failed") {
-		t.Errorf("the canceled reload is not logged as failed\nstderr:\n%s", p.stderr.String())
+	if !strings.Contains(p.Stderr.String(), "reload failed") {
+		t.Errorf("the canceled reload is not logged as failed\nstderr:\n%s", p.Stderr.String())
 	}
 	t.Logf("stopped %s after SIGTERM", time.Since(start))
 }

@@ -23,7 +23,7 @@ func edeExchange(t *testing.T, s *peServer, from string, m *dns.Msg, sign bool) 
 	}
 	r, _, err := c.Exchange(m, s.addr())
 	if err != nil {
-		t.Fatalf("exchange from %s: %v\nserver stderr:\n%s", from, err, s.p.stderr.String())
+		t.Fatalf("exchange from %s: %v\nserver stderr:\n%s", from, err, s.p.Stderr.String())
 	}
 	return r
 }
@@ -102,9 +102,9 @@ func TestEDERefusals(t *testing.T) {
 	for _, msg := range []string{`"pin set"`, `"pin removed"`} {
 		re := regexp.MustCompile(`msg=` + msg + `.* key=` + regexp.QuoteMeta(peKeyName) + ` from=127\.0\.0\.1 `)
 		deadline := time.Now().Add(10 * time.Second)
-		for !re.MatchString(s.p.stderr.String()) {
+		for !re.MatchString(s.p.Stderr.String()) {
 			if time.Now().After(deadline) {
-				t.Fatalf("no log line %s in:\n%s", re, s.p.stderr.String())
+				t.Fatalf("no log line %s in:\n%s", re, s.p.Stderr.String())
 			}
 			time.Sleep(20 * time.Millisecond) // poll interval
 		}

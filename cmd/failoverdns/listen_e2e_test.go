@@ -29,47 +29,26 @@ func needIPv6Loopback(t *testing.T) {
 	ln.Close()
 }
 
-// startListenProc runs the binary with the given listen line (a format with
-// one %d per port) and the conformance zone; ok is false when the port was
-// taken in between.
-func startListenProc(t *testing.T, listen string) (p *proc, port int, ok bool) {
+// startListenProc runs the binary listening on listen ("%d" stands for the
+// port) with the conformance zone: ready once the start has logged a
+// listener for each address.
+func startListenProc(t *testing.T, listen ...string) (p *proc, port int) {
 	t.Helper()
-	zone, err := filepath.Abs(filepath.Join("..", "..", "testdata", "conformance.test.zone"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port = testenv.FreePortAll(t)
-	line := strings.ReplaceAll(listen, "%d", strconv.Itoa(port))
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "failoverdns.toml")
-	body := fmt.Sprintf("[server]\nlisten = %s\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"conformance.test.\"\nfile = %q\n", line, filepath.Join(dir, "state"), zone)
-	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p = startProc(t, "-config", cfg)
-	// Ready once the start has logged a listener for each address.
-	want := strings.Count(line, ":"+strconv.Itoa(port))
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(p.stderr.String(), "msg=listening") < want {
-		if p.exited() {
-			if strings.Contains(p.stderr.String(), "address already in use") {
-				return p, port, false
+	listening := func(s *server) error {
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(s.p.Stderr.String(), "msg=listening") < len(listen) {
+			if s.p.Exited() {
+				return fmt.Errorf("listen = %v: %w", s.Config.Listen, errExited)
 			}
-			t.Fatalf("listen = %s: exited\nstderr:\n%s", line, p.stderr.String())
+			if time.Now().After(deadline) {
+				return fmt.Errorf("listen = %v: not listening within 20s", s.Config.Listen)
+			}
+			time.Sleep(10 * time.Millisecond) // poll interval
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listen = %s: not listening within 20s\nstderr:\n%s", line, p.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
+		return nil
 	}
-	return p, port, true
-}
-
-// soaOver asks conformance.test. SOA at addr over network.
-func soaOver(network, addr string) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-	r, _, err := c.Exchange(new(dns.Msg).SetQuestion("conformance.test.", dns.TypeSOA), addr)
-	return r, err
+	s := startBinary(t, conformanceConfig(t), binOpts{listen: listen, ready: listening})
+	return s.p, s.port
 }
 
 // TestListenBothFamilies: the README's listen line, ["0.0.0.0:53", "[::]:53"]
@@ -77,47 +56,33 @@ func soaOver(network, addr string) (*dns.Msg, error) {
 // does ":53" (one socket for both). "[::]" alone is IPv6 only.
 func TestListenBothFamilies(t *testing.T) {
 	needIPv6Loopback(t)
-	for _, listen := range []string{`["0.0.0.0:%d", "[::]:%d"]`, `[":%d"]`} {
-		t.Run(listen, func(t *testing.T) {
-			for range 5 {
-				p, port, ok := startListenProc(t, listen)
-				if !ok {
-					continue // the port was taken in between: try another
-				}
-				for _, host := range []string{"127.0.0.1", "::1"} {
-					for _, network := range []string{"udp", "tcp"} {
-						addr := net.JoinHostPort(host, strconv.Itoa(port))
-						r, err := soaOver(network, addr)
-						if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !r.Authoritative {
-							t.Errorf("SOA over %s to %s: %v %v, want one authoritative NOERROR answer", network, addr, err, r)
-						}
+	for _, listen := range [][]string{{"0.0.0.0:%d", "[::]:%d"}, {":%d"}} {
+		t.Run("["+testenv.Quoted(listen)+"]", func(t *testing.T) {
+			p, port := startListenProc(t, listen...)
+			for _, host := range []string{"127.0.0.1", "::1"} {
+				for _, network := range []string{"udp", "tcp"} {
+					addr := net.JoinHostPort(host, strconv.Itoa(port))
+					r, err := testenv.Ask(network, "", addr, "conformance.test.", dns.TypeSOA)
+					if err != nil || r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || !r.Authoritative {
+						t.Errorf("SOA over %s to %s: %v %v, want one authoritative NOERROR answer", network, addr, err, r)
 					}
 				}
-				if code := p.terminate(t); code != 0 {
-					t.Errorf("exit %d after SIGTERM, want 0\nstderr:\n%s", code, p.stderr.String())
-				}
-				return
 			}
-			t.Fatal("no free port in 5 tries")
+			if code := p.Terminate(t); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0\nstderr:\n%s", code, p.Stderr.String())
+			}
 		})
 	}
 	t.Run("[::] is IPv6 only", func(t *testing.T) {
-		for range 5 {
-			p, port, ok := startListenProc(t, `["[::]:%d"]`)
-			if !ok {
-				continue
-			}
-			if r, err := soaOver("tcp", net.JoinHostPort("::1", strconv.Itoa(port))); err != nil || r.Rcode != dns.RcodeSuccess {
-				t.Errorf("over ::1: %v %v, want NOERROR", err, r)
-			}
-			_, err := soaOver("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("TCP to 127.0.0.1 with listen [::] only: %v, want connection refused (IPV6_V6ONLY)", err)
-			}
-			p.terminate(t)
-			return
+		p, port := startListenProc(t, "[::]:%d")
+		if r, err := testenv.Ask("tcp", "", net.JoinHostPort("::1", strconv.Itoa(port)), "conformance.test.", dns.TypeSOA); err != nil || r.Rcode != dns.RcodeSuccess {
+			t.Errorf("over ::1: %v %v, want NOERROR", err, r)
 		}
-		t.Fatal("no free port in 5 tries")
+		_, err := testenv.Ask("tcp", "", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), "conformance.test.", dns.TypeSOA)
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("TCP to 127.0.0.1 with listen [::] only: %v, want connection refused (IPV6_V6ONLY)", err)
+		}
+		p.Terminate(t)
 	})
 }
 

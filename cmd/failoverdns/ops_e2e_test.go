@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,73 +33,55 @@ const (
 
 // opeServer is one running binary and the files it reads.
 type opeServer struct {
-	p        *proc
-	dir      string
-	cfgPath  string
+	*server
 	zonePath string
-	dnsAddr  string
-	httpAddr string // "" without http
 }
 
-// opeConfig is the config text: DNS on dnsPort, http on httpPort (0 = "").
-func opeConfig(dir string, dnsPort, httpPort int, serverExtra string) string {
-	http := ""
-	if httpPort != 0 {
-		http = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+// opeConfig is the config: DNS on dnsPort, http on httpPort (0 = ""),
+// testdata/ops/e2e.test.zone as e2e.test.zone in the config's folder.
+func opeConfig(t *testing.T, dnsPort, httpPort int, serverExtra string) testenv.Config {
+	t.Helper()
+	c := testenv.Config{
+		Listen: []string{net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))},
+		Server: serverExtra,
+		Zones:  []testenv.Zone{{Origin: opeZone, File: "e2e.test.zone", Text: opeRead(t, "e2e.test.zone")}},
 	}
-	return fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = %q\nstate_dir = %q\n%s\n[[zone]]\norigin = %q\nfile = \"e2e.test.zone\"\n",
-		dnsPort, http, filepath.Join(dir, "state"), serverExtra, opeZone)
+	if httpPort != 0 {
+		c.HTTP = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
+	}
+	return c
+}
+
+// opeRead reads testdata/ops/name.
+func opeRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(testenv.Testdata(t, 2, "ops", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // opeCopy copies testdata/ops/name to dst, atomically.
 func opeCopy(t *testing.T, name, dst string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "ops", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opeWrite(t, dst, string(b))
-}
-
-func opeWrite(t *testing.T, path, body string) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WriteFile(t, dst, opeRead(t, name))
 }
 
 // opeStart runs the binary on free ports with testdata/ops/e2e.test.zone,
 // with http on a port of its own when withHTTP.
 func opeStart(t *testing.T, withHTTP bool) *opeServer {
 	t.Helper()
-	for range 5 {
-		dir := t.TempDir()
-		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
-		dnsPort, httpPort := testenv.FreePort(t), 0
-		if withHTTP {
-			for httpPort == 0 || httpPort == dnsPort {
-				httpPort = testenv.FreePort(t)
-			}
-			s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
-		}
-		s.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
-		opeCopy(t, "e2e.test.zone", s.zonePath)
-		opeWrite(t, s.cfgPath, opeConfig(dir, dnsPort, httpPort, ""))
-		s.p = startProc(t, "-config", s.cfgPath)
-		err := s.p.waitReady(s.dnsAddr, opeZone)
-		if err == nil {
-			return s
-		}
-		if errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
-			continue // someone took a port in between: try others
-		}
-		t.Fatalf("server did not start: %v\nstderr:\n%s", err, s.p.stderr.String())
-	}
-	t.Fatal("server could not bind free ports in 5 tries")
-	return nil
+	return opeLaunch(t, opeConfig(t, 0, 0, ""), binOpts{http: withHTTP})
+}
+
+// opeLaunch starts the binary on c (listen and http on free ports).
+func opeLaunch(t *testing.T, c testenv.Config, o binOpts) *opeServer {
+	t.Helper()
+	s := &opeServer{server: prepareBinary(t, c, o)}
+	s.zonePath = filepath.Join(s.Dir, "e2e.test.zone")
+	s.Launch(t)
+	return s
 }
 
 // opeRun runs the binary with args and returns its exit code and output.
@@ -122,55 +103,44 @@ func opeRun(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // lookupA asks name A over UDP: the address, or the rcode.
 func (s *opeServer) lookupA(name string) (string, error) {
 	q := new(dns.Msg).SetQuestion(name, dns.TypeA)
-	r, _, err := (&dns.Client{Net: "udp", Timeout: 2 * time.Second}).Exchange(q, s.dnsAddr)
+	r, _, err := testenv.Client("udp", "", 2*time.Second).Exchange(q, s.Addr)
 	if err != nil {
 		return "", err
 	}
-	if r.Rcode != dns.RcodeSuccess {
-		return dns.RcodeToString[r.Rcode], nil
-	}
-	if len(r.Answer) != 1 {
-		return fmt.Sprintf("%d answers", len(r.Answer)), nil
-	}
-	a, ok := r.Answer[0].(*dns.A)
-	if !ok {
-		return r.Answer[0].String(), nil
-	}
-	return a.A.String(), nil
+	return testenv.AnswerOf(r), nil
 }
 
 func (s *opeServer) wantA(t *testing.T, name, want, why string) {
 	t.Helper()
 	got, err := s.lookupA(name)
 	if err != nil || got != want {
-		t.Fatalf("%s: %s A = %q (err %v), want %s\nstderr:\n%s", why, name, got, err, want, s.p.stderr.String())
+		t.Fatalf("%s: %s A = %q (err %v), want %s\nstderr:\n%s", why, name, got, err, want, s.p.Stderr.String())
 	}
 }
 
 // waitA polls until name A answers want.
 func (s *opeServer) waitA(t *testing.T, name, want, why string) {
 	t.Helper()
-	deadline := time.Now().Add(opeWithin)
 	var got string
 	var err error
-	for time.Now().Before(deadline) {
-		if got, err = s.lookupA(name); err == nil && got == want {
-			return
-		}
-		if s.p.exited() {
-			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
+	if testenv.Eventually(opeWithin, 50*time.Millisecond, func() bool {
+		got, err = s.lookupA(name)
+		return err == nil && got == want || s.p.Exited()
+	}) && !s.p.Exited() {
+		return
 	}
-	t.Fatalf("%s: %s A = %q (err %v) after %s, want %s\nstderr:\n%s", why, name, got, err, opeWithin, want, s.p.stderr.String())
+	if s.p.Exited() {
+		t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.Stderr.String())
+	}
+	t.Fatalf("%s: %s A = %q (err %v) after %s, want %s\nstderr:\n%s", why, name, got, err, opeWithin, want, s.p.Stderr.String())
 }
 
 // hup sends SIGHUP and returns how much stderr there was before it, so
 // the caller reads only what the reload logged.
 func (s *opeServer) hup(t *testing.T) int {
 	t.Helper()
-	n := len(s.p.stderr.String())
-	if err := s.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	n := len(s.p.Stderr.String())
+	if err := s.p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
 	return n
@@ -182,17 +152,17 @@ func (s *opeServer) waitLog(t *testing.T, from int, re *regexp.Regexp, why strin
 	t.Helper()
 	deadline := time.Now().Add(opeWithin)
 	for time.Now().Before(deadline) {
-		for _, l := range strings.Split(s.p.stderr.String()[from:], "\n") {
+		for _, l := range strings.Split(s.p.Stderr.String()[from:], "\n") {
 			if re.MatchString(l) {
 				return l
 			}
 		}
-		if s.p.exited() {
-			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.stderr.String())
+		if s.p.Exited() {
+			t.Fatalf("%s: the server exited\nstderr:\n%s", why, s.p.Stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
 	}
-	t.Fatalf("%s: no log line matching %s after %s\nstderr:\n%s", why, re, opeWithin, s.p.stderr.String())
+	t.Fatalf("%s: no log line matching %s after %s\nstderr:\n%s", why, re, opeWithin, s.p.Stderr.String())
 	return ""
 }
 
@@ -202,13 +172,13 @@ func (s *opeServer) waitLog(t *testing.T, from int, re *regexp.Regexp, why strin
 func TestOpsHealthcheck(t *testing.T) {
 	s := opeStart(t, true)
 
-	code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.httpAddr)
+	code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.HTTP)
 	if code != 0 || !strings.Contains(stdout, "healthy") {
-		t.Errorf("healthcheck -addr %s against the running server: exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.httpAddr, code, stdout, stderr)
+		t.Errorf("healthcheck -addr %s against the running server: exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.HTTP, code, stdout, stderr)
 	}
-	code, stdout, stderr = opeRun(t, "healthcheck", "-config", s.cfgPath)
+	code, stdout, stderr = opeRun(t, "healthcheck", "-config", s.ConfigPath)
 	if code != 0 || !strings.Contains(stdout, "healthy") {
-		t.Errorf("healthcheck -config (server.http = %s): exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.httpAddr, code, stdout, stderr)
+		t.Errorf("healthcheck -config (server.http = %s): exit %d, stdout %q, stderr %q; want 0 and \"healthy\"", s.HTTP, code, stdout, stderr)
 	}
 
 	// Nothing listens there.
@@ -229,23 +199,23 @@ func TestOpsHealthcheck(t *testing.T) {
 	_, port, _ := net.SplitHostPort(closed)
 	p, _ := strconv.Atoi(port)
 	other := filepath.Join(dir, "other.toml")
-	opeWrite(t, other, opeConfig(dir, testenv.FreePort(t), p, ""))
+	testenv.WriteFile(t, other, opeConfig(t, testenv.FreePort(t), p, "").Text(dir))
 	if code, _, stderr := opeRun(t, "healthcheck", "-config", other, "-timeout", "2s"); code != 1 || !strings.Contains(stderr, "refused") {
 		t.Errorf("healthcheck -config with server.http = %s (nothing listening): exit %d, stderr %q; want 1, connection refused", closed, code, stderr)
 	}
 
 	// http disabled in the config: nothing to ask.
 	noHTTP := filepath.Join(dir, "nohttp.toml")
-	opeWrite(t, noHTTP, opeConfig(dir, testenv.FreePort(t), 0, ""))
+	testenv.WriteFile(t, noHTTP, opeConfig(t, testenv.FreePort(t), 0, "").Text(dir))
 	if code, _, stderr := opeRun(t, "healthcheck", "-config", noHTTP); code != 1 || !strings.Contains(stderr, "disabled") {
 		t.Errorf("healthcheck -config with http = \"\": exit %d, stderr %q; want 1 saying http is disabled", code, stderr)
 	}
 
 	// The server stopped: unhealthy.
-	if code := s.p.terminate(t); code != 0 {
+	if code := s.p.Terminate(t); code != 0 {
 		t.Errorf("SIGTERM: exit %d, want 0", code)
 	}
-	if code, _, stderr := opeRun(t, "healthcheck", "-config", s.cfgPath, "-timeout", "2s"); code != 1 || stderr == "" {
+	if code, _, stderr := opeRun(t, "healthcheck", "-config", s.ConfigPath, "-timeout", "2s"); code != 1 || stderr == "" {
 		t.Errorf("healthcheck -config after the server stopped: exit %d, stderr %q; want 1 with a reason", code, stderr)
 	}
 }
@@ -275,17 +245,15 @@ func TestOpsSIGHUP(t *testing.T) {
 
 	// A bad config: an unknown key in [server].
 	opeCopy(t, "e2e.test.zone.v2", s.zonePath)
-	_, port, _ := net.SplitHostPort(s.dnsAddr)
-	p, _ := strconv.Atoi(port)
-	cfg := opeConfig(s.dir, p, 0, "listn = [\"127.0.0.1:53\"]\n")
-	good := opeConfig(s.dir, p, 0, "")
+	cfg := opeConfig(t, s.port, 0, "listn = [\"127.0.0.1:53\"]\n").Text(s.Dir)
+	good := opeConfig(t, s.port, 0, "").Text(s.Dir)
 	n := 0
 	for i, l := range strings.Split(cfg, "\n") {
 		if strings.HasPrefix(l, "listn") {
 			n = i + 1
 		}
 	}
-	opeWrite(t, s.cfgPath, cfg)
+	testenv.WriteFile(t, s.ConfigPath, cfg)
 	from = s.hup(t)
 	line = s.waitLog(t, from, regexp.MustCompile(`(^|[/"= ])failoverdns\.toml:`+strconv.Itoa(n)+`: `), "after a bad config and SIGHUP")
 	if !strings.Contains(line, "listn") {
@@ -294,13 +262,13 @@ func TestOpsSIGHUP(t *testing.T) {
 	s.wantA(t, "new."+opeZone, "192.0.2.99", "after the failed config reload")
 
 	// Good again: the original zone, new.e2e.test. gone.
-	opeWrite(t, s.cfgPath, good)
+	testenv.WriteFile(t, s.ConfigPath, good)
 	opeCopy(t, "e2e.test.zone", s.zonePath)
 	s.hup(t)
 	s.waitA(t, "new."+opeZone, "NXDOMAIN", "after the files were fixed and SIGHUP")
 	s.wantA(t, "www."+opeZone, "192.0.2.80", "after the files were fixed and SIGHUP")
-	if code := s.p.terminate(t); code != 0 {
-		t.Errorf("SIGTERM after the reloads: exit %d, want 0\nstderr:\n%s", code, s.p.stderr.String())
+	if code := s.p.Terminate(t); code != 0 {
+		t.Errorf("SIGTERM after the reloads: exit %d, want 0\nstderr:\n%s", code, s.p.Stderr.String())
 	}
 }
 
@@ -311,89 +279,40 @@ func TestOpsSIGHUP(t *testing.T) {
 // once started it serves, and /readyz turns 200.
 func TestOpsStartupSIGHUPAndReadyz(t *testing.T) {
 	const slow = 1500 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.10.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(slow):
-		case <-r.Context().Done():
-		}
-		w.WriteHeader(http.StatusOK)
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	checkPort := ln.Addr().(*net.TCPAddr).Port
+	checkPort := testenv.SlowHTTP(t, "127.0.10.1", slow)
 
-	for range 5 {
-		dir := t.TempDir()
-		s := &opeServer{dir: dir, cfgPath: filepath.Join(dir, "failoverdns.toml"), zonePath: filepath.Join(dir, "e2e.test.zone")}
-		dnsPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
-		s.dnsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
-		s.httpAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
-		opeCopy(t, "e2e.test.zone", s.zonePath)
-		cfg := opeConfig(dir, dnsPort, httpPort, "") + fmt.Sprintf(`
-[[node]]
-name = "sems1"
-address = "127.0.10.1"
-[node.check]
-type = "http"
-port = %d
-interval = "1s"
-timeout = "5s"
-
-[[service]]
-name = "keys.e2e.test."
-nodes = ["sems1"]
-`, checkPort)
-		opeWrite(t, s.cfgPath, cfg)
-		s.p = startProc(t, "-config", s.cfgPath)
+	c := opeConfig(t, 0, 0, "")
+	c.Nodes = []testenv.Node{{Name: "sems1", Address: "127.0.10.1", Check: fmt.Sprintf("type = \"http\"\nport = %d\ninterval = \"1s\"\ntimeout = \"5s\"\n", checkPort)}}
+	c.Services = []testenv.Service{{Name: "keys.e2e.test.", Nodes: []string{"sems1"}}}
+	duringStart := func(srv *server) error {
+		s := &opeServer{server: srv}
 		// The HTTP endpoints are up before the first probe round.
 		s.waitLog(t, 0, regexp.MustCompile(`msg="http listening"`), "starting")
-		if strings.Contains(s.p.stderr.String(), "msg=listening") {
-			t.Fatalf("the DNS listeners were up before the slow first probe (%s) finished:\n%s", slow, s.p.stderr.String())
+		if strings.Contains(s.p.Stderr.String(), "msg=listening") {
+			t.Fatalf("the DNS listeners were up before the slow first probe (%s) finished:\n%s", slow, s.p.Stderr.String())
 		}
-		code, body := opeHTTPGet(t, s.httpAddr, "/readyz")
+		code, body := testenv.HTTPGet(t, s.Config.HTTP, "/readyz")
 		if code != http.StatusServiceUnavailable {
 			t.Errorf("/readyz during the first probe round: %d %q, want 503", code, body)
 		}
-		if code, body := opeHTTPGet(t, s.httpAddr, "/healthz"); code != http.StatusOK {
+		if code, body := testenv.HTTPGet(t, s.Config.HTTP, "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz during the first probe round: %d %q, want 200", code, body)
 		}
-		if code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.httpAddr); code != 0 {
+		if code, stdout, stderr := opeRun(t, "healthcheck", "-addr", s.Config.HTTP); code != 0 {
 			t.Errorf("healthcheck during the first probe round: exit %d, stdout %q, stderr %q; want 0 (alive, if not ready)", code, stdout, stderr)
 		}
-		if err := s.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := s.p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatalf("SIGHUP: %v", err)
 		}
-		err := s.p.waitReady(s.dnsAddr, opeZone)
-		if errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
-			continue // someone took a port in between: try others
-		}
-		if err != nil {
-			t.Fatalf("after a SIGHUP during startup the server does not serve: %v (exit: %v)\nstderr:\n%s", err, s.p.waitErr, s.p.stderr.String())
-		}
-		s.wantA(t, "keys."+opeZone, "127.0.10.1", "after startup")
-		if code, body := opeHTTPGet(t, s.httpAddr, "/readyz"); code != http.StatusOK {
-			t.Errorf("/readyz once serving: %d %q, want 200", code, body)
-		}
-		if code := s.p.terminate(t); code != 0 {
-			t.Errorf("SIGTERM: exit %d, want 0\nstderr:\n%s", code, s.p.stderr.String())
-		}
-		return
+		// After a SIGHUP during startup the server must serve.
+		return s.p.waitReady(s.addr(), opeZone)
 	}
-	t.Fatal("server could not bind free ports in 5 tries")
-}
-
-func opeHTTPGet(t *testing.T, addr, path string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+	s := opeLaunch(t, c, binOpts{http: true, ready: duringStart})
+	s.wantA(t, "keys."+opeZone, "127.0.10.1", "after startup")
+	if code, body := testenv.HTTPGet(t, s.HTTP, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz once serving: %d %q, want 200", code, body)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	if code := s.p.Terminate(t); code != 0 {
+		t.Errorf("SIGTERM: exit %d, want 0\nstderr:\n%s", code, s.p.Stderr.String())
+	}
 }

@@ -5,12 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,41 +34,15 @@ var peSecret = base64.StdEncoding.EncodeToString([]byte("failoverdns-e2e-admin-s
 var peNodeIPs = map[string]string{"sems1": "127.0.10.1", "sems2": "127.0.10.2", "sems3": "127.0.10.3"}
 
 // peNodeOf names the node of an answered address.
-func peNodeOf(ip string) string {
-	for n, a := range peNodeIPs {
-		if a == ip {
-			return n
-		}
-	}
-	return ip
-}
+func peNodeOf(ip string) string { return testenv.NameOf(peNodeIPs, ip) }
 
 // nsupdateBinary returns the path of nsupdate, or skips (fails in CI).
 func nsupdateBinary(t *testing.T) string { return testenv.Tool(t, "bind9-dnsutils", "nsupdate") }
 
-// peTCPNode is a node's TCP health endpoint on its loopback address.
-type peTCPNode struct {
-	ln   net.Listener
-	port int
-}
-
-func peListen(t *testing.T, node string) *peTCPNode {
+// peListen is node's TCP health endpoint on its loopback address.
+func peListen(t *testing.T, node string) *testenv.Endpoint {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(peNodeIPs[node], "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close() })
-	return &peTCPNode{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
+	return testenv.NewEndpoint(t, peNodeIPs[node], 0, true)
 }
 
 // peConf varies the config.
@@ -82,50 +54,35 @@ type peConf struct {
 
 // peServer is one failoverdns process and its files.
 type peServer struct {
-	p        *proc
-	port     int
-	dir      string
-	cfg      string
+	*server
 	stateDir string
 	keyFile  string
 }
 
-func (s *peServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-
-// peWrite writes config, zone and a BIND key file into a fresh folder.
-func peWrite(t *testing.T, c peConf, port int) *peServer {
+// pePrepare writes config, zone and a BIND key file into a fresh folder,
+// with listen on a free port; s.Launch starts the binary on them with args.
+func pePrepare(t *testing.T, c peConf, args ...string) *peServer {
 	t.Helper()
-	dir := t.TempDir()
-	s := &peServer{port: port, dir: dir, cfg: filepath.Join(dir, "failoverdns.toml"), stateDir: filepath.Join(dir, "state"), keyFile: filepath.Join(dir, "admin.key")}
-	zone := `$ORIGIN demo.test.
-$TTL 300
-@    IN SOA ns1.demo.test. hostmaster.demo.test. 2026112101 3600 600 1209600 60
-     IN NS  ns1.demo.test.
-ns1  IN A   127.0.0.1
-` + c.zoneExtra
-	if err := os.WriteFile(filepath.Join(dir, "demo.test.zone"), []byte(zone), 0o644); err != nil {
-		t.Fatal(err)
+	zone := testenv.ZoneHead("demo.test.", 2026112101, "127.0.0.1") + c.zoneExtra
+	cfg := testenv.Config{
+		TSIG:      []testenv.TSIG{{Name: peKeyName, Secret: peSecret}},
+		Zones:     []testenv.Zone{{Origin: "demo.test.", File: "demo.test.zone", Text: zone}},
+		Locations: []testenv.Location{{Name: "emea", Subnets: []string{"127.0.99.0/24"}}},
+		Services: []testenv.Service{{Name: "keys.demo.test.", TTL: 5, Policy: "failover", Nodes: []string{"sems1", "sems2", "sems3"},
+			Failback: "auto", FailbackAfter: "1s", WhenAllDown: "keep"}},
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "[server]\nlisten = [\"127.0.0.1:%d\"]\nhttp = \"\"\nstate_dir = %q\n", port, s.stateDir)
 	if c.adminNets != "" {
-		fmt.Fprintf(&b, "admin_nets = %s\n", c.adminNets)
+		cfg.Server = "admin_nets = " + c.adminNets + "\n"
 	}
-	fmt.Fprintf(&b, "\n[[tsig]]\nname = %q\nalgorithm = \"hmac-sha256\"\nsecret = %q\n", peKeyName, peSecret)
-	b.WriteString("\n[[zone]]\norigin = \"demo.test.\"\nfile = \"demo.test.zone\"\n")
 	for _, n := range []string{"sems1", "sems2", "sems3"} {
-		fmt.Fprintf(&b, "\n[[node]]\nname = %q\naddress = %q\n[node.check]\n", n, peNodeIPs[n])
+		check := "type = \"none\"\n"
 		if p, ok := c.checkPorts[n]; ok {
-			fmt.Fprintf(&b, "type = \"tcp\"\nport = %d\ninterval = \"200ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n", p)
-		} else {
-			b.WriteString("type = \"none\"\n")
+			check = fmt.Sprintf("type = \"tcp\"\nport = %d\ninterval = \"200ms\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\n", p)
 		}
+		cfg.Nodes = append(cfg.Nodes, testenv.Node{Name: n, Address: peNodeIPs[n], Check: check})
 	}
-	b.WriteString("\n[[location]]\nname = \"emea\"\nsubnets = [\"127.0.99.0/24\"]\n")
-	b.WriteString("\n[[service]]\nname = \"keys.demo.test.\"\nttl = 5\npolicy = \"failover\"\nnodes = [\"sems1\", \"sems2\", \"sems3\"]\nfailback = \"auto\"\nfailback_after = \"1s\"\nwhen_all_down = \"keep\"\n")
-	if err := os.WriteFile(s.cfg, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s := &peServer{server: prepareBinary(t, cfg, binOpts{args: args})}
+	s.stateDir, s.keyFile = filepath.Join(s.Dir, "state"), filepath.Join(s.Dir, "admin.key")
 	key := fmt.Sprintf("key \"%s\" {\n\talgorithm hmac-sha256;\n\tsecret \"%s\";\n};\n", peKeyName, peSecret)
 	if err := os.WriteFile(s.keyFile, []byte(key), 0o600); err != nil {
 		t.Fatal(err)
@@ -136,26 +93,9 @@ ns1  IN A   127.0.0.1
 // peStart writes a config on a free port and starts the binary on it.
 func peStart(t *testing.T, c peConf, args ...string) *peServer {
 	t.Helper()
-	for range 5 {
-		s := peWrite(t, c, testenv.FreePort(t))
-		err := s.start(t, args...)
-		if err == nil {
-			return s
-		}
-		if errors.Is(err, errExited) && strings.Contains(s.p.stderr.String(), "address already in use") {
-			continue // the port was taken in between: try another
-		}
-		t.Fatalf("failoverdns did not start: %v\nstderr:\n%s", err, s.p.stderr.String())
-	}
-	t.Fatal("failoverdns could not bind a free port in 5 tries")
-	return nil
-}
-
-// start runs the binary on s's config and waits until it answers.
-func (s *peServer) start(t *testing.T, args ...string) error {
-	t.Helper()
-	s.p = startProc(t, append([]string{"-config", s.cfg}, args...)...)
-	return s.p.waitReady(s.addr(), "demo.test.")
+	s := pePrepare(t, c, args...)
+	s.Launch(t)
+	return s
 }
 
 // nsupdate runs the real nsupdate with script (server and zone lines are
@@ -178,7 +118,7 @@ func (s *peServer) keyArgs() []string { return []string{"-k", s.keyFile} }
 func (s *peServer) mustNsupdate(t *testing.T, auth []string, script string) {
 	t.Helper()
 	if out, err := s.nsupdate(t, auth, script); err != nil {
-		t.Fatalf("nsupdate %v:\n%s\nfailed: %v\n%s\nserver stderr:\n%s", auth, script, err, out, s.p.stderr.String())
+		t.Fatalf("nsupdate %v:\n%s\nfailed: %v\n%s\nserver stderr:\n%s", auth, script, err, out, s.p.Stderr.String())
 	}
 }
 
@@ -210,7 +150,7 @@ func (s *peServer) active(t *testing.T, from string) string {
 func (s *peServer) wantActive(t *testing.T, from, want string) {
 	t.Helper()
 	if got := s.active(t, from); got != want {
-		t.Fatalf("dig %s (from %q) answers %s, want %s\nserver stderr:\n%s", peService, from, got, want, s.p.stderr.String())
+		t.Fatalf("dig %s (from %q) answers %s, want %s\nserver stderr:\n%s", peService, from, got, want, s.p.Stderr.String())
 	}
 }
 
@@ -244,7 +184,7 @@ func TestPinNsupdateDig(t *testing.T) {
 	nsupdateBinary(t)
 	sems1, sems2 := peListen(t, "sems1"), peListen(t, "sems2")
 	s := peStart(t, peConf{
-		checkPorts: map[string]int{"sems1": sems1.port, "sems2": sems2.port, "sems3": testenv.ClosedPort(t, peNodeIPs["sems3"])},
+		checkPorts: map[string]int{"sems1": sems1.Port, "sems2": sems2.Port, "sems3": testenv.ClosedPort(t, peNodeIPs["sems3"])},
 		adminNets:  `["127.0.0.1/32"]`,
 	})
 	s.wantActive(t, "", "sems1")
@@ -396,19 +336,17 @@ func TestPinSurvivesKill9(t *testing.T) {
 			t.Fatalf("UPDATE: %v", err)
 		}
 		if r.Rcode != dns.RcodeSuccess {
-			t.Fatalf("UPDATE: %s\nstderr:\n%s", dns.RcodeToString[r.Rcode], s.p.stderr.String())
+			t.Fatalf("UPDATE: %s\nstderr:\n%s", dns.RcodeToString[r.Rcode], s.p.Stderr.String())
 		}
 		// The moment NOERROR is in: SIGKILL, no chance to flush anything.
-		if err := s.p.cmd.Process.Kill(); err != nil {
+		if err := s.p.Cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-s.p.done
+		<-s.p.Done()
 	}
 	restart := func() {
 		t.Helper()
-		if err := s.start(t); err != nil {
-			t.Fatalf("restart after kill -9: %v\nstderr:\n%s", err, s.p.stderr.String())
-		}
+		s.Launch(t) // after kill -9
 	}
 
 	pin := new(dns.Msg).SetUpdate("demo.test.")
@@ -434,7 +372,7 @@ func TestPinSurvivesKill9(t *testing.T) {
 // naming the file; -ignore-state starts it without those pins.
 func TestPinCorruptState(t *testing.T) {
 	digBinary(t)
-	s := peWrite(t, peConf{}, testenv.FreePort(t))
+	s := pePrepare(t, peConf{})
 	if err := os.MkdirAll(s.stateDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -442,22 +380,21 @@ func TestPinCorruptState(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, "-config", s.cfg)
+	p := startProc(t, "-config", s.ConfigPath)
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(20 * time.Second):
-		t.Fatalf("still running 20s after start with a corrupt state file\nstderr:\n%s", p.stderr.String())
+		t.Fatalf("still running 20s after start with a corrupt state file\nstderr:\n%s", p.Stderr.String())
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 1 {
+	if code := p.Cmd.ProcessState.ExitCode(); code != 1 {
 		t.Errorf("exit code %d with a corrupt state file, want 1", code)
 	}
-	if msg := p.stderr.String(); !strings.Contains(msg, path) || !strings.Contains(msg, "-ignore-state") {
+	if msg := p.Stderr.String(); !strings.Contains(msg, path) || !strings.Contains(msg, "-ignore-state") {
 		t.Errorf("stderr does not name %s and -ignore-state:\n%s", path, msg)
 	}
 
-	if err := s.start(t, "-ignore-state"); err != nil {
-		t.Fatalf("-ignore-state: %v\nstderr:\n%s", err, s.p.stderr.String())
-	}
+	s.o.args = []string{"-ignore-state"}
+	s.Launch(t)
 	s.wantActive(t, "", "sems1")
 	if b, _ := os.ReadFile(path); string(b) != "{garbage" {
 		t.Errorf("-ignore-state rewrote the state file before any pin change: %q", b)
@@ -467,8 +404,8 @@ func TestPinCorruptState(t *testing.T) {
 // TestPinZoneFileUnknownNode: a zone-file pin naming an unknown node stops
 // the server with file:line.
 func TestPinZoneFileUnknownNode(t *testing.T) {
-	s := peWrite(t, peConf{zoneExtra: "_pin.keys IN TXT \"sems9\"\n"}, testenv.FreePort(t))
-	out, err := exec.Command(binary(t), "-config", s.cfg).CombinedOutput()
+	s := pePrepare(t, peConf{zoneExtra: "_pin.keys IN TXT \"sems9\"\n"})
+	out, err := exec.Command(binary(t), "-config", s.ConfigPath).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v, want status 1\n%s", err, out)

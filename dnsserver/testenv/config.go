@@ -193,3 +193,24 @@ func Testdata(tb testing.TB, depth int, elem ...string) string {
 	}
 	return p
 }
+
+// ConformanceBigTXT is the big.conformance.test. TXT RRset of
+// testdata/conformance.test.zone, written out: 28 records of 100 bytes,
+// more than a UDP reply holds.
+func ConformanceBigTXT() []string {
+	var out []string
+	for i := range 28 {
+		s := fmt.Sprintf("big-txt-record-%02d-", i)
+		s += strings.Repeat("x", 100-len(s))
+		out = append(out, fmt.Sprintf("big.conformance.test. 3600 IN TXT %q", s))
+	}
+	return out
+}
+
+// ZoneHead is the first five lines of a test zone file for origin: $ORIGIN,
+// $TTL 300, the SOA (serial, refresh 3600, retry 600, expire 1209600,
+// negative TTL 60), NS ns1.<origin> and ns1's A record nsIP.
+func ZoneHead(origin string, serial uint32, nsIP string) string {
+	return fmt.Sprintf("$ORIGIN %[1]s\n$TTL 300\n@ IN SOA ns1.%[1]s hostmaster.%[1]s %[2]d 3600 600 1209600 60\n  IN NS ns1.%[1]s\nns1 IN A %[3]s\n",
+		origin, serial, nsIP)
+}

@@ -100,3 +100,36 @@ func ReadFrame(conn net.Conn) ([]byte, error) {
 	_, err := io.ReadFull(conn, p)
 	return p, err
 }
+
+// MustAsk is Ask failing the test on error.
+func MustAsk(tb testing.TB, network, from, addr, name string, qtype uint16) *dns.Msg {
+	tb.Helper()
+	return MustExchange(tb, network, from, addr, Query(name, qtype))
+}
+
+// AnswerOf describes a reply to an A query in one word: the address of its
+// one A record; else the rcode's name (not NOERROR), the answers (not
+// exactly one) or the record (not an A).
+func AnswerOf(r *dns.Msg) string {
+	if r.Rcode != dns.RcodeSuccess {
+		return dns.RcodeToString[r.Rcode]
+	}
+	if len(r.Answer) != 1 {
+		return fmt.Sprintf("%d answers: %v", len(r.Answer), r.Answer)
+	}
+	a, ok := r.Answer[0].(*dns.A)
+	if !ok {
+		return r.Answer[0].String()
+	}
+	return a.A.String()
+}
+
+// NameOf is the key of names whose value is v, or v.
+func NameOf(names map[string]string, v string) string {
+	for n, x := range names {
+		if x == v {
+			return n
+		}
+	}
+	return v
+}

@@ -45,6 +45,10 @@ type Member struct {
 	base        *zones.Snapshot
 	connected   bool
 	cutOffSince time.Time
+	// lastContact is when etcd last answered this instance (a watch
+	// response or a write): a loss is noticed only when the lease lapses,
+	// up to session_ttl later, but the instance was cut off from here.
+	lastContact time.Time
 	published   map[string]obsValue // own observations in etcd now
 	dirty       bool                // the cache lags the mirror
 	applied     int64               // revision in member/ now
@@ -160,6 +164,9 @@ func (m *Member) run(ctx context.Context, first chan struct{}) {
 		if was {
 			m.connected = false
 			m.cutOffSince = time.Now()
+			if !m.lastContact.IsZero() {
+				m.cutOffSince = m.lastContact
+			}
 		}
 		m.mu.Unlock()
 		if was {
@@ -219,6 +226,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 	m.mu.Lock()
 	m.connected = true
 	m.fromCache = false
+	m.lastContact = time.Now()
 	m.mu.Unlock()
 	m.log.Info("joined the cluster", "revision", resp.Header.Revision, "leader", m.mir.leader(), "members", len(m.mir.members))
 	m.applyAgreed()
@@ -248,6 +256,7 @@ func (m *Member) session(ctx context.Context, connected func()) error {
 			}
 			var t touched
 			m.mu.Lock()
+			m.lastContact = time.Now()
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					t = t.or(m.mir.del(ev.Kv))
@@ -327,6 +336,7 @@ func (m *Member) putMember(ctx context.Context, lease clientv3.LeaseID, force bo
 	}
 	m.mu.Lock()
 	m.applied = rev
+	m.lastContact = time.Now()
 	m.mu.Unlock()
 	return nil
 }

@@ -3,11 +3,9 @@ package events
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,21 +26,15 @@ import (
 // run of events, and hold every event the child reported durable.
 
 const (
-	ecEnvMode = "FAILOVERDNS_EVENTS_CRASH_MODE" // "step" or "loop"
-	ecEnvStep = "FAILOVERDNS_EVENTS_CRASH_STEP" // step: the hook step to die at
-	ecEnvDir  = "FAILOVERDNS_EVENTS_CRASH_DIR"
 	// ecMaxBytes is small, so that the child compacts every few writes.
 	ecMaxBytes = 8192
 )
 
 // TestHelperEventsCrash is not a test: it is the child process of the
-// tests below, and does nothing unless FAILOVERDNS_EVENTS_CRASH_MODE is set.
+// tests below (testenv.Child), and does nothing otherwise.
 func TestHelperEventsCrash(t *testing.T) {
-	mode := os.Getenv(ecEnvMode)
-	if mode == "" {
-		t.Skip("helper process for TestEventsKilled*; runs only when re-executed with " + ecEnvMode)
-	}
-	die := os.Getenv(ecEnvStep)
+	child := testenv.CrashChild(t, "TestEventsKilled*")
+	die := child.Step
 	out := bufio.NewWriter(os.Stdout)
 	hook := func(step string, seq uint64) {
 		if step == die {
@@ -58,28 +50,13 @@ func TestHelperEventsCrash(t *testing.T) {
 			out.Flush()
 		}
 	}
-	l := Open(Options{Dir: os.Getenv(ecEnvDir), MaxBytes: ecMaxBytes, Limit: 100, Flush: time.Millisecond, hook: hook})
+	l := Open(Options{Dir: child.Dir, MaxBytes: ecMaxBytes, Limit: 100, Flush: time.Millisecond, hook: hook})
 	for i := 1; ; i++ {
 		l.Add(evNode(i))
 		if i%10 == 0 {
 			time.Sleep(100 * time.Microsecond) // let the writer take batches of a few events
 		}
 	}
-}
-
-func ecChild(dir string, env ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperEventsCrash$", "-test.count=1", "-test.v=false")
-	cmd.Env = append(os.Environ(), append(env, ecEnvDir+"="+dir)...)
-	return cmd
-}
-
-func ecKilled(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 // ecReport reads the child's stdout: the last event it reported durable,
@@ -162,11 +139,11 @@ func TestEventsKilledAtEachStep(t *testing.T) {
 	} {
 		t.Run(tc.step, func(t *testing.T) {
 			dir := t.TempDir()
-			cmd := ecChild(dir, ecEnvMode+"=step", ecEnvStep+"="+tc.step)
+			cmd := testenv.Child("TestHelperEventsCrash", testenv.Crash{Mode: "step", Step: tc.step, Dir: dir})
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
-			if !ecKilled(err) {
+			if !testenv.Killed(err) {
 				t.Fatalf("the child was not killed at %q: %v\nstderr:\n%s", tc.step, err, stderr.String())
 			}
 			durable, dying := ecReport(out)
@@ -202,16 +179,7 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 	t.Logf("seed %d", seed)
 	for i := range runs {
 		dir := t.TempDir()
-		cmd := ecChild(dir, ecEnvMode+"=loop")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout, stderr := testenv.StartChild(t, "TestHelperEventsCrash", testenv.Crash{Mode: "loop", Dir: dir})
 		// Wait for the first durable write, then kill at a random
 		// moment of what follows.
 		rd := bufio.NewReader(stdout)
@@ -226,8 +194,8 @@ func TestEventsKilledDuringWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		rest, _ := readAll(rd)
-		err = cmd.Wait()
-		if !ecKilled(err) {
+		err := cmd.Wait()
+		if !testenv.Killed(err) {
 			t.Fatalf("run %d: the child ended before the kill: %v\nstderr:\n%s", i, err, stderr.String())
 		}
 		durable, _ := ecReport(append([]byte(first), rest...))

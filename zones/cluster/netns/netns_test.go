@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 	"github.com/failoverdns/failoverdns/zones/cluster/netns"
 )
 
@@ -59,27 +60,21 @@ func TestCutOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { // echo
-					defer c.Close()
-					buf := make([]byte, 64)
-					for {
-						n, err := c.Read(buf)
-						if err != nil {
-							return
-						}
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
+		testenv.Serve(ln, func(c net.Conn) {
+			go func() { // echo
+				defer c.Close()
+				buf := make([]byte, 64)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
 					}
-				}()
-			}
-		}()
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		})
 		addr := ln.Addr().String()
 		echo := func(c net.Conn, timeout time.Duration) error {
 			_ = c.SetDeadline(time.Now().Add(timeout))
