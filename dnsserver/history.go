@@ -28,7 +28,6 @@ import (
 func (in *Instance) startHistory(snap *zones.Snapshot) {
 	in.Events = events.Open(events.Options{Dir: snap.Config.Server.StateDir, Logger: in.log})
 	in.probes = newProbeHistory()
-	in.Engine.OnEvent = in.Events.Add
 	in.Prober.OnStateChange = func(node string, old, now health.State, r health.Result) {
 		if !old.Checked && now.Up {
 			return // a node found up at start (or once added) is no news

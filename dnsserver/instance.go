@@ -116,13 +116,18 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 			m.Observe()
 		}
 	})
-	in.Engine = zones.NewEngine(snap, logger, in.publish)
-	in.Engine.Health = in.Prober.Snapshot
-	in.Engine.OnActiveChange = func(service, location string) {
-		in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
-	}
-	in.Engine.OnPinChange = func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() }
-	in.Engine.OnRecompute = func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) }
+	in.startHistory(snap)
+	in.Engine = zones.NewEngineWith(snap, zones.EngineOptions{
+		Logger:  logger,
+		Publish: in.publish,
+		Health:  in.Prober.Snapshot,
+		OnActiveChange: func(service, location string) {
+			in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
+		},
+		OnPinChange: func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() },
+		OnRecompute: func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) },
+		OnEvent:     in.Events.Add,
+	})
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
 	}
@@ -133,7 +138,6 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		in.Metrics.observeProbe(node, in.checkType(node), r)
 		in.probes.add(node, r)
 	}
-	in.startHistory(snap)
 	in.Server = NewWith(snap, ServerOptions{Logger: logger, Version: o.Version, Metrics: in.Metrics,
 		Engine: in.Engine, LiveHealth: in.Prober.Snapshot, History: in.Events, Runtime: o.Runtime})
 	in.registerIsolation()

@@ -149,19 +149,41 @@ type Engine struct {
 	holding              atomic.Bool // node falls held for an anchor's answer
 }
 
+// EngineOptions are an Engine's collaborators, passed at construction
+// (NewEngineWith); the hooks are documented on the Engine's fields.
+type EngineOptions struct {
+	Logger         *slog.Logger
+	Publish        func(*Snapshot) // each new snapshot goes here
+	Health         func() map[string]health.State
+	OnActiveChange func(service, location string)
+	OnPinChange    func(action string)
+	OnEvent        func(events.Event)
+	OnRecompute    func(took time.Duration)
+}
+
 // NewEngine returns an engine over base (a snapshot from Load) that hands
 // each new snapshot to publish.
 func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *Engine {
+	return NewEngineWith(base, EngineOptions{Logger: logger, Publish: publish})
+}
+
+// NewEngineWith returns an engine over base with o's collaborators.
+func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
 	e := &Engine{
-		log:     logger,
-		publish: publish,
-		kick:    make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-		base:    base,
-		cur:     make([]*svcState, len(base.Services)),
-		due:     map[int]time.Time{},
-		pins:    map[PinKey]Pin{},
-		active:  map[PinKey]Pin{},
+		Health:         o.Health,
+		OnActiveChange: o.OnActiveChange,
+		OnPinChange:    o.OnPinChange,
+		OnEvent:        o.OnEvent,
+		OnRecompute:    o.OnRecompute,
+		log:            o.Logger,
+		publish:        o.Publish,
+		kick:           make(chan struct{}, 1),
+		wake:           make(chan struct{}, 1),
+		base:           base,
+		cur:            make([]*svcState, len(base.Services)),
+		due:            map[int]time.Time{},
+		pins:           map[PinKey]Pin{},
+		active:         map[PinKey]Pin{},
 	}
 	e.indexNodes()
 	return e

@@ -112,8 +112,7 @@ func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
 
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l.eng = zones.NewEngine(base, m.log.With("role", "leader"), l.publish)
-	l.eng.Health = l.healthStates
+	l.eng = zones.NewEngineWith(base, zones.EngineOptions{Logger: m.log.With("role", "leader"), Publish: l.publish, Health: l.healthStates})
 	l.eng.SetPins(l, pins)
 	l.eng.Adopt(adopt)
 	if err := l.recount(lctx); err != nil {
