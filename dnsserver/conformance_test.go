@@ -61,6 +61,18 @@ func startServer(t testing.TB, serverExtra string, zs ...testenv.Zone) string {
 // is 64 KiB whatever q says, so an oversized UDP reply is seen, not cut.
 func exchange(t testing.TB, network, addr string, q *dns.Msg) (*dns.Msg, int) {
 	t.Helper()
+	buf, err := q.Pack()
+	if err != nil {
+		t.Fatalf("pack %v: %v", q.Question, err)
+	}
+	raw, r := exchangeWire(t, network, addr, buf)
+	return r, len(raw)
+}
+
+// exchangeWire sends the packed query buf over network and returns the
+// reply, raw and parsed (read with a 64 KiB buffer, as exchange says).
+func exchangeWire(t testing.TB, network, addr string, buf []byte) ([]byte, *dns.Msg) {
+	t.Helper()
 	c := &dns.Client{Net: network, Timeout: ioTimeout}
 	conn, err := c.Dial(addr)
 	if err != nil {
@@ -71,7 +83,7 @@ func exchange(t testing.TB, network, addr string, q *dns.Msg) (*dns.Msg, int) {
 	if err := conn.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.WriteMsg(q); err != nil {
+	if _, err := conn.Write(buf); err != nil {
 		t.Fatalf("write %s: %v", network, err)
 	}
 	raw, err := conn.ReadMsgHeader(nil)
@@ -82,7 +94,7 @@ func exchange(t testing.TB, network, addr string, q *dns.Msg) (*dns.Msg, int) {
 	if err := r.Unpack(raw); err != nil {
 		t.Fatalf("unpack reply over %s: %v\n%x", network, err, raw)
 	}
-	return r, len(raw)
+	return raw, r
 }
 
 func mustRRs(t testing.TB, ss []string) []dns.RR {

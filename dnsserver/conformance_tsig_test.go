@@ -27,26 +27,7 @@ func signedExchange(t *testing.T, network, addr string, q *dns.Msg, key, secret 
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &dns.Client{Net: network, Timeout: ioTimeout}
-	conn, err := c.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(ioTimeout)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(buf); err != nil {
-		t.Fatalf("write %s: %v", network, err)
-	}
-	raw, err := conn.ReadMsgHeader(nil)
-	if err != nil {
-		t.Fatalf("read %s: %v (no reply?)", network, err)
-	}
-	r := new(dns.Msg)
-	if err := r.Unpack(raw); err != nil {
-		t.Fatalf("unpack: %v", err)
-	}
+	raw, r := exchangeWire(t, network, addr, buf)
 	return mac, raw, r
 }
 
