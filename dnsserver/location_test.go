@@ -23,6 +23,7 @@ import (
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 	"github.com/failoverdns/failoverdns/dnsserver/testenv"
+	"github.com/failoverdns/failoverdns/zones"
 )
 
 const (
@@ -165,11 +166,8 @@ func locAddress(t testing.TB, r *dns.Msg, name string, qtype uint16) string {
 	if h.Ttl != ttl || h.Class != dns.ClassINET {
 		t.Errorf("reply for %s: %v, want TTL %d class IN", name, addrs[0], ttl)
 	}
-	switch rr := addrs[0].(type) {
-	case *dns.A:
-		return rr.A.String()
-	case *dns.AAAA:
-		return rr.AAAA.String()
+	if a, ok := zones.AddrOf(addrs[0]); ok {
+		return a.String()
 	}
 	t.Fatalf("reply for %s: %v is not an address", name, addrs[0])
 	return ""

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -209,6 +208,18 @@ func build(ctx context.Context, cfg *Config, display string) (*Snapshot, error) 
 	return s.withDecisions(), nil
 }
 
+// AddrOf is the address an A or AAAA record carries; false for any other
+// record.
+func AddrOf(rr dns.RR) (a netip.Addr, ok bool) {
+	switch v := rr.(type) {
+	case *dns.A:
+		a, ok = netip.AddrFromSlice(v.A.To4())
+	case *dns.AAAA:
+		a, ok = netip.AddrFromSlice(v.AAAA.To16())
+	}
+	return a, ok
+}
+
 // checkReplicationAnswers applies the Interface 1 rule to every zone: no
 // static A or AAAA record, glue and wildcards included, may answer a node's
 // replication address, or the zone would send clients onto the replication
@@ -223,14 +234,7 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 		for name, n := range z.nodes {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 				for _, rr := range n.RRs(t) {
-					var ip net.IP
-					switch v := rr.(type) {
-					case *dns.A:
-						ip = v.A
-					case *dns.AAAA:
-						ip = v.AAAA
-					}
-					a, _ := netip.AddrFromSlice(ip)
+					a, _ := AddrOf(rr)
 					owner, ok := repl[a.Unmap()]
 					if !ok {
 						continue
