@@ -250,8 +250,9 @@ func (s *Snapshot) StaticPins() map[PinKey]Pin { return s.staticPins }
 func (s *Snapshot) bindStaticPins(errs *ErrorList) {
 	s.staticPins = map[PinKey]Pin{}
 	for _, z := range s.Zones {
-		for name, n := range z.nodes {
-			if !IsAdminName(name) || len(n.sets) == 0 {
+		for _, n := range z.admin {
+			name := n.Name
+			if len(n.sets) == 0 {
 				continue
 			}
 			line := int(n.sets[0].line)
