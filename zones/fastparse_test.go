@@ -150,7 +150,7 @@ func zoneDiff(a, b *Zone) string {
 		if y == nil {
 			return fmt.Sprintf("%s only in fast", name)
 		}
-		if x.Name != y.Name || x.Cut != y.Cut || x.below != y.below || x.wildChild != y.wildChild || len(x.sets) != len(y.sets) {
+		if x.Name != y.Name || x.Cut != y.Cut || x.below != y.below || x.wildChild != y.wildChild || x.low != y.low || len(x.sets) != len(y.sets) {
 			return fmt.Sprintf("%s: %+v, miekg %+v", name, *x, *y)
 		}
 		for i := range x.sets {
