@@ -414,11 +414,8 @@ func foRead(r *dns.Msg, qtype uint16) (string, error) {
 	if h.Ttl != foTTL {
 		return "", fmt.Errorf("answer %s: TTL %d, want the service ttl %d", rr, h.Ttl, foTTL)
 	}
-	switch v := rr.(type) {
-	case *dns.A:
-		return v.A.String(), nil
-	case *dns.AAAA:
-		return v.AAAA.String(), nil
+	if a, ok := zones.AddrOf(rr); ok {
+		return a.String(), nil
 	}
 	return "", fmt.Errorf("answer %s is not an address", rr)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -143,17 +144,12 @@ func fzCheckAlive(tb testing.TB, addr string) {
 
 // fzAnswerNode returns the node whose address rr carries.
 func fzAnswerNode(rr dns.RR) (string, error) {
-	var ip net.IP
-	switch v := rr.(type) {
-	case *dns.A:
-		ip = v.A
-	case *dns.AAAA:
-		ip = v.AAAA
-	default:
+	ip, ok := zones.AddrOf(rr)
+	if !ok {
 		return "", fmt.Errorf("answer %v is not an address", rr)
 	}
 	for name, a := range fzNodes {
-		if ip.Equal(net.ParseIP(a[0])) || ip.Equal(net.ParseIP(a[1])) {
+		if ip.Unmap() == netip.MustParseAddr(a[0]) || ip == netip.MustParseAddr(a[1]) {
 			return name, nil
 		}
 	}

@@ -45,7 +45,7 @@ type Instance struct {
 	closed      bool
 
 	gaugeMu    sync.Mutex
-	gauges     gauges
+	gauges     configNodes
 	gaugeLocal map[zones.PinKey]bool
 	localGen   uint64 // the snapshot gaugeLocal follows
 
@@ -118,15 +118,13 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	})
 	in.startHistory(snap)
 	in.Engine = zones.NewEngineWith(snap, zones.EngineOptions{
-		Logger:  logger,
-		Publish: in.publish,
-		Health:  in.Prober.Snapshot,
-		OnActiveChange: func(service, location string) {
-			in.Metrics.activeChanges.WithLabelValues(service, location).Inc()
-		},
-		OnPinChange: func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() },
-		OnRecompute: func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) },
-		OnEvent:     in.Events.Add,
+		Logger:         logger,
+		Publish:        in.publish,
+		Health:         in.Prober.Snapshot,
+		OnActiveChange: in.Metrics.state.activeChanged,
+		OnPinChange:    func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() },
+		OnRecompute:    func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) },
+		OnEvent:        in.Events.Add,
 	})
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
@@ -202,13 +200,15 @@ func probeBound(specs map[string]health.Spec) time.Duration {
 }
 
 // publish is the engine's output: the snapshot goes to the query path, and
-// the gauges follow the state it was computed from.
+// the gauges follow the state it was computed from (the per-service ones
+// are read from it when scraped: no work here per service).
 func (in *Instance) publish(snap *zones.Snapshot) {
 	in.Server.Store(snap)
 	m := in.Metrics
 	in.gaugeMu.Lock()
 	defer in.gaugeMu.Unlock()
-	in.gauges.follow(m, snap)
+	m.state.follow(snap)
+	in.gauges.follow(m, snap.Config)
 	in.publishCluster(snap)
 	m.pins.WithLabelValues("dynamic").Set(float64(len(snap.DynamicPins())))
 	m.pins.WithLabelValues("static").Set(float64(len(snap.StaticPins())))

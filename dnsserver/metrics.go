@@ -21,14 +21,11 @@ type Metrics struct {
 
 	queries        *prometheus.CounterVec
 	queryDuration  *latencyHist
-	nodeUp         *prometheus.GaugeVec
+	state          *stateMetrics // node_up and the per-service series (gauges.go)
 	probeDuration  *prometheus.HistogramVec
 	nodeProbe      *prometheus.SummaryVec
-	allDown        *prometheus.GaugeVec
 	probeFailures  *prometheus.CounterVec
-	activeChanges  *prometheus.CounterVec
 	recompute      prometheus.Histogram
-	activeNode     *prometheus.GaugeVec
 	pins           *prometheus.GaugeVec
 	pinChanges     *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
@@ -73,24 +70,17 @@ func NewMetrics() *Metrics {
 		[]string{"qtype", "rcode", "transport", "location"})
 	m.queryDuration = newLatencyHist(prometheus.BuildFQName(ns, "", "query_duration_seconds"),
 		"Time from a received query to its answer being written. UDP readers time one batch of answers in 16 (a sample; queries_total counts every answer).")
-	m.nodeUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "node_up",
-		Help: "1 when the node passes its health check (after rise/fall), else 0."}, []string{"node"})
+	m.state = newStateMetrics(ns)
 	m.probeDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "probe_duration_seconds",
 		Help:    "Health check latency, by check type.",
 		Buckets: []float64{100e-6, 500e-6, 1e-3, 5e-3, 10e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5, 5}}, []string{"check"})
 	m.nodeProbe = prometheus.NewSummaryVec(prometheus.SummaryOpts{Namespace: ns, Name: "node_probe_duration_seconds",
 		Help: "Health check latency per node: rate(_sum)/rate(_count) is a node's mean (probe_duration_seconds has the distribution by check type)."}, []string{"node"})
-	m.allDown = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "service_all_down",
-		Help: "1 while no node of a service's view (default or a location's order) is up, so when_all_down decides the answer (SERVFAIL with \"servfail\")."}, []string{"service", "location"})
 	m.probeFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "probe_failures_total",
 		Help: "Failed health checks, by node and reason class."}, []string{"node", "reason"})
-	m.activeChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "active_changes_total",
-		Help: "Changes of the active node, by service and location."}, []string{"service", "location"})
 	m.recompute = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "recompute_duration_seconds",
 		Help:    "Time to decide the services a health change, pin, deadline or reload touches and publish the new snapshot (fast table and gauges included).",
 		Buckets: []float64{100e-6, 1e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}})
-	m.activeNode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "active_node",
-		Help: "1 for the node a service answers in a location."}, []string{"service", "location", "node"})
 	m.pins = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "pins",
 		Help: "Pins in force, by kind (dynamic, static)."}, []string{"kind"})
 	m.pinChanges = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "pin_changes_total",
@@ -109,8 +99,8 @@ func NewMetrics() *Metrics {
 		Help: "UDP responses sent truncated (TC) by response rate limiting, so real clients retry over TCP."})
 	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "build_info",
 		Help: "Always 1: the version, VCS revision and Go version of the running binary."}, []string{"version", "revision", "goversion"})
-	m.Registry.MustRegister(m.nodeProbe, m.allDown, m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.nodeUp, m.probeDuration, m.probeFailures,
-		m.activeChanges, m.recompute, m.activeNode, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
+	m.Registry.MustRegister(m.nodeProbe, m.state, m.buildInfo, m.rrlDropped, m.rrlSlipped, m.queries, m.queryDuration, m.probeDuration, m.probeFailures,
+		m.recompute, m.pins, m.pinChanges, m.reloads, m.updates, m.lastReloadOK, m.configLoadedAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.lastReloadOK.Set(1)
 	m.configLoadedAt.SetToCurrentTime()

@@ -40,17 +40,18 @@ func BenchmarkPublishHealthChange(b *testing.B) {
 			logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 			s := New(snap, logger, "test")
 			m := NewMetrics()
-			var g gauges
+			var g configNodes
 			done := make(chan struct{}, 1)
 			e := zones.NewEngine(snap, logger, func(snap *zones.Snapshot) {
 				s.Store(snap)
-				g.follow(m, snap)
+				m.state.follow(snap)
+				g.follow(m, snap.Config)
 				select {
 				case done <- struct{}{}:
 				default:
 				}
 			})
-			e.OnActiveChange = func(service, location string) { m.activeChanges.WithLabelValues(service, location).Inc() }
+			e.OnActiveChange = m.state.activeChanged
 			since := time.Now().Add(-time.Hour)
 			h := map[string]health.State{}
 			for i := range 3 {

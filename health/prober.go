@@ -616,8 +616,7 @@ func (h *dueHeap) remove(i int) {
 	last := len(s) - 1
 	s[i].n.index = -1
 	if i != last {
-		s[i] = s[last]
-		s[i].n.index = i
+		s.set(i, s[last])
 	}
 	s[last] = dueEntry{}
 	*h = s[:last]
@@ -627,6 +626,12 @@ func (h *dueHeap) remove(i int) {
 	}
 }
 
+// set puts e at i, and tells its node where it is.
+func (h dueHeap) set(i int, e dueEntry) {
+	h[i] = e
+	e.n.index = i
+}
+
 func (h dueHeap) up(i int) {
 	e := h[i]
 	for i > 0 {
@@ -634,12 +639,10 @@ func (h dueHeap) up(i int) {
 		if h[parent].at <= e.at {
 			break
 		}
-		h[i] = h[parent]
-		h[i].n.index = i
+		h.set(i, h[parent])
 		i = parent
 	}
-	h[i] = e
-	e.n.index = i
+	h.set(i, e)
 }
 
 func (h dueHeap) down(i int) {
@@ -655,10 +658,8 @@ func (h dueHeap) down(i int) {
 		if e.at <= h[child].at {
 			break
 		}
-		h[i] = h[child]
-		h[i].n.index = i
+		h.set(i, h[child])
 		i = child
 	}
-	h[i] = e
-	e.n.index = i
+	h.set(i, e)
 }

@@ -3,7 +3,6 @@ package zones_test
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,13 +235,8 @@ func TestPinStoreKilledAtEachStep(t *testing.T) {
 // alternately as fast as it can; SIGKILL at a random moment. Whatever the
 // moment, a restart reads exactly one of the two.
 func TestPinStoreKilledDuringSaveLoop(t *testing.T) {
-	runs := 20
-	if testing.Short() {
-		runs = 3
-	}
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	t.Logf("seed %d", seed)
+	runs := testenv.Runs(20, 3)
+	rng := testenv.Rand(t, 0x5eed)
 	seen := map[string]int{}
 	for i := range runs {
 		dir := t.TempDir()

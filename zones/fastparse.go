@@ -291,7 +291,7 @@ func (p *fastParser) commit(r simpleRecord) bool {
 	}
 	n := z.nodes[string(p.lower)]
 	if n == nil {
-		n = z.node(z.build.internBytes(p.lower))
+		n = z.addNode(z.build.internBytes(p.lower))
 	}
 	z.put(n, r.t, rec, idx, "")
 	return true

@@ -150,7 +150,7 @@ func zoneDiff(a, b *Zone) string {
 		if y == nil {
 			return fmt.Sprintf("%s only in fast", name)
 		}
-		if x.Name != y.Name || x.Cut != y.Cut || x.below != y.below || x.wildChild != y.wildChild || len(x.sets) != len(y.sets) {
+		if x.Name != y.Name || x.Cut != y.Cut || x.below != y.below || x.wildChild != y.wildChild || x.low != y.low || len(x.sets) != len(y.sets) {
 			return fmt.Sprintf("%s: %+v, miekg %+v", name, *x, *y)
 		}
 		for i := range x.sets {
@@ -168,7 +168,7 @@ func zoneDiff(a, b *Zone) string {
 // ends their run.
 func TestParseFastTakesCommonLines(t *testing.T) {
 	src := "$ORIGIN zs.test.\n$TTL 3600\n@ IN SOA ns1.zs.test. hostmaster.zs.test. 1 7200 3600 1209600 300\n@ IN NS ns1.zs.test.\nns1 IN A 192.0.2.1\nx 60 IN A 192.0.2.2\n\tAAAA 2001:db8::1\n"
-	z := newZone("zs.test.", "z.zone", 5)
+	z := newZone("zs.test.", "z.zone", recordLines([]byte(src)))
 	var errs ErrorList
 	p := fastParser{z: z, errs: &errs, origin: z.Origin}
 	count, ok := p.run([]byte(src))

@@ -2,6 +2,8 @@ package zones_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -37,4 +39,28 @@ func BenchmarkParseZone100k(b *testing.B) {
 		runtime.KeepAlive(z)
 	}
 	b.ReportMetric(float64(live)/n, "B/record")
+}
+
+// BenchmarkLoadZone1M: bench/zone_scale.sh's million-record zone loaded
+// from disk as the server and `check` load it (config, zone file, snapshot),
+// the figure behind issue 16's "time until the last name answers".
+func BenchmarkLoadZone1M(b *testing.B) {
+	const n = 1000000
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "zs.test.zone"), scaleZone(n), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	cfg := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\nstate_dir = %q\n\n[[zone]]\norigin = \"zs.test.\"\nfile = \"zs.test.zone\"\n", filepath.Join(dir, "state"))
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := zones.Load(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.KeepAlive(s)
+	}
 }

@@ -31,6 +31,9 @@ type Zone struct {
 	Warnings   []string
 	RecordsLen int
 	build      *zoneBuilder // while parsing only: where nodes and names are allocated
+	// admin: the nodes named _pin.* or _status.*, for bindStaticPins,
+	// which would otherwise walk every name of the zone.
+	admin []*Node
 }
 
 // Node is every RRset at one owner name.
@@ -51,7 +54,16 @@ type Node struct {
 	// wildChild: "*.<Name>" is a node, so a missing name right below this
 	// one is synthesized (RFC 4592).
 	wildChild bool
+	// low has bit t set when the node has an RRset of type t < 32 (A, NS,
+	// CNAME, SOA, MX, TXT, AAAA...): asking for a type the node lacks, or
+	// whether it has one, reads the node alone, not sets too, a second
+	// cache miss per name when every name is visited (it fits the
+	// padding after the bools: Node stays 48 bytes).
+	low uint32
 }
+
+// lowTypes: the types below it have a bit in Node.low.
+const lowTypes = 32
 
 // rrset is one RRset of a node.
 type rrset struct {
@@ -69,6 +81,9 @@ type rrset struct {
 }
 
 func (n *Node) set(t uint16) *rrset {
+	if t < lowTypes && n.low&(1<<t) == 0 {
+		return nil
+	}
 	for i := range n.sets {
 		if n.sets[i].t == t {
 			return &n.sets[i]
@@ -78,7 +93,12 @@ func (n *Node) set(t uint16) *rrset {
 }
 
 // Has reports whether the node has records of type t.
-func (n *Node) Has(t uint16) bool { return n.set(t) != nil }
+func (n *Node) Has(t uint16) bool {
+	if t < lowTypes {
+		return n.low&(1<<t) != 0
+	}
+	return n.set(t) != nil
+}
 
 // Types lists the types present, sorted (a fresh slice).
 func (n *Node) Types() []uint16 {
@@ -187,6 +207,25 @@ type zoneBuilder struct {
 	// 65,536 records ($GENERATE) does not make loading quadratic.
 	big map[rrsetKey]map[string]struct{}
 	ns  []nsRecord
+	// lines: the line of each record, by index in the file (recordLines).
+	// A record's line is set when it is stored; if the records do not
+	// match the count ($GENERATE, an odd layout), every line is cleared
+	// after the parse (lines unknown).
+	lines []int
+	// What validate checks, gathered while records are stored: it would
+	// otherwise visit every node of the map in hash order, a cache miss or
+	// two per name (a third of loading a million-name zone).
+	wild   []*Node // nodes named "*.<parent>"
+	cname  []*Node // nodes with a CNAME RRset
+	multiA []*Node // nodes whose A RRset got a second record
+}
+
+// line is the line of the record with index idx, 0 when unknown.
+func (b *zoneBuilder) line(idx int) uint32 {
+	if idx < 0 || idx >= len(b.lines) {
+		return 0
+	}
+	return uint32(b.lines[idx])
 }
 
 // dupScan: RRsets up to this size are searched for duplicates directly.
@@ -249,6 +288,9 @@ func (b *zoneBuilder) newNode(name string) *Node {
 
 // addSet inserts an empty RRset of type t into n, keeping types sorted.
 func (b *zoneBuilder) addSet(n *Node, t uint16) *rrset {
+	if t < lowTypes {
+		n.low |= 1 << t
+	}
 	i := 0
 	for i < len(n.sets) && n.sets[i].t < t {
 		i++
@@ -343,7 +385,7 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 	// Errors found record by record carry the record's index + 1 as their
 	// line until the records have been counted (below).
 	var errs ErrorList
-	z := newZone(origin, display, len(lines))
+	z := newZone(origin, display, lines)
 	count, ok := 0, false
 	released := false
 	if fast {
@@ -360,7 +402,7 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 		// Something the fast reader leaves to miekg's parser as a whole
 		// (a syntax error, $GENERATE, $INCLUDE...): start again with it.
 		errs = nil
-		z = newZone(origin, display, len(lines))
+		z = newZone(origin, display, lines)
 		var perr *Error
 		if count, perr = z.parseAll(src, &errs); perr != nil {
 			return nil, ErrorList{perr}
@@ -369,6 +411,12 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 	defer func() { z.build = nil }()
 	if len(lines) != count {
 		lines = nil // $GENERATE or an odd layout: report names instead of lines
+		// put set each RRset's line from the count it expected.
+		for _, n := range z.nodes {
+			for i := range n.sets {
+				n.sets[i].line = 0
+			}
+		}
 	}
 	lineOf := func(idx int) int {
 		if lines == nil || idx < 0 {
@@ -378,11 +426,6 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 	}
 	for _, e := range errs {
 		e.Line = lineOf(e.Line - 1)
-	}
-	for _, n := range z.nodes {
-		for i := range n.sets {
-			n.sets[i].line = uint32(lineOf(int(n.sets[i].line) - 1))
-		}
 	}
 	z.validate(&errs, lineOf, firstRecordLine(lines))
 	if len(errs) > 0 {
@@ -396,9 +439,10 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 	return z, nil
 }
 
-func newZone(origin, display string, records int) *Zone {
-	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, records+1), labels: dns.CountLabel(origin)}
-	z.build = &zoneBuilder{pack: make([]byte, dns.MaxMsgSize)}
+// newZone starts a zone; lines is recordLines of its file.
+func newZone(origin, display string, lines []int) *Zone {
+	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, len(lines)+1), labels: dns.CountLabel(origin)}
+	z.build = &zoneBuilder{pack: make([]byte, dns.MaxMsgSize), lines: lines}
 	return z
 }
 
@@ -457,7 +501,7 @@ func (z *Zone) add(rr dns.RR, idx int, errs *ErrorList) {
 	}
 	n := z.nodes[name]
 	if n == nil {
-		n = z.node(b.intern(name))
+		n = z.addNode(b.intern(name))
 	}
 	target := ""
 	if h.Rrtype == dns.TypeNS {
@@ -474,7 +518,10 @@ func (z *Zone) put(n *Node, t uint16, rec []byte, idx int, target string) {
 	s := n.set(t)
 	if s == nil {
 		s = b.addSet(n, t)
-		s.line = uint32(idx + 1)
+		s.line = b.line(idx)
+		if t == dns.TypeCNAME {
+			b.cname = append(b.cname, n)
+		}
 	} else if b.isDup(n.Name, s, rdata) {
 		return
 	}
@@ -486,6 +533,9 @@ func (z *Zone) put(n *Node, t uint16, rec []byte, idx int, target string) {
 	}
 	if s.n < 0xFFFF {
 		s.n++
+	}
+	if s.n == 2 && t == dns.TypeA {
+		b.multiA = append(b.multiA, n)
 	}
 	z.RecordsLen++
 	if t == dns.TypeNS {
@@ -499,8 +549,12 @@ func (z *Zone) node(name string) *Node {
 	if n, ok := z.nodes[name]; ok {
 		return n
 	}
+	return z.addNode(name)
+}
+
+// addNode is node for a name that has none.
+func (z *Zone) addNode(name string) *Node {
 	n := z.newNode(name)
-	z.nodes[name] = n
 	for p := name; p != z.Origin; {
 		i, end := dns.NextLabel(p, 0)
 		if end {
@@ -510,16 +564,27 @@ func (z *Zone) node(name string) *Node {
 		if _, ok := z.nodes[p]; ok {
 			break
 		}
-		z.nodes[p] = z.newNode(p)
+		z.newNode(p)
 	}
 	return n
 }
 
+// newNode adds a node for name, which has none.
 func (z *Zone) newNode(name string) *Node {
+	var n *Node
 	if z.build != nil {
-		return z.build.newNode(name)
+		n = z.build.newNode(name)
+		if len(name) > 2 && name[0] == '*' && name[1] == '.' {
+			z.build.wild = append(z.build.wild, n)
+		}
+	} else {
+		n = &Node{Name: name}
 	}
-	return &Node{Name: name}
+	z.nodes[name] = n
+	if IsAdminName(name) {
+		z.admin = append(z.admin, n)
+	}
+	return n
 }
 
 func firstRecordLine(lines []int) int {
@@ -553,17 +618,21 @@ func (z *Zone) validate(errs *ErrorList, lineOf func(int) int, first int) {
 		errs.add(z.File, first, "zone %s has no NS record at the apex: add at least one, e.g. \"@ IN NS ns1.%s\" with its A record", z.Origin, z.Origin)
 	}
 	var found []byName
+	b := z.build
 	cuts := false
-	for name, n := range z.nodes {
-		if name != z.Origin && n.Has(dns.TypeNS) {
-			n.Cut = true
+	for _, r := range b.ns {
+		if r.owner != z.Origin {
+			z.nodes[r.owner].Cut = true
 			cuts = true
 		}
-		if len(name) > 2 && name[0] == '*' && name[1] == '.' {
-			if p := z.nodes[name[2:]]; p != nil {
-				p.wildChild = true
-			}
+	}
+	for _, n := range b.wild {
+		if p := z.nodes[n.Name[2:]]; p != nil {
+			p.wildChild = true
 		}
+	}
+	for _, n := range b.cname {
+		name := n.Name
 		if cn := n.set(dns.TypeCNAME); cn != nil {
 			line := int(cn.line)
 			if cn.n > 1 {
@@ -597,12 +666,14 @@ func (z *Zone) validate(errs *ErrorList, lineOf func(int) int, first int) {
 		}
 	}
 	var warn []byName
-	for name, n := range z.nodes {
-		if cuts {
+	if cuts {
+		for name, n := range z.nodes {
 			n.below = z.insideCut(name)
 		}
+	}
+	for _, n := range b.multiA {
 		if a := n.set(dns.TypeA); a != nil && a.n > 1 && !n.below {
-			warn = append(warn, byName{name, nil, fmt.Sprintf("%s has %d A records: resolvers will spread clients across them (round robin); for a cluster use a [[service]] instead", name, a.count())})
+			warn = append(warn, byName{n.Name, nil, fmt.Sprintf("%s has %d A records: resolvers will spread clients across them (round robin); for a cluster use a [[service]] instead", n.Name, a.count())})
 		}
 	}
 	sortByName(warn)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/failoverdns/failoverdns/dnsserver/testenv"
 )
 
 // kill -9 in the middle of a burst of pin UPDATEs, again and again: an
@@ -144,9 +145,7 @@ func TestKill9DuringUpdateBurst(t *testing.T) {
 		}
 		iterations = n
 	}
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 9))
-	t.Logf("seed %d", seed)
+	rng := testenv.Rand(t, 9)
 
 	s := pePrepare(t, peConf{})
 	start := func(what string) {

@@ -3,11 +3,13 @@ package testenv
 import (
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Crash is what a crash test tells the child process it re-executes this
@@ -96,4 +98,21 @@ func ReadFile(tb testing.TB, path string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// Rand is a random source for a randomized test, seeded from the clock;
+// the seed is logged, so a failure can be replayed with it.
+func Rand(tb testing.TB, stream uint64) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	tb.Logf("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, stream))
+}
+
+// Runs is how many times a randomized test repeats: n, or short under
+// go test -short.
+func Runs(n, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return n
 }

@@ -22,19 +22,34 @@ func StartProc(tb testing.TB, cmd *exec.Cmd) *Proc {
 	tb.Helper()
 	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = &p.Stdout, &p.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := p.start(); err != nil {
 		tb.Fatalf("starting %s: %v", cmd.Path, err)
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	tb.Cleanup(func() {
 		if !p.Exited() {
 			p.Terminate(tb)
 		}
 	})
 	return p
+}
+
+// Spawn starts cmd with its output where cmd sends it (Stdout and Stderr
+// of the Proc stay empty), for a caller that stops it itself: a test
+// cluster's members, which restart and log to files.
+func Spawn(cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{Cmd: cmd, done: make(chan struct{})}
+	return p, p.start()
+}
+
+func (p *Proc) start() error {
+	if err := p.Cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		p.err = p.Cmd.Wait()
+		close(p.done)
+	}()
+	return nil
 }
 
 // Done is closed when the program has exited.

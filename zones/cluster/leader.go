@@ -85,16 +85,18 @@ func (m *Member) lead(ctx context.Context, el *concurrency.Election) error {
 	}
 	settle := time.NewTimer(m.ttl())
 	defer settle.Stop()
-	for waiting := true; waiting; {
+	for settling := true; settling; {
+		var err error
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-beat.C:
-			if err := l.beat(ctx); err != nil {
-				return err
-			}
 		case <-settle.C:
-			waiting = false
+			settling = false
+		case <-beat.C:
+			err = l.beat(ctx)
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			return err
 		}
 	}
 

@@ -80,6 +80,30 @@ func (m *mirror) reset(kvs []*mvccpb.KeyValue, rev int64) {
 func (m *mirror) put(kv *mvccpb.KeyValue) touched { return m.set(kv, false) }
 func (m *mirror) del(kv *mvccpb.KeyValue) touched { return m.set(kv, true) }
 
+// keep puts v under k when the key holds a value (present), and forgets k
+// when it was deleted or does not decode.
+func keep[K comparable, V any](m map[K]V, k K, v V, present bool) {
+	if present {
+		m[k] = v
+		return
+	}
+	delete(m, k)
+}
+
+// setView applies a decision or pin key, rest being what follows its
+// kind's prefix, keeping entry(value) under the view; false for a key that
+// names no view.
+func setView[V, E any](m map[zones.PinKey]E, rest string, decode func(any) bool, entry func(V) E) bool {
+	k, ok := parseView(rest)
+	if !ok {
+		return false
+	}
+	var v V
+	ok = decode(&v)
+	keep(m, k, entry(v), ok)
+	return true
+}
+
 func (m *mirror) set(kv *mvccpb.KeyValue, deleted bool) touched {
 	key, ok := strings.CutPrefix(string(kv.Key), m.prefix)
 	if !ok {
@@ -134,36 +158,19 @@ func (m *mirror) set(kv *mvccpb.KeyValue, deleted bool) touched {
 		}
 		return touched{votes: true}
 	case strings.HasPrefix(key, kHealth):
-		node := key[len(kHealth):]
 		var v healthValue
-		if decode(&v) {
-			m.health[node] = v
-		} else {
-			delete(m.health, node)
-		}
+		ok := decode(&v)
+		keep(m.health, key[len(kHealth):], v, ok)
 		return touched{agreed: true}
 	case strings.HasPrefix(key, kDecision):
-		k, ok := parseView(key[len(kDecision):])
-		if !ok {
+		entry := func(v decisionValue) decisionEntry { return decisionEntry{v: v, rev: kv.ModRevision} }
+		if !setView(m.decisions, key[len(kDecision):], decode, entry) {
 			return touched{}
-		}
-		var v decisionValue
-		if decode(&v) {
-			m.decisions[k] = decisionEntry{v: v, rev: kv.ModRevision}
-		} else {
-			delete(m.decisions, k)
 		}
 		return touched{agreed: true, decisions: true}
 	case strings.HasPrefix(key, kPin):
-		k, ok := parseView(key[len(kPin):])
-		if !ok {
+		if !setView(m.pins, key[len(kPin):], decode, pinValue.pin) {
 			return touched{}
-		}
-		var v pinValue
-		if decode(&v) {
-			m.pins[k] = v.pin()
-		} else {
-			delete(m.pins, k)
 		}
 		return touched{pins: true, agreed: true}
 	case key == kPinRev:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,13 +169,8 @@ func TestEventsKilledAtEachStep(t *testing.T) {
 // TestEventsKilledDuringWrites: kill -9 at a random moment of a stream of
 // events, again and again; every time the file reads back whole.
 func TestEventsKilledDuringWrites(t *testing.T) {
-	runs := 20
-	if testing.Short() {
-		runs = 3
-	}
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0xe7e7))
-	t.Logf("seed %d", seed)
+	runs := testenv.Runs(20, 3)
+	rng := testenv.Rand(t, 0xe7e7)
 	for i := range runs {
 		dir := t.TempDir()
 		cmd, stdout, stderr := testenv.StartChild(t, "TestHelperEventsCrash", testenv.Crash{Mode: "loop", Dir: dir})

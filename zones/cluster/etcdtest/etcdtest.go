@@ -97,23 +97,7 @@ type Member struct {
 	logPath    string
 
 	mu   sync.Mutex
-	proc *process // the running process; nil when none was started
-}
-
-// process is one launch of a member.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, once done is closed
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
+	proc *testenv.Proc // the running process; nil when none was started
 }
 
 // Start runs a new etcd cluster for t and waits until every member serves
@@ -282,7 +266,7 @@ func (m *Member) Name() string { return m.name }
 func (m *Member) Running() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.proc != nil && !m.proc.exited()
+	return m.proc != nil && !m.proc.Exited()
 }
 
 // Kill ends the member at once with SIGKILL, as a crash or kill -9 would,
@@ -303,20 +287,20 @@ func (m *Member) signal(sig syscall.Signal, grace time.Duration) {
 	m.mu.Lock()
 	p := m.proc
 	m.mu.Unlock()
-	if p == nil || p.exited() {
+	if p == nil || p.Exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(sig)
+	_ = p.Cmd.Process.Signal(sig)
 	if grace > 0 {
 		select {
-		case <-p.done:
+		case <-p.Done():
 			return
 		case <-time.After(grace):
 			m.c.t.Logf("etcdtest: %s did not stop within %s of %s: killing it", m.name, grace, sig)
-			_ = p.cmd.Process.Kill()
+			_ = p.Cmd.Process.Kill()
 		}
 	}
-	<-p.done
+	<-p.Done()
 }
 
 // Restart starts a stopped or killed member again, with its data folder
@@ -386,14 +370,10 @@ func (m *Member) launch(first bool) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = memberEnv()
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	p, err := testenv.Spawn(cmd)
+	if err != nil {
 		t.Fatalf("etcdtest: start %s: %v", m.name, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	m.mu.Lock()
 	m.proc = p
 	m.mu.Unlock()
@@ -442,7 +422,7 @@ func (m *Member) wait(deadline time.Time) error {
 		return fmt.Errorf("%s was never started", m.name)
 	}
 	exited := func() error {
-		err := fmt.Errorf("%s exited (%v) before serving", m.name, p.err)
+		err := fmt.Errorf("%s exited (%v) before serving", m.name, p.Err())
 		if strings.Contains(m.logTail(logTail), "address already in use") {
 			return fmt.Errorf("%w: %w", err, errPortTaken)
 		}
@@ -455,7 +435,7 @@ func (m *Member) wait(deadline time.Time) error {
 	go func() {
 		// A member that dies while we wait ends the wait at once.
 		select {
-		case <-p.done:
+		case <-p.Done():
 			cancel()
 		case <-ctx.Done():
 		}
@@ -487,7 +467,7 @@ func (m *Member) wait(deadline time.Time) error {
 			return nil
 		}
 		if err := m.waitTick(ctx, p, tick, exited); err != nil {
-			if p.exited() {
+			if p.Exited() {
 				return err
 			}
 			return fmt.Errorf("%w (last try: %v)", err, last)
@@ -495,12 +475,12 @@ func (m *Member) wait(deadline time.Time) error {
 	}
 }
 
-func (m *Member) waitTick(ctx context.Context, p *process, tick *time.Ticker, exited func() error) error {
+func (m *Member) waitTick(ctx context.Context, p *testenv.Proc, tick *time.Ticker, exited func() error) error {
 	select {
 	case <-tick.C:
 	case <-ctx.Done():
 	}
-	if p.exited() {
+	if p.Exited() {
 		return exited()
 	}
 	if ctx.Err() != nil {
@@ -556,9 +536,9 @@ func (c *Cluster) killAll() {
 		m.mu.Lock()
 		p := m.proc
 		m.mu.Unlock()
-		if p != nil && !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
+		if p != nil && !p.Exited() {
+			_ = p.Cmd.Process.Kill()
+			<-p.Done()
 		}
 	}
 }
