@@ -111,8 +111,48 @@ bump_serial() { sed -i "3s/hostmaster.zs.test. [0-9]* /hostmaster.zs.test. $2 /"
 
 declare -A R # R[server N what]
 
+# started WHO LABEL N PORT LOG CMD...: runs CMD (under timeout(1)) with its
+# output in LOG, waits until the last name answers on PORT, and keeps the
+# time that took and the server's RSS then and 3 s later. The server's pid
+# is left in SERVER, timeout(1)'s in JOB.
+started() {
+	local who=$1 label=$2 n=$3 port=$4 log=$5 t0
+	shift 5
+	t0=$(now_ns)
+	timeout 900 "$@" >"$log" 2>&1 &
+	JOB=$!
+	PIDS+=("$JOB")
+	SERVER=$(child_of "$JOB")
+	wait_answer "$port" "$(last_name "$n")" "$(last_addr "$n")" 300 || { tail -5 "$log"; die "$label does not answer $(last_name "$n")"; }
+	R[$who $n load]=$(ms_since "$t0")
+	R[$who $n rss]=$(status_kb "$SERVER" VmRSS)
+	sleep 3 # the post-start collection and scavenging
+	R[$who $n rss3]=$(status_kb "$SERVER" VmRSS)
+	echo "  $label: last name answers after ${R[$who $n load]} ms, VmRSS $(mb "${R[$who $n rss]}") then, $(mb "${R[$who $n rss3]}") 3s later"
+}
+
+# reloaded WHO LABEL N PORT ZONEFILE CMD...: gives ZONEFILE serial 2, runs
+# CMD (which makes SERVER reload) and waits for serial 2 on PORT; keeps the
+# time that took, SERVER's RSS peak during the reload (VmHWM, reset before
+# it) and its RSS 3 s later.
+reloaded() {
+	local who=$1 label=$2 n=$3 port=$4 zone=$5 t0 hwm
+	shift 5
+	bump_serial "$zone" 2
+	reset_hwm "$SERVER"
+	t0=$(now_ns)
+	"$@" >"$WORK/reload.log" 2>&1 || die "$label: $* failed: $(cat "$WORK/reload.log")"
+	wait_serial "$port" 2 300 || die "$label did not reload"
+	R[$who $n reload]=$(ms_since "$t0")
+	hwm=$(status_kb "$SERVER" VmHWM)
+	sleep 3
+	R[$who $n peak]=$(($(status_kb "$SERVER" VmHWM) > hwm ? $(status_kb "$SERVER" VmHWM) : hwm))
+	R[$who $n after]=$(status_kb "$SERVER" VmRSS)
+	echo "  $label reload: new serial after ${R[$who $n reload]} ms, peak RSS $(mb "${R[$who $n peak]}"), VmRSS $(mb "${R[$who $n after]}") 3s later"
+}
+
 run_failoverdns() { # N
-	local n=$1 dir="$WORK/fo-$1" t0 pid fpid hwm
+	local n=$1 dir="$WORK/fo-$1" t0
 	mkdir -p "$dir"
 	gen "$n" "$dir/zs.test.zone" 1
 	cat >"$dir/config.toml" <<EOF
@@ -130,36 +170,15 @@ EOF
 	echo "  failoverdns check: $(ms_since "$t0") ms ($(cat "$dir/check.time"))"
 	R[fo $n check]=$(ms_since "$t0")
 
-	t0=$(now_ns)
-	timeout 900 "$WORK/failoverdns" -config "$dir/config.toml" -log-format json >"$dir/log" 2>&1 &
-	PIDS+=($!)
-	pid=$!
-	fpid=$(child_of "$pid")
-	wait_answer "$DNS_PORT" "$(last_name "$n")" "$(last_addr "$n")" 300 || { tail -5 "$dir/log"; die "failoverdns does not answer $(last_name "$n")"; }
-	R[fo $n load]=$(ms_since "$t0")
-	R[fo $n rss]=$(status_kb "$fpid" VmRSS)
-	sleep 3 # the post-start collection and scavenging
-	R[fo $n rss3]=$(status_kb "$fpid" VmRSS)
-	echo "  failoverdns: last name answers after ${R[fo $n load]} ms, VmRSS $(mb "${R[fo $n rss]}") then, $(mb "${R[fo $n rss3]}") 3s later"
-
-	bump_serial "$dir/zs.test.zone" 2
-	reset_hwm "$fpid"
-	t0=$(now_ns)
-	kill -HUP "$fpid"
-	wait_serial "$DNS_PORT" 2 300 || { tail -5 "$dir/log"; die "failoverdns did not reload"; }
-	R[fo $n reload]=$(ms_since "$t0")
-	hwm=$(status_kb "$fpid" VmHWM)
-	sleep 3
-	R[fo $n peak]=$(($(status_kb "$fpid" VmHWM) > hwm ? $(status_kb "$fpid" VmHWM) : hwm))
-	R[fo $n after]=$(status_kb "$fpid" VmRSS)
-	echo "  failoverdns reload: new serial after ${R[fo $n reload]} ms, peak RSS $(mb "${R[fo $n peak]}"), VmRSS $(mb "${R[fo $n after]}") 3s later"
-	kill -TERM "$fpid"
-	wait "$pid" 2>/dev/null || true
+	started fo failoverdns "$n" "$DNS_PORT" "$dir/log" "$WORK/failoverdns" -config "$dir/config.toml" -log-format json
+	reloaded fo failoverdns "$n" "$DNS_PORT" "$dir/zs.test.zone" kill -HUP "$SERVER"
+	kill -TERM "$SERVER"
+	wait "$JOB" 2>/dev/null || true
 	rm -rf "$dir"
 }
 
 run_knot() { # N
-	local n=$1 dir="$WORK/knot-$1" t0 pid kpid hwm
+	local n=$1 dir="$WORK/knot-$1"
 	mkdir -p "$dir/storage" "$dir/run"
 	gen "$n" "$dir/storage/zs.test.zone" 1
 	cat >"$dir/knot.conf" <<EOF
@@ -183,31 +202,10 @@ template:
 zone:
   - domain: zs.test.
 EOF
-	t0=$(now_ns)
-	timeout 900 "$KNOTD" -c "$dir/knot.conf" >"$dir/log" 2>&1 &
-	PIDS+=($!)
-	pid=$!
-	kpid=$(child_of "$pid")
-	wait_answer "$KNOT_PORT" "$(last_name "$n")" "$(last_addr "$n")" 300 || { tail -5 "$dir/log"; die "knotd does not answer $(last_name "$n")"; }
-	R[knot $n load]=$(ms_since "$t0")
-	R[knot $n rss]=$(status_kb "$kpid" VmRSS)
-	sleep 3
-	R[knot $n rss3]=$(status_kb "$kpid" VmRSS)
-	echo "  knot: last name answers after ${R[knot $n load]} ms, VmRSS $(mb "${R[knot $n rss]}") then, $(mb "${R[knot $n rss3]}") 3s later"
-
-	bump_serial "$dir/storage/zs.test.zone" 2
-	reset_hwm "$kpid"
-	t0=$(now_ns)
-	timeout 60 "$KNOTC" -c "$dir/knot.conf" zone-reload zs.test. >"$dir/reload.log" 2>&1 || die "knotc zone-reload: $(cat "$dir/reload.log")"
-	wait_serial "$KNOT_PORT" 2 300 || { tail -5 "$dir/log"; die "knot did not reload"; }
-	R[knot $n reload]=$(ms_since "$t0")
-	hwm=$(status_kb "$kpid" VmHWM)
-	sleep 3
-	R[knot $n peak]=$(($(status_kb "$kpid" VmHWM) > hwm ? $(status_kb "$kpid" VmHWM) : hwm))
-	R[knot $n after]=$(status_kb "$kpid" VmRSS)
-	echo "  knot reload: new serial after ${R[knot $n reload]} ms, peak RSS $(mb "${R[knot $n peak]}"), VmRSS $(mb "${R[knot $n after]}") 3s later"
-	timeout 30 "$KNOTC" -c "$dir/knot.conf" stop >/dev/null 2>&1 || kill -TERM "$kpid"
-	wait "$pid" 2>/dev/null || true
+	started knot knot "$n" "$KNOT_PORT" "$dir/log" "$KNOTD" -c "$dir/knot.conf"
+	reloaded knot knot "$n" "$KNOT_PORT" "$dir/storage/zs.test.zone" timeout 60 "$KNOTC" -c "$dir/knot.conf" zone-reload zs.test.
+	timeout 30 "$KNOTC" -c "$dir/knot.conf" stop >/dev/null 2>&1 || kill -TERM "$SERVER"
+	wait "$JOB" 2>/dev/null || true
 	rm -rf "$dir"
 }
 

@@ -114,8 +114,13 @@ lab = ["sems3", "sems1"]
 // services) and returns its address.
 func locStart(t testing.TB, serverExtra, body string) string {
 	t.Helper()
-	zone := testenv.Zone{Origin: "example.test.", File: testenv.Testdata(t, 1, "location", "example.test.zone")}
-	c := testenv.Config{Server: serverExtra, Zones: []testenv.Zone{zone}, Extra: body}
+	return locStartConfig(t, testenv.Config{Server: serverExtra, Extra: body})
+}
+
+// locStartConfig is locStart with the config's tables given as c.
+func locStartConfig(t testing.TB, c testenv.Config) string {
+	t.Helper()
+	c.Zones = []testenv.Zone{{Origin: "example.test.", File: testenv.Testdata(t, 1, "location", "example.test.zone")}}
 	return start(t, c, dnsserver.Options{Version: "v0.0.0-location"}).Addr
 }
 
@@ -580,38 +585,22 @@ func locListen(t testing.TB, ip string) *locNode {
 
 // locFailoverConfig: three nodes answered as 192.0.2.1x and probed by TCP on
 // their 127.0.10.x listeners.
-func locFailoverConfig(nodes [3]*locNode) string {
-	var b strings.Builder
+func locFailoverConfig(nodes [3]*locNode) testenv.Config {
+	var c testenv.Config
 	for i, n := range nodes {
-		fmt.Fprintf(&b, `
-[[node]]
-name = "sems%d"
-address = "192.0.2.1%d"
-[node.check]
-type = "tcp"
-target = %q
-port = %d
-interval = "50ms"
-timeout = "1s"
-rise = 2
-fall = 2
-`, i+1, i+1, n.IP, n.Port)
+		c.Nodes = append(c.Nodes, testenv.Node{
+			Name:    fmt.Sprintf("sems%d", i+1),
+			Address: fmt.Sprintf("192.0.2.1%d", i+1),
+			Check:   fmt.Sprintf("type = \"tcp\"\ntarget = %q\nport = %d\ninterval = \"50ms\"\ntimeout = \"1s\"\nrise = 2\nfall = 2\n", n.IP, n.Port),
+		})
 	}
-	b.WriteString(`
-[[location]]
-name = "emea"
-subnets = ["127.0.99.0/24"]
-
-[[service]]
-name = "keys.example.test."
-ttl = 30
-nodes = ["sems1", "sems2", "sems3"]
-failback = "auto"
-failback_after = "200ms"
-[service.locations]
-emea = ["sems2", "sems1", "sems3"]
-`)
-	return b.String()
+	c.Locations = []testenv.Location{{Name: "emea", Subnets: []string{"127.0.99.0/24"}}}
+	c.Services = []testenv.Service{{
+		Name: "keys.example.test.", TTL: 30, Nodes: []string{"sems1", "sems2", "sems3"},
+		Failback: "auto", FailbackAfter: "200ms",
+		Orders: []testenv.Order{{Location: "emea", Nodes: []string{"sems2", "sems1", "sems3"}}},
+	}}
+	return c
 }
 
 // locAnswerFrom asks for keys.example.test A from local and returns the
@@ -670,7 +659,7 @@ func TestLocationFailover(t *testing.T) {
 		for i := range nodes {
 			nodes[i] = locListen(t, fmt.Sprintf("127.0.10.%d", i+1))
 		}
-		srv := locStart(t, "", locFailoverConfig(nodes))
+		srv := locStartConfig(t, locFailoverConfig(nodes))
 		// Start probes every node once before it answers: no waiting.
 		for local, want := range map[string]string{locEMEAClient: locA2, locOtherClient: locA1} {
 			got, err := locAnswerFrom(t, srv, local)

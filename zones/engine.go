@@ -179,7 +179,7 @@ func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
 		publish:        o.Publish,
 		kick:           make(chan struct{}, 1),
 		wake:           make(chan struct{}, 1),
-		base:           base,
+		base:           base.built(),
 		cur:            make([]*svcState, len(base.Services)),
 		due:            map[int]time.Time{},
 		pins:           map[PinKey]Pin{},
@@ -458,7 +458,7 @@ func (e *Engine) Handover(base *Snapshot, install func()) *Snapshot {
 			}
 		}
 	}
-	e.base = base
+	e.base = base.built()
 	e.cur = make([]*svcState, len(base.Services))
 	e.seed(carried)
 	e.indexNodes()
@@ -602,6 +602,11 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	}
 	clear(e.changes)
 	e.changes = e.changes[:0]
+	if cap(e.changes) > maxChangeLines {
+		// A failover of 100,000 views grew it to 14 MB: kept, it would
+		// weigh on every GC until the next one.
+		e.changes = nil
+	}
 	if e.OnRecompute != nil {
 		e.OnRecompute(took)
 	}

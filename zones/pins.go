@@ -205,6 +205,11 @@ func (s *Snapshot) adminKey(name, prefix string) (PinKey, bool) {
 // IsAdminName reports whether name is an admin record name (_pin or _status,
 // configured or not): such names are answered to admin_nets only.
 func IsAdminName[T ~string | ~[]byte](name T) bool {
+	// Most names asked do not start with '_': one comparison for them on
+	// the fast path, which asks this for every name of no service.
+	if len(name) == 0 || name[0] != '_' {
+		return false
+	}
 	return hasPrefixFold(name, "_pin.") || hasPrefixFold(name, "_status.")
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/gaissmai/bart"
 	"github.com/miekg/dns"
@@ -67,19 +69,26 @@ type Service struct {
 	localized bool // some location has its own order
 	index     int  // in Snapshot.Services
 
-	// rrs holds, for each node of Config.Nodes (same index), the A and
-	// AAAA record this service answers for it, built once at load:
-	// decisions only pick among them; nodeCfg holds the nodes' configs
-	// (nil for a node the config lacks, which validation reports).
-	// Slices, not maps: two small maps per service were a fifth of the
-	// memory of 100,000 services.
-	rrs     []nodeRRs
-	nodeCfg []*NodeConfig
+	// recs holds, for each node of Config.Nodes (same index), the A and
+	// AAAA records this service answers for it, made the first time a
+	// decision picks the node and kept: decisions only pick among them,
+	// and the fast path keys its templates by their identity. Most
+	// services only ever answer one or two of their nodes; every node's
+	// records made at load were a sixth of the memory of 100,000
+	// services. addrs is the snapshot's (nil for a node the config lacks,
+	// which validation reports), shared by every service.
+	recs  []atomic.Pointer[nodeRRs]
+	addrs map[string]*nodeAddrs
 	// ramped holds the same records with the TTLs of a countdown to a
 	// scheduled switch (rampKey → nodeRRs), made once each: at most
 	// ttl of them per node, and the fast path keys its templates by them.
-	ramped sync.Map
+	// Made with the first countdown: few services ever have one.
+	ramped atomic.Pointer[sync.Map]
 }
+
+// nodeAddrs are a node's addresses as the records carry them, made once
+// per snapshot and shared by the records of every service.
+type nodeAddrs struct{ a, aaaa net.IP }
 
 type rampKey struct {
 	node string
@@ -89,21 +98,33 @@ type rampKey struct {
 // records are the node's A and AAAA records with TTL ttl (0: the service's).
 func (svc *Service) records(node string, ttl uint32) nodeRRs {
 	i := slices.Index(svc.Config.Nodes, node)
-	if i < 0 || i >= len(svc.rrs) {
+	if i < 0 || i >= len(svc.recs) {
+		return nodeRRs{}
+	}
+	ad := svc.addrs[node]
+	if ad == nil {
 		return nodeRRs{}
 	}
 	if ttl == 0 || ttl >= uint32(*svc.Config.TTL) {
-		return svc.rrs[i]
+		if r := svc.recs[i].Load(); r != nil {
+			return *r
+		}
+		r := nodeRecords(svc.Name, uint32(*svc.Config.TTL), ad)
+		if !svc.recs[i].CompareAndSwap(nil, &r) {
+			return *svc.recs[i].Load() // made meanwhile: one identity
+		}
+		return r
+	}
+	m := svc.ramped.Load()
+	if m == nil {
+		svc.ramped.CompareAndSwap(nil, new(sync.Map))
+		m = svc.ramped.Load()
 	}
 	k := rampKey{node, ttl}
-	if r, ok := svc.ramped.Load(k); ok {
+	if r, ok := m.Load(k); ok {
 		return r.(nodeRRs)
 	}
-	nc := svc.nodeCfg[i]
-	if nc == nil {
-		return nodeRRs{}
-	}
-	r, _ := svc.ramped.LoadOrStore(k, nodeRecords(svc.Name, ttl, nc))
+	r, _ := m.LoadOrStore(k, nodeRecords(svc.Name, ttl, ad))
 	return r.(nodeRRs)
 }
 
@@ -261,9 +282,21 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	cfg := s.Config
 	s.byService = map[string]*Service{}
 	s.nodes = map[string]*NodeConfig{}
+	addrs := make(map[string]*nodeAddrs, len(cfg.Nodes))
 	for i := range cfg.Nodes {
-		s.nodes[cfg.Nodes[i].Name] = &cfg.Nodes[i]
+		n := &cfg.Nodes[i]
+		s.nodes[n.Name] = n
+		ad := &nodeAddrs{}
+		if n.addr.IsValid() {
+			ad.a = n.addr.AsSlice()
+		}
+		if n.addr6.IsValid() {
+			ad.aaaa = n.addr6.AsSlice()
+		}
+		addrs[n.Name] = ad
 	}
+	// Without locations, services with the same order share Orders too.
+	defaultOnly := map[*string][][]string{}
 	// Services with the same order share one slice: the engine decides
 	// such views once per recompute (Engine.decideMemo).
 	orders := map[string][]string{}
@@ -295,21 +328,22 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 			}
 		}
 		z.node(sc.Name) // the name exists, and so do its empty non-terminals
-		svc := &Service{Name: sc.Name, Config: sc, Zone: z, Orders: make([][]string, 1+len(cfg.Locations)), rrs: make([]nodeRRs, len(sc.Nodes)), nodeCfg: make([]*NodeConfig, len(sc.Nodes))}
-		svc.Orders[0] = intern(sc.Nodes)
+		svc := &Service{Name: sc.Name, Config: sc, Zone: z, recs: make([]atomic.Pointer[nodeRRs], len(sc.Nodes)), addrs: addrs}
+		def := intern(sc.Nodes)
+		if shared := defaultOnly[unsafe.SliceData(def)]; shared != nil && len(cfg.Locations) == 0 {
+			svc.Orders = shared // read only, as every order
+		} else {
+			svc.Orders = make([][]string, 1+len(cfg.Locations))
+			svc.Orders[0] = def
+			if len(cfg.Locations) == 0 && len(def) > 0 {
+				defaultOnly[unsafe.SliceData(def)] = svc.Orders
+			}
+		}
 		for li, l := range cfg.Locations {
 			if order, ok := sc.Locations[l.Name]; ok {
 				svc.Orders[li+1] = intern(order)
 				svc.localized = true
 			}
-		}
-		for i, n := range sc.Nodes {
-			nc, ok := s.nodes[n]
-			if !ok {
-				continue // reported by config validation
-			}
-			svc.rrs[i] = nodeRecords(sc.Name, uint32(*sc.TTL), nc)
-			svc.nodeCfg[i] = nc
 		}
 		s.Services = append(s.Services, svc)
 		s.byService[sc.Name] = svc
@@ -326,13 +360,13 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 // Localized reports whether the answer depends on the client's location.
 func (svc *Service) Localized() bool { return svc.localized }
 
-func nodeRecords(name string, ttl uint32, n *NodeConfig) nodeRRs {
+func nodeRecords(name string, ttl uint32, ad *nodeAddrs) nodeRRs {
 	var r nodeRRs
-	if n.addr.IsValid() {
-		r.a = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: n.addr.AsSlice()}}
+	if ad.a != nil {
+		r.a = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ad.a}}
 	}
-	if n.addr6.IsValid() {
-		r.aaaa = []dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: n.addr6.AsSlice()}}
+	if ad.aaaa != nil {
+		r.aaaa = []dns.RR{&dns.AAAA{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: ad.aaaa}}
 	}
 	return r
 }
@@ -448,6 +482,17 @@ func (s *Snapshot) viewKey(svc *Service, loc int) PinKey {
 		k.Location = s.LocationName(loc)
 	}
 	return k
+}
+
+// built returns the snapshot from Build that s was derived from (s when
+// it is one). The engine keeps that as its base, not the snapshot Load
+// returned: the latter's first-node answers (one state per service) would
+// otherwise stay alive as long as the config.
+func (s *Snapshot) built() *Snapshot {
+	if s.base != nil {
+		return s.base
+	}
+	return s
 }
 
 // Gen numbers the snapshot; Derived reports the snapshot it was derived
