@@ -55,6 +55,15 @@ type fastName struct {
 	service int              // > 0: A/AAAA come from fastTable.services[service-1]
 }
 
+// set adds the answer to qtype. A service has no types of its own (its
+// A and AAAA come from its view), so its map is never made.
+func (fn *fastName) set(qtype uint16, t *tmpl) {
+	if fn.types == nil {
+		fn.types = map[uint16]*tmpl{}
+	}
+	fn.types[qtype] = t
+}
+
 // fastZone is per zone: its NXDOMAIN and NODATA answers and its data.
 type fastZone struct {
 	nxdomain *tmpl
@@ -111,9 +120,14 @@ type fastStatic struct {
 	names map[string]*fastName
 	zones map[string]*fastZone // by origin
 	// answer templates for service records, by the record's identity: a
-	// health change only picks among them.
+	// health change only picks among them. Templates with the same bytes
+	// are one (same): the owner is a pointer to the question, so every
+	// service of a node and TTL whose name has the same length answers
+	// with the same template.
 	mu      sync.Mutex
 	byRR    map[dns.RR]*tmpl
+	same    map[string]*tmpl
+	scratch []byte // same's keys are built here
 	nodata  map[*zones.Zone]*tmpl
 	refused *tmpl
 	sfail   *tmpl
@@ -249,7 +263,7 @@ func apexChild(name, origin string) (label string, ok bool) {
 // other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
-		byRR: map[dns.RR]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
+		byRR: map[dns.RR]*tmpl{}, same: map[string]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
 	ask := func(name string, qtype uint16) *dns.Msg {
 		q := new(dns.Msg)
 		q.SetQuestion(name, qtype)
@@ -306,11 +320,11 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 			if snap.FindZone(name) != z || zones.IsAdminName(name) || n.Below() {
 				continue // another zone answers it, admin names, referrals: slow path
 			}
-			fn := &fastName{types: map[uint16]*tmpl{}, service: svc}
+			fn := &fastName{service: svc}
 			st.names[name] = fn
 			for _, qt := range n.Types() {
 				if tp, ok := general(name, qt); ok {
-					fn.types[qt] = tp
+					fn.set(qt, tp)
 				}
 			}
 			if n.Has(dns.TypeCNAME) {
@@ -318,7 +332,7 @@ func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 				// precomputed above (CNAME itself) are fast, plus A/AAAA.
 				for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 					if tp, ok := general(name, t); ok {
-						fn.types[t] = tp
+						fn.set(t, tp)
 					}
 				}
 				continue
@@ -422,7 +436,19 @@ func (st *fastStatic) build(snap *zones.Snapshot, prev *published) *fastTable {
 // service builds one service's templates (st.mu held).
 func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastService {
 	nloc := snap.LocationCount()
-	fs := &fastService{localized: svc.Localized(), a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+	var fs *fastService
+	if nloc == 1 {
+		// One allocation for the common case (no locations).
+		b := &struct {
+			fastService
+			t [2]*tmpl
+		}{}
+		b.a, b.aaaa = b.t[0:1:1], b.t[1:2:2]
+		fs = &b.fastService
+	} else {
+		fs = &fastService{a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+	}
+	fs.localized = svc.Localized()
 	for loc := range nloc {
 		ov := snap.Overlay(loc)
 		fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
@@ -446,8 +472,35 @@ func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16
 	m.Response, m.Authoritative = true, true
 	m.Answer = rrs
 	t := makeTmpl(m, svc.Name)
+	if t != nil {
+		k := t.key(st.scratch[:0])
+		st.scratch = k
+		if s, ok := st.same[string(k)]; ok {
+			t = s
+		} else {
+			st.same[string(k)] = t
+		}
+	}
 	st.byRR[rrs[0]] = t
 	return t
+}
+
+// key is what makes two templates the same (ptrs follow from rest),
+// appended to b.
+func (t *tmpl) key(b []byte) []byte {
+	b = binary.BigEndian.AppendUint16(b, t.flags)
+	b = binary.BigEndian.AppendUint16(b, t.an)
+	b = binary.BigEndian.AppendUint16(b, t.ns)
+	b = binary.BigEndian.AppendUint16(b, t.ar)
+	b = binary.BigEndian.AppendUint16(b, t.rcode)
+	b = binary.BigEndian.AppendUint16(b, t.qtype)
+	b = binary.BigEndian.AppendUint32(b, uint32(t.qlen))
+	if t.rrset {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, t.rest...)
 }
 
 // plan is how the fast path answers a query: from which view, with which

@@ -137,8 +137,8 @@ type Log struct {
 	ring    []Event // circular once full
 	head    int     // index of the oldest event when full
 	seq     uint64
-	last    map[viewKey]Event // the last active-node change of each view
-	pending []Event           // recorded, not yet in the file
+	last    map[viewKey]lastChange // the last active-node change of each view
+	pending []Event                // recorded, not yet in the file
 
 	kick chan struct{}
 	done chan struct{}
@@ -147,6 +147,31 @@ type Log struct {
 }
 
 type viewKey struct{ service, location string }
+
+// lastChange is an active-node event as the last change of its view,
+// without what the view's key says and the fields such events leave empty:
+// a third of an Event, and there is one per view (100,000 services: 27 MB
+// as whole events). An event with more set is kept whole in full.
+type lastChange struct {
+	seq              uint64
+	time             time.Time
+	old, new, reason string
+	full             *Event
+}
+
+func toLast(ev Event) lastChange {
+	if ev.Action != "" || ev.Node != "" || ev.Check != "" || ev.Error != "" || ev.Key != "" || ev.From != "" {
+		return lastChange{full: &ev, new: ev.New}
+	}
+	return lastChange{seq: ev.Seq, time: ev.Time, old: ev.Old, new: ev.New, reason: ev.Reason}
+}
+
+func (c lastChange) event(k viewKey) Event {
+	if c.full != nil {
+		return *c.full
+	}
+	return Event{Seq: c.seq, Time: c.time, Kind: KindActive, Service: k.service, Location: k.location, Old: c.old, New: c.new, Reason: c.reason}
+}
 
 // Open returns a history holding what o.Dir's file kept (if any) and
 // starts its writer. It never fails: a file that cannot be read or written
@@ -168,7 +193,7 @@ func Open(o Options) *Log {
 		o:    o,
 		log:  o.Logger,
 		ring: make([]Event, 0, min(o.Limit, 1024)),
-		last: map[viewKey]Event{},
+		last: map[viewKey]lastChange{},
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
@@ -209,8 +234,8 @@ func (l *Log) Add(ev Event) {
 		// deciding what the view answered before keeps the older
 		// change, which says why it answers that.
 		k := viewKey{ev.Service, ev.Location}
-		if prev, ok := l.last[k]; !ok || prev.New != ev.New {
-			l.last[k] = ev
+		if prev, ok := l.last[k]; !ok || prev.new != ev.New {
+			l.last[k] = toLast(ev)
 		}
 		l.mu.Unlock()
 		return
@@ -242,7 +267,7 @@ func (l *Log) Add(ev Event) {
 func (l *Log) push(ev Event) {
 	l.seq = max(l.seq, ev.Seq)
 	if ev.Kind == KindActive {
-		l.last[viewKey{ev.Service, ev.Location}] = ev
+		l.last[viewKey{ev.Service, ev.Location}] = toLast(ev)
 	}
 	if len(l.ring) < l.o.Limit {
 		l.ring = append(l.ring, ev)
@@ -281,8 +306,12 @@ func (l *Log) LastSeq() uint64 {
 func (l *Log) LastChange(service, location string) (Event, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ev, ok := l.last[viewKey{service, location}]
-	return ev, ok
+	k := viewKey{service, location}
+	c, ok := l.last[k]
+	if !ok {
+		return Event{}, false
+	}
+	return c.event(k), true
 }
 
 // Retain forgets the last changes of views whose service keep says no
