@@ -275,7 +275,8 @@ func TestFtSimulate(t *testing.T) {
 // a client polling the server sees it.
 //
 // The prober, engine and server are wired here as Instance wires them, so
-// that OnResult is set before Run (Instance sets it for its metrics).
+// that the prober gets its OnResult when it is made, as Instance gives it
+// its metrics hook.
 func TestFaultFlapping(t *testing.T) {
 	const (
 		rise, fall = 2, 3
@@ -316,9 +317,6 @@ func TestFaultFlapping(t *testing.T) {
 	engine := zones.NewEngine(snap, logger, srv.Store)
 	var activeChanges atomic.Int64
 	engine.OnActiveChange = func(service, location string) { activeChanges.Add(1) }
-	prober := health.NewProber(logger, engine.Kick)
-	engine.Health = prober.Snapshot
-
 	var obsMu sync.Mutex
 	obs := map[string][]ftObs{}
 	probes := func(node string) []ftObs {
@@ -326,12 +324,14 @@ func TestFaultFlapping(t *testing.T) {
 		defer obsMu.Unlock()
 		return append([]ftObs(nil), obs[node]...)
 	}
-	prober.OnResult = func(node string, r health.Result) {
-		st := prober.Snapshot()[node] // reflects r (see OnResult)
+	var prober *health.Prober
+	prober = health.NewProberWith(health.ProberOptions{Logger: logger, OnChange: engine.Kick, OnResult: func(node string, r health.Result) {
+		st := prober.Snapshot()[node] // reflects r (see ProberOptions.OnResult)
 		obsMu.Lock()
 		obs[node] = append(obs[node], ftObs{ok: r.OK, up: st.Up})
 		obsMu.Unlock()
-	}
+	}})
+	engine.Health = prober.Snapshot
 	prober.Set(snap.Config.HealthSpecs())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -22,25 +22,13 @@ import (
 // status page read it. Each instance records what it answers, so in cluster
 // mode a follower records the agreed changes as it applies them.
 
-// startHistory opens the history in state_dir and hooks its producers. It
+// startHistory opens the history in state_dir; the prober and the engine
+// made after it feed it (recordStateChange, EngineOptions.OnEvent). It
 // runs before the first probe round and the first decision, so nodes found
 // dead at start and the "since" of every first decision are recorded.
 func (in *Instance) startHistory(snap *zones.Snapshot) {
 	in.Events = events.Open(events.Options{Dir: snap.Config.Server.StateDir, Logger: in.log})
 	in.probes = newProbeHistory()
-	in.Prober.OnStateChange = func(node string, old, now health.State, r health.Result) {
-		if !old.Checked && now.Up {
-			return // a node found up at start (or once added) is no news
-		}
-		ev := events.Event{Kind: events.KindNode, Node: node, Check: in.checkType(node), Old: "unknown", New: "down", Error: r.Err, Time: r.At}
-		if old.Checked {
-			ev.Old = upDown(old.Up)
-		}
-		if now.Up {
-			ev.New = "up"
-		}
-		in.Events.Add(ev)
-	}
 	// Closed after a final write once the instance stops (or fails to
 	// start: cancel runs on every error path of StartWith).
 	in.wg.Add(1)
@@ -49,6 +37,22 @@ func (in *Instance) startHistory(snap *zones.Snapshot) {
 		<-in.ctx.Done()
 		in.Events.Close()
 	}()
+}
+
+// recordStateChange is the prober's OnStateChange: a node that went down
+// or came back is an event.
+func (in *Instance) recordStateChange(node string, old, now health.State, r health.Result) {
+	if !old.Checked && now.Up {
+		return // a node found up at start (or once added) is no news
+	}
+	ev := events.Event{Kind: events.KindNode, Node: node, Check: in.checkType(node), Old: "unknown", New: "down", Error: r.Err, Time: r.At}
+	if old.Checked {
+		ev.Old = upDown(old.Up)
+	}
+	if now.Up {
+		ev.New = "up"
+	}
+	in.Events.Add(ev)
 }
 
 func upDown(up bool) string {

@@ -110,13 +110,24 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	in.Metrics.buildInfo.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 	// Collaborators first, each handed to what uses it when it is made:
 	// the prober and the history feed the engine, all three the server.
-	in.Prober = health.NewProber(logger, func() {
-		in.Engine.Kick()
-		if m := in.memberOf(); m != nil {
-			m.Observe()
-		}
-	})
 	in.startHistory(snap)
+	in.Prober = health.NewProberWith(health.ProberOptions{
+		Logger: logger,
+		OnChange: func() {
+			in.Engine.Kick()
+			if m := in.memberOf(); m != nil {
+				m.Observe()
+			}
+		},
+		OnResult: func(node string, r health.Result) {
+			if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
+				in.Engine.Kick() // an anchor answered: held falls are real
+			}
+			in.Metrics.observeProbe(node, in.checkType(node), r)
+			in.probes.add(node, r)
+		},
+		OnStateChange: in.recordStateChange,
+	})
 	in.Engine = zones.NewEngineWith(snap, zones.EngineOptions{
 		Logger:         logger,
 		Publish:        in.publish,
@@ -128,13 +139,6 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	})
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
-	}
-	in.Prober.OnResult = func(node string, r health.Result) {
-		if r.OK && zones.IsAnchor(node) && in.Engine.Holding() {
-			in.Engine.Kick() // an anchor answered: held falls are real
-		}
-		in.Metrics.observeProbe(node, in.checkType(node), r)
-		in.probes.add(node, r)
 	}
 	in.Server = NewWith(snap, ServerOptions{Logger: logger, Version: o.Version, Metrics: in.Metrics,
 		Engine: in.Engine, LiveHealth: in.Prober.Snapshot, History: in.Events, Runtime: o.Runtime})

@@ -85,9 +85,8 @@ func TestProberBlackHoleTCP(t *testing.T) {
 		s.Interval = 20 * time.Millisecond
 		specs[fmt.Sprintf("live%d", i)] = s
 	}
-	p := NewProber(nil, nil)
 	c := &counter{n: map[string]int{}}
-	p.OnResult = c.inc
+	p := NewProberWith(ProberOptions{OnResult: c.inc})
 	p.Set(specs)
 	stop := startRun(t, p)
 	waitFor(t, "every live node probed 5 times", func() bool {

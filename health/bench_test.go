@@ -33,13 +33,12 @@ func BenchmarkProber10kTCP(b *testing.B) {
 		specs[fmt.Sprintf("n%05d", i)] = spec
 	}
 	var probes, failed atomic.Int64
-	p := NewProber(nil, nil)
-	p.OnResult = func(_ string, r Result) {
+	p := NewProberWith(ProberOptions{OnResult: func(_ string, r Result) {
 		probes.Add(1)
 		if !r.OK {
 			failed.Add(1)
 		}
-	}
+	}})
 	p.Set(specs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -51,16 +51,8 @@ const maxBatch = 256
 // scheduler. A node is rescheduled only after its probe finished, so no node
 // ever has two probes in flight and a slow node cannot pile up work.
 type Prober struct {
-	// OnResult, if set before Run, is called after every probe (for
-	// metrics) and must be cheap: it runs on the scheduler or a probe
-	// worker. Calls for one node never overlap, and Snapshot called from
-	// it already reflects r.
-	OnResult func(node string, r Result)
-	// OnStateChange, if set before Run, is called when a node's Up or
-	// Checked changed (what the "health state changed" log line reports),
-	// with its state before and after and the result that decided it.
-	// The same rules as OnResult apply.
-	OnStateChange func(node string, old, now State, r Result)
+	onResult      func(node string, r Result)
+	onStateChange func(node string, old, now State, r Result)
 
 	logger   *slog.Logger
 	onChange func()
@@ -91,19 +83,44 @@ type node struct {
 	removed bool // dropped by Set: a probe in flight is discarded
 }
 
-// NewProber returns a prober with no nodes. onChange (may be nil) is called
-// whenever some node's Up or Checked changed; logger may be nil.
+// ProberOptions are what a Prober calls, fixed when it is made. Every
+// hook may be nil.
+type ProberOptions struct {
+	Logger *slog.Logger // nil: logs are discarded
+	// OnChange is called whenever some node's Up or Checked changed.
+	OnChange func()
+	// OnResult is called after every probe (for metrics) and must be
+	// cheap: it runs on the scheduler or a probe worker. Calls for one
+	// node never overlap, and Snapshot called from it already reflects r.
+	OnResult func(node string, r Result)
+	// OnStateChange is called when a node's Up or Checked changed (what
+	// the "health state changed" log line reports), with its state before
+	// and after and the result that decided it. The same rules as
+	// OnResult apply.
+	OnStateChange func(node string, old, now State, r Result)
+}
+
+// NewProber returns a prober with no nodes that calls onChange (may be
+// nil) whenever some node's Up or Checked changed; logger may be nil.
 func NewProber(logger *slog.Logger, onChange func()) *Prober {
+	return NewProberWith(ProberOptions{Logger: logger, OnChange: onChange})
+}
+
+// NewProberWith returns a prober with no nodes and o's hooks.
+func NewProberWith(o ProberOptions) *Prober {
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Prober{
-		logger:   logger,
-		onChange: onChange,
-		sem:      make(chan struct{}, maxInFlight),
-		wake:     make(chan struct{}, 1),
-		epoch:    time.Now(),
-		nodes:    make(map[string]*node),
+		logger:        logger,
+		onChange:      o.OnChange,
+		onResult:      o.OnResult,
+		onStateChange: o.OnStateChange,
+		sem:           make(chan struct{}, maxInFlight),
+		wake:          make(chan struct{}, 1),
+		epoch:         time.Now(),
+		nodes:         make(map[string]*node),
 	}
 }
 
@@ -173,14 +190,14 @@ func (p *Prober) Changed(specs map[string]Spec) map[string]Spec {
 // Probe checks each of specs once, as InitialRound does (one result sets
 // the state), without adding them to p: a reload probes its new and changed
 // nodes while the old ones keep serving, then installs the results with
-// Install. The probes share p's worker cap and OnResult. It returns when all
+// Install. The probes share p's worker cap and its OnResult hook. It returns when all
 // are done or ctx ends; a node whose probe did not finish is not Checked.
 func (p *Prober) Probe(ctx context.Context, specs map[string]Spec) map[string]State {
 	if len(specs) == 0 {
 		return nil
 	}
 	scratch := &Prober{
-		OnResult: p.OnResult,
+		onResult: p.onResult,
 		logger:   p.logger,
 		sem:      p.sem,
 		wake:     make(chan struct{}, 1),
@@ -434,8 +451,8 @@ func (p *Prober) settle(rd *round, outs []outcome) {
 	for i := range outs {
 		if o := &outs[i]; o.changed {
 			p.logChange(o.n, o.old, o.now, o.r)
-			if p.OnStateChange != nil {
-				p.OnStateChange(o.n.name, o.old, o.now, o.r)
+			if p.onStateChange != nil {
+				p.onStateChange(o.n.name, o.old, o.now, o.r)
 			}
 		}
 	}
@@ -449,10 +466,10 @@ func (p *Prober) settle(rd *round, outs []outcome) {
 			p.nudge()
 		}
 	}
-	if p.OnResult != nil {
+	if p.onResult != nil {
 		for i := range outs {
 			if o := &outs[i]; o.live {
-				p.OnResult(o.n.name, o.r)
+				p.onResult(o.n.name, o.r)
 			}
 		}
 	}

@@ -123,14 +123,14 @@ func TestProberRiseFall(t *testing.T) {
 
 	var logs testenv.Logs
 	var changes atomic.Int32
-	p := NewProber(slog.New(slog.NewTextHandler(&logs, nil)), func() { changes.Add(1) })
 	rec := &recorder{}
-	p.OnResult = func(node string, r Result) {
+	var p *Prober
+	p = NewProberWith(ProberOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), OnChange: func() { changes.Add(1) }, OnResult: func(node string, r Result) {
 		if node != "web" {
 			t.Errorf("OnResult for unknown node %q", node)
 		}
 		rec.add(observation{ok: r.OK, up: p.Snapshot()[node].Up})
-	}
+	}})
 	p.Set(map[string]Spec{"web": spec})
 	p.InitialRound(context.Background())
 	if st := p.Snapshot()["web"]; !st.Up || !st.Checked {
@@ -191,9 +191,8 @@ func TestProberRiseFall(t *testing.T) {
 func TestInitialRound(t *testing.T) {
 	live := httpServer(t, func(http.ResponseWriter, *http.Request) {})
 	var changes atomic.Int32
-	p := NewProber(nil, func() { changes.Add(1) })
 	var results atomic.Int32
-	p.OnResult = func(string, Result) { results.Add(1) }
+	p := NewProberWith(ProberOptions{OnChange: func() { changes.Add(1) }, OnResult: func(string, Result) { results.Add(1) }})
 	dead := specFor(t, TypeTCP, closedAddr(t))
 	p.Set(map[string]Spec{
 		"live": specFor(t, TypeHTTP, live.Listener.Addr()),
@@ -273,9 +272,8 @@ func (c *counter) get(node string) int {
 
 func TestProberSet(t *testing.T) {
 	none := Spec{Type: TypeNone, Interval: 20 * time.Millisecond, Rise: 2, Fall: 3}
-	p := NewProber(nil, nil)
 	c := &counter{n: map[string]int{}}
-	p.OnResult = c.inc
+	p := NewProberWith(ProberOptions{OnResult: c.inc})
 	p.Set(map[string]Spec{"a": none, "b": none})
 	startRun(t, p)
 	waitFor(t, "a and b probed", func() bool {
@@ -375,9 +373,8 @@ func TestRunCancelsInFlight(t *testing.T) {
 	})
 	spec := specFor(t, TypeHTTP, hung.Addr())
 	spec.Timeout = time.Minute
-	p := NewProber(nil, nil)
 	c := &counter{n: map[string]int{}}
-	p.OnResult = c.inc
+	p := NewProberWith(ProberOptions{OnResult: c.inc})
 	p.Set(map[string]Spec{"hung": spec})
 	stop := startRun(t, p)
 	select {
@@ -416,8 +413,7 @@ func TestProberScale(t *testing.T) {
 	}
 	counts := make([]atomic.Int32, nodes)
 	var changes atomic.Int32
-	p := NewProber(nil, func() { changes.Add(1) })
-	p.OnResult = func(node string, _ Result) { counts[index[node]].Add(1) }
+	p := NewProberWith(ProberOptions{OnChange: func() { changes.Add(1) }, OnResult: func(node string, _ Result) { counts[index[node]].Add(1) }})
 	p.Set(specs)
 
 	base := runtime.NumGoroutine()

@@ -95,8 +95,7 @@ func TestProberScale10k(t *testing.T) {
 	var probes, failed, changes atomic.Int64
 	var errMu sync.Mutex
 	errs := map[string]int{}
-	p := NewProber(nil, func() { changes.Add(1) })
-	p.OnResult = func(_ string, r Result) {
+	p := NewProberWith(ProberOptions{OnChange: func() { changes.Add(1) }, OnResult: func(_ string, r Result) {
 		probes.Add(1)
 		if !r.OK {
 			failed.Add(1)
@@ -104,7 +103,7 @@ func TestProberScale10k(t *testing.T) {
 			errs[r.Err]++
 			errMu.Unlock()
 		}
-	}
+	}})
 	rssBefore := scaleStatusMB("VmRSS")
 	p.Set(specs)
 

@@ -23,15 +23,141 @@ import (
 // parser as a whole: a syntax error (so that its message and line are
 // miekg's own), other directives, a record before any $TTL. The results are
 // identical either way (TestParseFastIdentical).
+//
+// Reading and storing run on two goroutines: the lines are read and packed
+// in batches (read, on its own goroutine) while the caller's goroutine
+// stores the previous batch in the zone, in file order (store): for a
+// million names the map's cache misses are most of the storing and the
+// reading is most of the rest, and a server has more than one core.
 func (z *Zone) parseFast(src []byte, errs *ErrorList, release func(int)) (count int, ok bool) {
 	p := fastParser{z: z, errs: errs, origin: z.Origin, release: release}
 	return p.run(src)
 }
 
+// fastBatch is records read, for the store to add in order: owner (as
+// written, absolute), its canonical form and the packed record, one after
+// the other in buf, for a common line; the dns.RR for a record miekg's
+// parser read.
+type fastBatch struct {
+	buf   []byte
+	items []fastItem
+}
+
+type fastItem struct {
+	idx int
+	rr  dns.RR // nil for a common line
+	// a common line: buf[off:off+nameLen] the owner, then its canonical
+	// form (as long), then the record (recLen)
+	off, nameLen, recLen int32
+	t                    uint16
+}
+
+// batchRecords: records a batch holds; batchesInFlight: batches between
+// the reader and the store (the memory of the pipeline: a few hundred KB).
+const (
+	batchRecords    = 2048
+	batchesInFlight = 4
+)
+
+// run reads src: the reading on a new goroutine, the storing on this one.
+func (p *fastParser) run(src []byte) (count int, ok bool) {
+	full := make(chan *fastBatch, batchesInFlight)
+	p.free = make(chan *fastBatch, batchesInFlight)
+	for range batchesInFlight {
+		p.free <- &fastBatch{items: make([]fastItem, 0, batchRecords)}
+	}
+	p.full, p.done, p.file = full, make(chan struct{}), p.z.File
+	// The reader stops when the store does (a panic while storing).
+	defer close(p.done)
+	var crash any
+	go func() {
+		defer close(full)
+		defer func() {
+			if r := recover(); r != nil {
+				crash, ok = r, false
+			}
+		}()
+		count, ok = p.read(src)
+		if ok {
+			ok = p.send()
+		}
+	}()
+	for b := range full {
+		p.store(b)
+		b.buf, b.items = b.buf[:0], b.items[:0]
+		p.free <- b
+	}
+	// full is closed: read has returned, count, ok and crash are set.
+	if crash != nil {
+		panic(crash)
+	}
+	return count, ok
+}
+
+// send hands the batch being filled to the store; false when it stopped.
+func (p *fastParser) send() bool {
+	if p.batch == nil || len(p.batch.items) == 0 {
+		return true
+	}
+	select {
+	case p.full <- p.batch:
+		p.batch = nil
+		return true
+	case <-p.done:
+		return false
+	}
+}
+
+// item returns a new item in the batch being filled, sending the batch
+// when full; nil when the store stopped.
+func (p *fastParser) item() *fastItem {
+	if p.batch != nil && len(p.batch.items) == cap(p.batch.items) && !p.send() {
+		return nil
+	}
+	if p.batch == nil {
+		select {
+		case p.batch = <-p.free:
+		case <-p.done:
+			return nil
+		}
+	}
+	b := p.batch
+	b.items = b.items[:len(b.items)+1]
+	it := &b.items[len(b.items)-1]
+	*it = fastItem{}
+	return it
+}
+
+// store adds a batch's records to the zone, as add does for each.
+func (p *fastParser) store(b *fastBatch) {
+	z := p.z
+	for i := range b.items {
+		it := &b.items[i]
+		if it.rr != nil {
+			z.add(it.rr, it.idx, p.errs)
+			continue
+		}
+		owner := b.buf[it.off : it.off+it.nameLen]
+		lower := b.buf[it.off+it.nameLen : it.off+2*it.nameLen]
+		rec := b.buf[it.off+2*it.nameLen : it.off+2*it.nameLen+it.recLen]
+		if !inZone(lower, z.Origin) {
+			p.errs.add(z.File, it.idx+1, "%s %s is outside the zone %s: records must be at or below the origin", owner, dns.TypeToString[it.t], z.Origin)
+			continue
+		}
+		n := z.nodes[string(lower)]
+		if n == nil {
+			n = z.addNode(z.build.internBytes(lower))
+		}
+		z.put(n, it.t, rec, it.idx, "")
+	}
+}
+
 // releaseEvery: how often run tells release how far it has read.
 const releaseEvery = 4 << 20
 
-func (p *fastParser) run(src []byte) (count int, ok bool) {
+// read reads src, the records into batches for store; it touches nothing
+// of the zone (z is the store's).
+func (p *fastParser) read(src []byte) (count int, ok bool) {
 	depth := 0 // open parentheses of a record handed to miekg
 	total, told := len(src), 0
 	for len(src) > 0 {
@@ -96,6 +222,9 @@ func (p *fastParser) run(src []byte) (count int, ok bool) {
 			continue
 		}
 		if r, ok := p.parseSimple(line); ok && p.commit(r) {
+			if p.stopped {
+				return 0, false
+			}
 			continue
 		}
 		// A run for miekg's parser starts, in the state here.
@@ -120,6 +249,7 @@ func (p *fastParser) run(src []byte) (count int, ok bool) {
 const longLine = 256
 
 type fastParser struct {
+	// z and errs are the store's (run's goroutine); the rest is read's.
 	z       *Zone
 	errs    *ErrorList
 	count   int
@@ -133,7 +263,6 @@ type fastParser struct {
 	prevOwner  []byte // the last record's owner, absolute, as written
 	other      []byte // records for miekg's parser, in file order
 	owner      []byte // scratch: the absolute owner
-	lower      []byte // scratch: its canonical form
 	rec        []byte // scratch: the packed record
 	rdata      []byte // scratch
 	f          [][]byte
@@ -141,6 +270,12 @@ type fastParser struct {
 	simpleRecords int
 	// release, when set, is told how much of src has been read.
 	release func(int)
+	batch   *fastBatch      // being filled
+	full    chan *fastBatch // to the store
+	free    chan *fastBatch // back from the store
+	done    chan struct{}   // closed when run returns
+	stopped bool            // the store stopped: read returns
+	file    string          // z.File, for miekg's parser
 }
 
 // flush parses the records gathered for miekg's parser.
@@ -152,10 +287,14 @@ func (p *fastParser) flush() bool {
 		return false // miekg's rules for a TTL-less start: leave them to it
 	}
 	text := append([]byte("$TTL "+strconv.FormatUint(uint64(p.runTTL), 10)+"\n"), p.other...)
-	zp := dns.NewZoneParser(bytes.NewReader(text), p.runOrigin, p.z.File)
+	zp := dns.NewZoneParser(bytes.NewReader(text), p.runOrigin, p.file)
 	zp.SetIncludeAllowed(false)
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
-		p.z.add(rr, p.count, p.errs)
+		it := p.item()
+		if it == nil {
+			return false
+		}
+		it.idx, it.rr = p.count, rr
 		p.count++
 		p.prevOwner = append(p.prevOwner[:0], rr.Header().Name...)
 	}
@@ -273,27 +412,27 @@ func (p *fastParser) commit(r simpleRecord) bool {
 	rec = append(rec, r.rdata...)
 	p.rec, p.owner = rec, owner
 
-	z, idx := p.z, p.count
+	it := p.item()
+	if it == nil {
+		p.stopped = true
+		return true
+	}
+	it.idx, it.t = p.count, r.t
 	p.count++
 	p.simpleRecords++
 	if r.owner != nil {
 		p.prevOwner = append(p.prevOwner[:0], owner...)
 	}
-	p.lower = append(p.lower[:0], owner...)
-	for i, c := range p.lower {
+	b := p.batch
+	it.off, it.nameLen, it.recLen = int32(len(b.buf)), int32(len(owner)), int32(len(rec))
+	b.buf = append(b.buf, owner...)
+	for _, c := range owner {
 		if 'A' <= c && c <= 'Z' {
-			p.lower[i] = c + 'a' - 'A'
+			c += 'a' - 'A'
 		}
+		b.buf = append(b.buf, c)
 	}
-	if !inZone(p.lower, z.Origin) {
-		p.errs.add(z.File, idx+1, "%s %s is outside the zone %s: records must be at or below the origin", owner, dns.TypeToString[r.t], z.Origin)
-		return true
-	}
-	n := z.nodes[string(p.lower)]
-	if n == nil {
-		n = z.addNode(z.build.internBytes(p.lower))
-	}
-	z.put(n, r.t, rec, idx, "")
+	b.buf = append(b.buf, rec...)
 	return true
 }
 

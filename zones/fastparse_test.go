@@ -57,6 +57,28 @@ func TestParseFastIdentical(t *testing.T) {
 	}
 	inputs = append(inputs, input{"generated", "zs.test.", scale.Bytes()})
 
+	// Records for miekg's parser, blank owners and errors on both sides
+	// of the reader's batch boundaries (batchRecords), stored in order.
+	var mixed, mixedErrs bytes.Buffer
+	mixed.WriteString("$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 3600\n  1209600 300 )\n@ NS ns1\nns1 A 192.0.2.1\n")
+	mixedErrs.WriteString(mixed.String())
+	for i := range 3 * batchRecords {
+		switch {
+		case i%997 == 0:
+			fmt.Fprintf(&mixed, "t%d TXT \"x\"\n A 192.0.2.%d\n", i, i%200)
+		case i%331 == 0:
+			fmt.Fprintf(&mixed, "\tAAAA 2001:db8::%x\n", i)
+		default:
+			fmt.Fprintf(&mixed, "h%d 60 A 10.0.%d.%d\n", i, i/256%256, i%256)
+		}
+		if i%1500 == 0 {
+			fmt.Fprintf(&mixedErrs, "h%d.other.test. A 192.0.2.9\n", i)
+		} else {
+			fmt.Fprintf(&mixedErrs, "h%d A 192.0.2.9\n", i)
+		}
+	}
+	inputs = append(inputs, input{"generated, mixed", "fuzz.test.", mixed.Bytes()}, input{"generated, errors", "fuzz.test.", mixedErrs.Bytes()})
+
 	const head = "$TTL 300\n@ IN SOA ns1 hostmaster ( 1 7200 3600\n  1209600 300 ) ; multi-line\n@ NS ns1\nns1 A 192.0.2.1\n"
 	edges := []string{
 		"www A 192.0.2.2\n\tA 192.0.2.3\n  IN A 192.0.2.4 ; comment\n",
