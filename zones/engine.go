@@ -591,7 +591,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	// follow the snapshot, so queries get the new answers first.
 	e.logged = 0
 	for _, c := range e.changes {
-		e.logChange(c.svc, c.loc, c.old, c.d, c.had)
+		e.logChange(c.svc, c.loc, c.old, c.d, c.had, now)
 	}
 	if e.logged > maxChangeLines {
 		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
@@ -879,10 +879,12 @@ func answerName(x Decision) string {
 	return x.Active
 }
 
-func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
+// logChange records one view's change, decided at the recompute's time
+// at: every view one recompute changes has the same time, and the history
+// keeps a start's 100,000 first decisions as one (events.Log.Add).
+func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool, at time.Time) {
 	name := answerName
-	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
-	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason}
+	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason, Time: at}
 	if had {
 		ev.Old = name(old)
 	}
@@ -896,6 +898,7 @@ func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
 	if e.logged > maxChangeLines {
 		return // summarised at the end of the recompute
 	}
+	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
 	if had {
 		attrs = append(attrs, "old", name(old))
 		e.log.Warn("active node changed", attrs...)
