@@ -1,11 +1,14 @@
 package zones
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/failoverdns/failoverdns/health"
 )
@@ -63,21 +66,39 @@ type singleAddr struct {
 	s    string
 	set  bool
 	list int // > 0: the operator wrote a list; validation explains why not
+	// bad is why the value is not an address at all (a number, a
+	// table): validation reports it at the key's line, which the decoder
+	// does not give an unmarshaler's error.
+	bad string
 }
 
 // UnmarshalTOML accepts a list only so validation can refuse it with the
 // node's own line and a reason (the decoder's position for a failing key in
-// an array of tables is not the element's).
-func (a *singleAddr) UnmarshalTOML(v any) error {
-	switch x := v.(type) {
-	case string:
-		a.s, a.set = x, true
-		return nil
-	case []any:
-		a.list, a.set = max(len(x), 1), true
+// an array of tables is not the element's). data is the value as written
+// (go-toml's unstable.Unmarshaler): nearly always a plain quoted address,
+// taken as it is; anything else is decoded as a TOML value.
+func (a *singleAddr) UnmarshalTOML(data []byte) error {
+	if n := len(data); n >= 2 && data[0] == '"' && data[n-1] == '"' && bytes.IndexAny(data[1:n-1], "\\\"") < 0 {
+		a.s, a.set = string(data[1:n-1]), true
 		return nil
 	}
-	return fmt.Errorf("want an IP address in quotes, got %v", v)
+	var v struct {
+		V any `toml:"v"`
+	}
+	a.set = true
+	if err := toml.Unmarshal(append([]byte("v = "), data...), &v); err != nil {
+		a.bad = fmt.Sprintf("want an IP address in quotes, got %s", data)
+		return nil
+	}
+	switch x := v.V.(type) {
+	case string:
+		a.s = x
+	case []any:
+		a.list = max(len(x), 1)
+	default:
+		a.bad = fmt.Sprintf("want an IP address in quotes, got %v", v.V)
+	}
+	return nil
 }
 
 func (a singleAddr) String() string { return a.s }
@@ -147,6 +168,10 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 			if !r.v.set {
 				continue
 			}
+			if r.v.bad != "" {
+				errs.add(file, c.line(at+"."+r.key), "%s", r.v.bad)
+				continue
+			}
 			if r.v.list > 0 {
 				errs.add(file, c.line(at+"."+r.key), "node %q: %s must be one address, not a list", n.Name, r.key)
 				continue
@@ -207,6 +232,10 @@ func (c *Config) checkInterfaceOverlap(file string, errs *ErrorList) {
 
 func (c *Config) parseNodeAddr(file string, errs *ErrorList, path, node, key string, v singleAddr, six bool) netip.Addr {
 	if !v.set {
+		return netip.Addr{}
+	}
+	if v.bad != "" {
+		errs.add(file, c.line(path), "%s", v.bad)
 		return netip.Addr{}
 	}
 	if v.list > 0 {

@@ -14,7 +14,7 @@ import (
 // "service[2].policy" or "node[0].check.type".
 type tomlLines struct {
 	exact map[string]int // with array indexes
-	loose map[string]int // indexes removed: for toml.Undecoded keys, which carry none
+	loose map[string]int // indexes removed: for unknown keys, whose paths carry none
 }
 
 func scanTOMLLines(src []byte) tomlLines {
