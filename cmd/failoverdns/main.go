@@ -160,7 +160,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		*configPath = filepath.Join(dir, "demo.toml")
 	}
 
+	restoreGC := loadGC(knobs)
 	snap, err := zones.Load(*configPath)
+	restoreGC()
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
@@ -242,7 +244,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "failoverdns check: -config FILE is required")
 		return 2
 	}
+	restoreGC := loadGC(runtimeKnobs())
 	snap, err := zones.Load(*configPath)
+	restoreGC()
 	if err == nil {
 		err = zones.ClusterSupport(snap.Config)
 	}
