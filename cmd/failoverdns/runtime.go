@@ -17,7 +17,8 @@ import (
 // Reload GC percent: decoding a large config is mostly short-lived garbage;
 // letting the heap grow for it instead of collecting several times mid-load
 // saves a fifth of a 10,000-service reload, and the instance hands the
-// memory back once the new snapshot is in force.
+// memory back once the new snapshot is in force. cmdServe applies it to
+// the start (load and first decisions) as well.
 func runtimeKnobs() dnsserver.Runtime {
 	return dnsserver.Runtime{UDPReaders: runtime.GOMAXPROCS(0), ReloadGCPercent: 400}
 }
