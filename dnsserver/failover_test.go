@@ -140,8 +140,6 @@ func foNewBackend(t testing.TB, kind, ip string, cert tls.Certificate) *foBacken
 	return b
 }
 
-func (b *foBackend) addr() string { return net.JoinHostPort(b.ip, fmt.Sprint(b.port)) }
-
 // start listens (again) on the backend's address and serves.
 func (b *foBackend) start() {
 	b.t.Helper()
@@ -194,6 +192,9 @@ func (b *foBackend) start() {
 		_ = srv.Serve(fl)
 	}()
 }
+
+// addr is the backend's ip:port, as a check targets it.
+func (b *foBackend) addr() string { return net.JoinHostPort(b.ip, fmt.Sprint(b.port)) }
 
 // stop closes the listener (new connections are refused) and every open
 // connection, and waits for the server goroutine.

@@ -450,15 +450,14 @@ func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastSer
 	}
 	fs.localized = svc.Localized()
 	for loc := range nloc {
-		ov := snap.Overlay(loc)
-		fs.a[loc] = st.svcTmpl(ov, svc, dns.TypeA)
-		fs.aaaa[loc] = st.svcTmpl(ov, svc, dns.TypeAAAA)
+		fs.a[loc] = st.svcTmpl(snap, loc, svc, dns.TypeA)
+		fs.aaaa[loc] = st.svcTmpl(snap, loc, svc, dns.TypeAAAA)
 	}
 	return fs
 }
 
-func (st *fastStatic) svcTmpl(ov zones.Overlay, svc *zones.Service, qtype uint16) *tmpl {
-	rrs, _, fail := ov.RRset(svc.Name, qtype)
+func (st *fastStatic) svcTmpl(snap *zones.Snapshot, loc int, svc *zones.Service, qtype uint16) *tmpl {
+	rrs, fail := snap.ServiceRRset(svc, loc, qtype)
 	switch {
 	case fail:
 		return st.sfail

@@ -46,15 +46,14 @@ func allUpServer(t testing.TB, snap *zones.Snapshot) *Server {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := New(snap, logger, "test")
 	s.metrics = NewMetrics()
-	e := zones.NewEngine(snap, logger, s.Store)
 	now := time.Now().Add(-time.Hour)
-	e.Health = func() map[string]health.State {
+	e := zones.NewEngineWith(snap, zones.EngineOptions{Logger: logger, Publish: s.Store, Health: func() map[string]health.State {
 		h := map[string]health.State{}
 		for _, n := range snap.Config.Nodes {
 			h[n.Name] = health.State{Up: true, Checked: true, Since: now}
 		}
 		return h
-	}
+	}})
 	e.Recompute()
 	return s
 }

@@ -314,9 +314,14 @@ func TestFaultFlapping(t *testing.T) {
 	}()
 
 	srv := dnsserver.New(snap, logger, "v0.0.0-flap")
-	engine := zones.NewEngine(snap, logger, srv.Store)
 	var activeChanges atomic.Int64
-	engine.OnActiveChange = func(service, location string) { activeChanges.Add(1) }
+	var prober *health.Prober
+	engine := zones.NewEngineWith(snap, zones.EngineOptions{
+		Logger:         logger,
+		Publish:        srv.Store,
+		Health:         func() map[string]health.State { return prober.Snapshot() },
+		OnActiveChange: func(service, location string) { activeChanges.Add(1) },
+	})
 	var obsMu sync.Mutex
 	obs := map[string][]ftObs{}
 	probes := func(node string) []ftObs {
@@ -324,14 +329,12 @@ func TestFaultFlapping(t *testing.T) {
 		defer obsMu.Unlock()
 		return append([]ftObs(nil), obs[node]...)
 	}
-	var prober *health.Prober
 	prober = health.NewProberWith(health.ProberOptions{Logger: logger, OnChange: engine.Kick, OnResult: func(node string, r health.Result) {
 		st := prober.Snapshot()[node] // reflects r (see ProberOptions.OnResult)
 		obsMu.Lock()
 		obs[node] = append(obs[node], ftObs{ok: r.OK, up: st.Up})
 		obsMu.Unlock()
 	}})
-	engine.Health = prober.Snapshot
 	prober.Set(snap.Config.HealthSpecs())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -42,22 +42,25 @@ func BenchmarkPublishHealthChange(b *testing.B) {
 			m := NewMetrics()
 			var g configNodes
 			done := make(chan struct{}, 1)
-			e := zones.NewEngine(snap, logger, func(snap *zones.Snapshot) {
-				s.Store(snap)
-				m.state.follow(snap)
-				g.follow(m, snap.Config)
-				select {
-				case done <- struct{}{}:
-				default:
-				}
-			})
-			e.OnActiveChange = m.state.activeChanged
 			since := time.Now().Add(-time.Hour)
 			h := map[string]health.State{}
 			for i := range 3 {
 				h[fmt.Sprintf("n%d", i)] = health.State{Up: true, Checked: true, Since: since}
 			}
-			e.Health = func() map[string]health.State { return maps.Clone(h) }
+			e := zones.NewEngineWith(snap, zones.EngineOptions{
+				Logger: logger,
+				Publish: func(snap *zones.Snapshot) {
+					s.Store(snap)
+					m.state.follow(snap)
+					g.follow(m, snap.Config)
+					select {
+					case done <- struct{}{}:
+					default:
+					}
+				},
+				Health:         func() map[string]health.State { return maps.Clone(h) },
+				OnActiveChange: m.state.activeChanged,
+			})
 			e.Recompute()
 			<-done
 			ctx, cancel := context.WithCancel(context.Background())

@@ -2,7 +2,6 @@ package zones_test
 
 import (
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -66,8 +65,7 @@ func TestClusterView(t *testing.T) {
 			if c.never {
 				base.Config.Cluster.LocalFailoverAfter = &zones.Duration{}
 			}
-			e := zones.NewEngine(base, slog.New(slog.DiscardHandler), func(*zones.Snapshot) {})
-			e.Health = func() map[string]health.State { return c.health }
+			e := zones.NewEngineWith(base, zones.EngineOptions{Publish: func(*zones.Snapshot) {}, Health: func() map[string]health.State { return c.health }})
 			e.SetAgreed(&zones.Agreed{Decisions: c.agreed, Connected: c.connected, CutOffSince: c.cutOff, LastBeat: func() time.Time { return time.Time{} }})
 			d, ok := e.Recompute().Decision(c.service, 0)
 			if !ok {

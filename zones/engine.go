@@ -92,21 +92,12 @@ func decide(order []string, cur Decision, h map[string]health.State, now time.Ti
 // and publishes a new snapshot with the answers precomputed. It is the only
 // writer; queries only ever read what it published.
 type Engine struct {
-	// Health returns node states; set before the first Recompute.
-	Health func() map[string]health.State
-	// OnActiveChange and OnPinChange, when set before the engine runs,
-	// are told of every change (for metrics). They run under the engine's
-	// lock and must not call back into it.
-	OnActiveChange func(service, location string)
-	OnPinChange    func(action string)
-	// OnEvent, when set before the engine runs, is told of every change
-	// the logs report, as a typed event (the event history). Like the
-	// hooks above it runs under the engine's lock: it must not block.
-	OnEvent func(events.Event)
-	// OnRecompute, when set before the engine runs, is told how long
-	// each recompute took, publish included (for metrics). It runs under
-	// the engine's lock.
-	OnRecompute func(took time.Duration)
+	// The collaborators of EngineOptions, fixed at construction.
+	health         func() map[string]health.State
+	onActiveChange func(service, location string)
+	onPinChange    func(action string)
+	onEvent        func(events.Event)
+	onRecompute    func(took time.Duration)
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -150,15 +141,23 @@ type Engine struct {
 }
 
 // EngineOptions are an Engine's collaborators, passed at construction
-// (NewEngineWith); the hooks are documented on the Engine's fields.
+// (NewEngineWith). The hooks run under the engine's lock: they must be
+// cheap, must not block and must not call back into the engine.
 type EngineOptions struct {
-	Logger         *slog.Logger
-	Publish        func(*Snapshot) // each new snapshot goes here
-	Health         func() map[string]health.State
+	Logger  *slog.Logger    // nil: logs are discarded
+	Publish func(*Snapshot) // each new snapshot goes here
+	// Health returns node states: what every recompute decides from.
+	Health func() map[string]health.State
+	// OnActiveChange and OnPinChange are told of every change (for
+	// metrics).
 	OnActiveChange func(service, location string)
 	OnPinChange    func(action string)
-	OnEvent        func(events.Event)
-	OnRecompute    func(took time.Duration)
+	// OnEvent is told of every change the logs report, as a typed event
+	// (the event history).
+	OnEvent func(events.Event)
+	// OnRecompute is told how long each recompute took, publish included
+	// (for metrics).
+	OnRecompute func(took time.Duration)
 }
 
 // NewEngine returns an engine over base (a snapshot from Load) that hands
@@ -169,12 +168,15 @@ func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *En
 
 // NewEngineWith returns an engine over base with o's collaborators.
 func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	e := &Engine{
-		Health:         o.Health,
-		OnActiveChange: o.OnActiveChange,
-		OnPinChange:    o.OnPinChange,
-		OnEvent:        o.OnEvent,
-		OnRecompute:    o.OnRecompute,
+		health:         o.Health,
+		onActiveChange: o.OnActiveChange,
+		onPinChange:    o.OnPinChange,
+		onEvent:        o.OnEvent,
+		onRecompute:    o.OnRecompute,
 		log:            o.Logger,
 		publish:        o.Publish,
 		kick:           make(chan struct{}, 1),
@@ -296,8 +298,8 @@ func (e *Engine) logPinChanges(old, next map[PinKey]Pin, why string) {
 // it carried, or a change committed by another cluster member).
 func (e *Engine) logPinChangesBy(old, next map[PinKey]Pin, why, key, from string) {
 	count := func(action string) {
-		if e.OnPinChange != nil {
-			e.OnPinChange(action)
+		if e.onPinChange != nil {
+			e.onPinChange(action)
 		}
 	}
 	for k, p := range next {
@@ -589,7 +591,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	// follow the snapshot, so queries get the new answers first.
 	e.logged = 0
 	for _, c := range e.changes {
-		e.logChange(c.svc, c.loc, c.old, c.d, c.had)
+		e.logChange(c.svc, c.loc, c.old, c.d, c.had, now)
 	}
 	if e.logged > maxChangeLines {
 		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
@@ -607,8 +609,8 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		// weigh on every GC until the next one.
 		e.changes = nil
 	}
-	if e.OnRecompute != nil {
-		e.OnRecompute(took)
+	if e.onRecompute != nil {
+		e.onRecompute(took)
 	}
 	return snap
 }
@@ -839,10 +841,10 @@ func decideView(svc *Service, order []string, prev Decision, pin Pin, pinned boo
 // guarded is the node health the engine decides from: the prober's, with
 // node falls held while the anchors say the prober itself is cut off.
 func (e *Engine) guarded() (map[string]health.State, health.Isolation) {
-	if e.Health == nil {
+	if e.health == nil {
 		return nil, health.Isolation{}
 	}
-	return guard(e.Health())
+	return guard(e.health())
 }
 
 // Guarded is guarded for others (a cluster member publishing what this
@@ -877,23 +879,26 @@ func answerName(x Decision) string {
 	return x.Active
 }
 
-func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool) {
+// logChange records one view's change, decided at the recompute's time
+// at: every view one recompute changes has the same time, and the history
+// keeps a start's 100,000 first decisions as one (events.Log.Add).
+func (e *Engine) logChange(svc *Service, loc int, old, d Decision, had bool, at time.Time) {
 	name := answerName
-	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
-	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason}
+	ev := events.Event{Kind: events.KindActive, Service: svc.Name, Location: e.base.LocationName(loc), New: name(d), Reason: d.Reason, Time: at}
 	if had {
 		ev.Old = name(old)
 	}
 	e.emit(ev) // Old "": the view's first decision
 	e.logged++
 	if had {
-		if e.OnActiveChange != nil {
-			e.OnActiveChange(svc.Name, e.base.LocationName(loc))
+		if e.onActiveChange != nil {
+			e.onActiveChange(svc.Name, e.base.LocationName(loc))
 		}
 	}
 	if e.logged > maxChangeLines {
 		return // summarised at the end of the recompute
 	}
+	attrs := []any{"service", svc.Name, "location", e.base.LocationName(loc), "new", name(d), "reason", d.Reason}
 	if had {
 		attrs = append(attrs, "old", name(old))
 		e.log.Warn("active node changed", attrs...)

@@ -6,8 +6,8 @@ import "github.com/failoverdns/failoverdns/zones/events"
 // engine.go keeps one line per log point.
 
 func (e *Engine) emit(ev events.Event) {
-	if e.OnEvent != nil {
-		e.OnEvent(ev)
+	if e.onEvent != nil {
+		e.onEvent(ev)
 	}
 }
 

@@ -3,7 +3,6 @@ package zones_test
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -285,8 +284,7 @@ func decideWith(t *testing.T, up ...string) *zones.Snapshot {
 		h[n] = health.State{Up: true, Checked: true, Since: since}
 	}
 	var published *zones.Snapshot
-	e := zones.NewEngine(base, slog.New(slog.DiscardHandler), func(s *zones.Snapshot) { published = s })
-	e.Health = func() map[string]health.State { return h }
+	e := zones.NewEngineWith(base, zones.EngineOptions{Publish: func(s *zones.Snapshot) { published = s }, Health: func() map[string]health.State { return h }})
 	got := e.Recompute()
 	if got != published {
 		t.Fatal("Recompute returned a different snapshot than it published")

@@ -5,7 +5,6 @@ package zones
 import (
 	"bufio"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -126,8 +125,7 @@ func BenchmarkLoad10kServices(b *testing.B) {
 	}
 	h := reloadHealth(first)
 	var published *Snapshot
-	e := NewEngine(first, slog.New(slog.DiscardHandler), func(s *Snapshot) { published = s })
-	e.Health = func() map[string]health.State { return h }
+	e := NewEngineWith(first, EngineOptions{Publish: func(s *Snapshot) { published = s }, Health: func() map[string]health.State { return h }})
 	e.Recompute()
 
 	var load, build time.Duration

@@ -73,8 +73,7 @@ func scaleEngine(tb testing.TB, path string, h map[string]health.State) (*Engine
 	if err != nil {
 		tb.Fatalf("Load: %v", err)
 	}
-	e := NewEngine(base, slog.New(slog.DiscardHandler), func(*Snapshot) {})
-	e.Health = func() map[string]health.State { return maps.Clone(h) }
+	e := NewEngineWith(base, EngineOptions{Publish: func(*Snapshot) {}, Health: func() map[string]health.State { return maps.Clone(h) }})
 	e.SetPins(nopSaver{}, nil)
 	return e, e.Recompute()
 }

@@ -95,23 +95,24 @@ type rampKey struct {
 	ttl  uint32
 }
 
-// records are the node's A and AAAA records with TTL ttl (0: the service's).
-func (svc *Service) records(node string, ttl uint32) nodeRRs {
+// records are the node's A and AAAA records with TTL ttl (0: the service's),
+// nil when the service has no such node.
+func (svc *Service) records(node string, ttl uint32) *nodeRRs {
 	i := slices.Index(svc.Config.Nodes, node)
 	if i < 0 || i >= len(svc.recs) {
-		return nodeRRs{}
+		return nil
 	}
 	ad := svc.addrs[node]
 	if ad == nil {
-		return nodeRRs{}
+		return nil
 	}
 	if ttl == 0 || ttl >= uint32(*svc.Config.TTL) {
 		if r := svc.recs[i].Load(); r != nil {
-			return *r
+			return r
 		}
 		r := nodeRecords(svc.Name, uint32(*svc.Config.TTL), ad)
-		if !svc.recs[i].CompareAndSwap(nil, &r) {
-			return *svc.recs[i].Load() // made meanwhile: one identity
+		if !svc.recs[i].CompareAndSwap(nil, r) {
+			return svc.recs[i].Load() // made meanwhile: one identity
 		}
 		return r
 	}
@@ -122,16 +123,18 @@ func (svc *Service) records(node string, ttl uint32) nodeRRs {
 	}
 	k := rampKey{node, ttl}
 	if r, ok := m.Load(k); ok {
-		return r.(nodeRRs)
+		return r.(*nodeRRs)
 	}
 	r, _ := m.LoadOrStore(k, nodeRecords(svc.Name, ttl, ad))
-	return r.(nodeRRs)
+	return r.(*nodeRRs)
 }
 
 type nodeRRs struct{ a, aaaa []dns.RR }
 
+// answerSet is a view's answer: the records of its node (nil: none), or
+// SERVFAIL.
 type answerSet struct {
-	a, aaaa  []dns.RR
+	rrs      *nodeRRs
 	servfail bool
 }
 
@@ -360,8 +363,8 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 // Localized reports whether the answer depends on the client's location.
 func (svc *Service) Localized() bool { return svc.localized }
 
-func nodeRecords(name string, ttl uint32, ad *nodeAddrs) nodeRRs {
-	var r nodeRRs
+func nodeRecords(name string, ttl uint32, ad *nodeAddrs) *nodeRRs {
+	r := &nodeRRs{}
 	if ad.a != nil {
 		r.a = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: ad.a}}
 	}
@@ -464,13 +467,11 @@ func (svc *Service) fillAnswers(st *svcState) {
 		case d.Servfail:
 			st.sets[loc] = answerSet{servfail: true}
 		case d.Active != "":
-			r := svc.records(d.Active, d.TTL)
-			st.sets[loc] = answerSet{a: r.a, aaaa: r.aaaa}
+			st.sets[loc] = answerSet{rrs: svc.records(d.Active, d.TTL)}
 		default:
 			// Not decided yet (before the engine ran): the first node,
 			// as when_all_down = first would.
-			first := svc.records(svc.Config.Nodes[0], 0)
-			st.sets[loc] = answerSet{a: first.a, aaaa: first.aaaa}
+			st.sets[loc] = answerSet{rrs: svc.records(svc.Config.Nodes[0], 0)}
 		}
 	}
 }
@@ -561,14 +562,24 @@ func (o *overlay) RRset(name string, qtype uint16) ([]dns.RR, bool, bool) {
 	if !ok {
 		return nil, false, false
 	}
-	set := &o.snap.states[svc.index].sets[o.loc]
-	if set.servfail {
-		return nil, true, true
+	rrs, fail := o.snap.ServiceRRset(svc, o.loc, qtype)
+	return rrs, true, fail
+}
+
+// ServiceRRset is Overlay(loc).RRset(svc.Name, qtype) for a service of s
+// (one of s.Services), without looking its name up: the fast path's
+// rebuild asks it for every service a failover moves.
+func (s *Snapshot) ServiceRRset(svc *Service, loc int, qtype uint16) (rrs []dns.RR, servfail bool) {
+	set := &s.states[svc.index].sets[loc]
+	switch {
+	case set.servfail:
+		return nil, true
+	case set.rrs == nil:
+		return nil, false
+	case qtype == dns.TypeAAAA:
+		return set.rrs.aaaa, false
 	}
-	if qtype == dns.TypeAAAA {
-		return set.aaaa, true, false
-	}
-	return set.a, true, false
+	return set.rrs.a, false
 }
 
 // FindZone returns the most specific zone containing name (canonical form),

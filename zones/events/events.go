@@ -133,12 +133,16 @@ type Log struct {
 	o   Options
 	log *slog.Logger
 
-	mu      sync.Mutex
-	ring    []Event // circular once full
-	head    int     // index of the oldest event when full
-	seq     uint64
-	last    map[viewKey]lastChange // the last active-node change of each view
-	pending []Event                // recorded, not yet in the file
+	mu   sync.Mutex
+	ring []Event // circular once full
+	head int     // index of the oldest event when full
+	seq  uint64
+	last map[viewKey]*lastChange // the last active-node change of each view
+	// first is the first decision recorded last: the next one with the
+	// same time, answer and reason (a start deciding 100,000 views in one
+	// recompute) shares it.
+	first   *lastChange
+	pending []Event // recorded, not yet in the file
 
 	kick chan struct{}
 	done chan struct{}
@@ -159,14 +163,14 @@ type lastChange struct {
 	full             *Event
 }
 
-func toLast(ev Event) lastChange {
+func toLast(ev Event) *lastChange {
 	if ev.Action != "" || ev.Node != "" || ev.Check != "" || ev.Error != "" || ev.Key != "" || ev.From != "" {
-		return lastChange{full: &ev, new: ev.New}
+		return &lastChange{full: &ev, new: ev.New}
 	}
-	return lastChange{seq: ev.Seq, time: ev.Time, old: ev.Old, new: ev.New, reason: ev.Reason}
+	return &lastChange{seq: ev.Seq, time: ev.Time, old: ev.Old, new: ev.New, reason: ev.Reason}
 }
 
-func (c lastChange) event(k viewKey) Event {
+func (c *lastChange) event(k viewKey) Event {
 	if c.full != nil {
 		return *c.full
 	}
@@ -193,7 +197,7 @@ func Open(o Options) *Log {
 		o:    o,
 		log:  o.Logger,
 		ring: make([]Event, 0, min(o.Limit, 1024)),
-		last: map[viewKey]lastChange{},
+		last: map[viewKey]*lastChange{},
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
@@ -235,7 +239,12 @@ func (l *Log) Add(ev Event) {
 		// change, which says why it answers that.
 		k := viewKey{ev.Service, ev.Location}
 		if prev, ok := l.last[k]; !ok || prev.new != ev.New {
-			l.last[k] = toLast(ev)
+			c := l.first
+			if c == nil || c.full != nil || !c.time.Equal(ev.Time) || c.time.Location() != ev.Time.Location() || c.new != ev.New || c.reason != ev.Reason || c.old != ev.Old || c.seq != ev.Seq {
+				c = toLast(ev)
+				l.first = c
+			}
+			l.last[k] = c // never changed in place: replaced
 		}
 		l.mu.Unlock()
 		return
