@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -162,15 +161,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		*configPath = filepath.Join(dir, "demo.toml")
 	}
 
-	// Loading and the first decisions are mostly short-lived garbage, as
-	// a reload's decoding is: the heap may grow for them instead of being
-	// collected several times on the way (a tenth of a 100,000-service
-	// start's CPU); StartWith hands the memory back once it serves.
-	restoreGC := sync.OnceFunc(func() {})
-	if knobs.ReloadGCPercent > 0 {
-		old := debug.SetGCPercent(knobs.ReloadGCPercent)
-		restoreGC = sync.OnceFunc(func() { debug.SetGCPercent(old) })
-	}
+	// Held until the server answers: the first decisions and the fast
+	// path's table are nearly all live too (a 100,000-service start).
+	restoreGC := sync.OnceFunc(loadGC(knobs))
 	defer restoreGC()
 	snap, err := zones.Load(*configPath)
 	if err != nil {
@@ -255,7 +248,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "failoverdns check: -config FILE is required")
 		return 2
 	}
+	restoreGC := loadGC(runtimeKnobs())
 	snap, err := zones.Load(*configPath)
+	restoreGC()
 	if err == nil {
 		err = zones.ClusterSupport(snap.Config)
 	}
