@@ -102,14 +102,17 @@ func (svc *Service) records(node string, ttl uint32) *nodeRRs {
 	if i < 0 || i >= len(svc.recs) {
 		return nil
 	}
+	full := ttl == 0 || ttl >= uint32(*svc.Config.TTL)
+	if full {
+		if r := svc.recs[i].Load(); r != nil {
+			return r
+		}
+	}
 	ad := svc.addrs[node]
 	if ad == nil {
 		return nil
 	}
-	if ttl == 0 || ttl >= uint32(*svc.Config.TTL) {
-		if r := svc.recs[i].Load(); r != nil {
-			return r
-		}
+	if full {
 		r := nodeRecords(svc.Name, uint32(*svc.Config.TTL), ad)
 		if !svc.recs[i].CompareAndSwap(nil, r) {
 			return svc.recs[i].Load() // made meanwhile: one identity
