@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -127,6 +128,10 @@ type fastStatic struct {
 	mu      sync.Mutex
 	byRR    map[dns.RR]*tmpl
 	same    map[string]*tmpl
+	byAddr  map[addrKey]*tmpl // services' one-address answers (answerKey)
+	lastKey addrKey           // the byAddr entry used last
+	lastT   *tmpl
+	lastOK  bool
 	scratch []byte // same's keys are built here
 	nodata  map[*zones.Zone]*tmpl
 	refused *tmpl
@@ -263,7 +268,7 @@ func apexChild(name, origin string) (label string, ok bool) {
 // other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
-		byRR: map[dns.RR]*tmpl{}, same: map[string]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
+		byRR: map[dns.RR]*tmpl{}, same: map[string]*tmpl{}, byAddr: map[addrKey]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
 	ask := func(name string, qtype uint16) *dns.Msg {
 		q := new(dns.Msg)
 		q.SetQuestion(name, qtype)
@@ -464,13 +469,22 @@ func (st *fastStatic) svcTmpl(snap *zones.Snapshot, loc int, svc *zones.Service,
 	case len(rrs) == 0:
 		return st.zoneNodata(svc.Zone, svc.Name)
 	}
+	if k, ok := answerKey(svc.Name, rrs); ok {
+		if st.lastOK && st.lastKey == k {
+			return st.lastT // the service before had the same answer
+		}
+		t, ok := st.byAddr[k]
+		if !ok {
+			t = packAnswerTmpl(svc.Name, rrs)
+			st.byAddr[k] = t
+		}
+		st.lastKey, st.lastT, st.lastOK = k, t, true
+		return t
+	}
 	if t, ok := st.byRR[rrs[0]]; ok {
 		return t
 	}
-	m := &dns.Msg{}
-	m.Response, m.Authoritative = true, true
-	m.Answer = rrs
-	t := makeTmpl(m, svc.Name)
+	t := packAnswerTmpl(svc.Name, rrs)
 	if t != nil {
 		k := t.key(st.scratch[:0])
 		st.scratch = k
@@ -482,6 +496,55 @@ func (st *fastStatic) svcTmpl(snap *zones.Snapshot, loc int, svc *zones.Service,
 	}
 	st.byRR[rrs[0]] = t
 	return t
+}
+
+// packAnswerTmpl is the template of the answer rrs to name.
+func packAnswerTmpl(name string, rrs []dns.RR) *tmpl {
+	m := &dns.Msg{}
+	m.Response, m.Authoritative = true, true
+	m.Answer = rrs
+	return makeTmpl(m, name)
+}
+
+// addrKey is what a service's answer of one address is made of but its
+// owner, which is packed as a pointer to the question: every service whose
+// name has the same wire length answers the same bytes for the same
+// address and TTL, and the fast path's rebuild finds that template
+// without packing or hashing the record.
+type addrKey struct {
+	qlen   int
+	rrtype uint16
+	ttl    uint32
+	iplen  int
+	ip     [16]byte
+}
+
+// answerKey is the addrKey of rrs as the answer to name; false when rrs
+// is not one A or AAAA record owned by name, or name's wire length is not
+// its text's plus one (an escape, the root).
+func answerKey(name string, rrs []dns.RR) (addrKey, bool) {
+	if len(rrs) != 1 || name == "." || strings.IndexByte(name, '\\') >= 0 {
+		return addrKey{}, false
+	}
+	h := rrs[0].Header()
+	if h.Name != name || h.Class != dns.ClassINET {
+		return addrKey{}, false
+	}
+	k := addrKey{qlen: len(name) + 1, rrtype: h.Rrtype, ttl: h.Ttl}
+	var ip net.IP
+	switch rr := rrs[0].(type) {
+	case *dns.A:
+		ip = rr.A
+	case *dns.AAAA:
+		ip = rr.AAAA
+	default:
+		return addrKey{}, false
+	}
+	if len(ip) > len(k.ip) {
+		return addrKey{}, false
+	}
+	k.iplen = copy(k.ip[:], ip)
+	return k, true
 }
 
 // key is what makes two templates the same (ptrs follow from rest),

@@ -130,9 +130,13 @@ type Engine struct {
 	// memo holds, during one recompute, the decision of every unpinned
 	// view's inputs decided so far (decideMemo); changes the views whose
 	// answer changed, logged and counted once the snapshot is out.
-	memo    map[memoKey]memoVal
-	changes []viewChange
-	marked  []bool // by service index: scratch of recompute
+	memo     map[memoKey]memoVal
+	memoLast memoEntry // the entry of memo used last, if memoHas (decideMemo)
+	memoHas  bool
+	changes  []viewChange
+	// changesHint is the number of services the recompute decides.
+	changesHint int
+	marked      []bool // by service index: scratch of recompute
 
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
@@ -541,6 +545,8 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		e.memo = map[memoKey]memoVal{}
 	}
 	clear(e.memo)
+	e.memoHas = false
+	e.changesHint = len(todo)
 	changed := make([]int, 0, len(todo))
 	for _, i := range todo {
 		if e.decideService(e.base.Services[i], h, now, all) {
@@ -591,7 +597,11 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	// follow the snapshot, so queries get the new answers first.
 	e.logged = 0
 	for _, c := range e.changes {
-		e.logChange(c.svc, c.loc, c.old, c.d, c.had, now)
+		var old Decision
+		if c.had {
+			old = c.old.decided[c.loc]
+		}
+		e.logChange(c.svc, c.loc, old, c.cur.decided[c.loc], c.had, now)
 	}
 	if e.logged > maxChangeLines {
 		e.log.Warn("and more views changed in the same recompute (not logged one by one; see /events and active_changes_total)", "views", e.logged-maxChangeLines)
@@ -668,7 +678,12 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			}
 		}
 		if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
-			e.changes = append(e.changes, viewChange{svc, loc, prev, d, had})
+			if e.changes == nil {
+				// Sized once for the usual view per service, rather
+				// than grown by copies.
+				e.changes = make([]viewChange, 0, e.changesHint)
+			}
+			e.changes = append(e.changes, viewChange{svc: svc, old: old, cur: st, loc: loc, had: had})
 		}
 		if had && prev.AllDown != d.AllDown {
 			if d.AllDown {
@@ -693,12 +708,14 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 }
 
 // viewChange is a view whose answer a recompute changed (logChange's
-// arguments).
+// arguments): the service's states before and after, which are never
+// changed once made, rather than copies of two decisions (a failover of
+// 100,000 views lists them all).
 type viewChange struct {
-	svc    *Service
-	loc    int
-	old, d Decision
-	had    bool
+	svc      *Service
+	old, cur *svcState
+	loc      int
+	had      bool
 }
 
 // memoKey is everything decide reads of an unpinned view but health and
@@ -720,6 +737,11 @@ type memoVal struct {
 	next time.Time
 }
 
+type memoEntry struct {
+	k memoKey
+	v memoVal
+}
+
 // decideMemo is decideView for an unpinned view, decided once per
 // recompute for all views with the same inputs: a node shared by 100,000
 // services makes one decision, not 100,000.
@@ -729,12 +751,20 @@ func (e *Engine) decideMemo(svc *Service, order []string, prev Decision, h map[s
 	}
 	c := svc.Config
 	k := memoKey{&order[0], len(order), prev, string(c.Failback), c.FailbackAfter.Duration, string(c.WhenAllDown)}
-	if v, ok := e.memo[k]; ok {
-		return v.d, v.next
+	// Consecutive services nearly always share their inputs: comparing
+	// with the last key (equal strings share their bytes) is cheaper
+	// than hashing the key, reason included.
+	if e.memoHas && e.memoLast.k == k {
+		return e.memoLast.v.d, e.memoLast.v.next
 	}
-	d, n := decideView(svc, order, prev, Pin{}, false, h, now)
-	e.memo[k] = memoVal{d, n}
-	return d, n
+	v, ok := e.memo[k]
+	if !ok {
+		d, n := decideView(svc, order, prev, Pin{}, false, h, now)
+		v = memoVal{d, n}
+		e.memo[k] = v
+	}
+	e.memoLast, e.memoHas = memoEntry{k, v}, true
+	return v.d, v.next
 }
 
 // seed installs decisions to start from (carried over a reload, or a new
