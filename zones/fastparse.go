@@ -152,8 +152,10 @@ func (p *fastParser) store(b *fastBatch) {
 	}
 }
 
-// releaseEvery: how often run tells release how far it has read.
-const releaseEvery = 4 << 20
+// releaseEvery: how often read tells release how far it has read; what
+// is not yet given back when the parse ends is held next to the old zone
+// and the new one during a reload.
+const releaseEvery = 1 << 20
 
 // read reads src, the records into batches for store; it touches nothing
 // of the zone (z is the store's).

@@ -211,7 +211,7 @@ type zoneBuilder struct {
 	// A record's line is set when it is stored; if the records do not
 	// match the count ($GENERATE, an odd layout), every line is cleared
 	// after the parse (lines unknown).
-	lines []int
+	lines []int32
 	// What validate checks, gathered while records are stored: it would
 	// otherwise visit every node of the map in hash order, a cache miss or
 	// two per name (a third of loading a million-name zone).
@@ -422,7 +422,7 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 		if lines == nil || idx < 0 {
 			return 0
 		}
-		return lines[idx]
+		return int(lines[idx])
 	}
 	for _, e := range errs {
 		e.Line = lineOf(e.Line - 1)
@@ -440,7 +440,7 @@ func parseZoneWith(origin, display string, src []byte, fast bool, release func(i
 }
 
 // newZone starts a zone; lines is recordLines of its file.
-func newZone(origin, display string, lines []int) *Zone {
+func newZone(origin, display string, lines []int32) *Zone {
 	z := &Zone{Origin: origin, File: display, nodes: make(map[string]*Node, len(lines)+1), labels: dns.CountLabel(origin)}
 	z.build = &zoneBuilder{pack: make([]byte, dns.MaxMsgSize), lines: lines}
 	return z
@@ -587,11 +587,11 @@ func (z *Zone) newNode(name string) *Node {
 	return n
 }
 
-func firstRecordLine(lines []int) int {
+func firstRecordLine(lines []int32) int {
 	if len(lines) == 0 {
 		return 1
 	}
-	return lines[0]
+	return int(lines[0])
 }
 
 // byName is a problem found at a name, to be reported in name order
@@ -708,10 +708,13 @@ func (z *Zone) insideCut(name string) bool {
 // them only needs its first character looked at. The others are read by
 // scanLine. The result is recordLinesScanner's (TestRecordLinesIdentical);
 // a file with a line near its 1 MiB limit is read by it.
-func recordLines(src []byte) []int {
+//
+// The lines are int32 (a zone file is at most MaxFileSize bytes): the
+// slice lives through the parse, next to the old zone during a reload.
+func recordLines(src []byte) []int32 {
 	// At most one record a line: one allocation, not a doubling chain of
 	// garbage for a million-line zone.
-	out := make([]int, 0, bytes.Count(src, []byte{'\n'})+1)
+	out := make([]int32, 0, bytes.Count(src, []byte{'\n'})+1)
 	var next [4]int // the offset of the next '"', '(', ')', ';' from off
 	for i := range next {
 		next[i] = -1
@@ -751,7 +754,7 @@ func recordLines(src []byte) []int {
 			}
 		}
 		if starts && hasToken && line[0] != '$' {
-			out = append(out, n)
+			out = append(out, int32(n))
 		}
 		off = end + 1
 	}
@@ -763,8 +766,8 @@ func recordLines(src []byte) []int {
 const maxScannedLine = 1<<20 - 2
 
 // recordLinesScanner is recordLines line by line with a bufio.Scanner.
-func recordLinesScanner(src []byte) []int {
-	out := make([]int, 0, bytes.Count(src, []byte{'\n'})+1)
+func recordLinesScanner(src []byte) []int32 {
+	out := make([]int32, 0, bytes.Count(src, []byte{'\n'})+1)
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	depth := 0
@@ -774,7 +777,7 @@ func recordLinesScanner(src []byte) []int {
 		var hasToken bool
 		depth, hasToken = scanLine(line, depth)
 		if starts && hasToken && !bytes.HasPrefix(line, []byte("$")) {
-			out = append(out, n)
+			out = append(out, int32(n))
 		}
 	}
 	return out
