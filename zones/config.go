@@ -220,13 +220,42 @@ func parseConfig(ctx context.Context, path string) (*Config, error) {
 }
 
 func parseConfigBytes(display, abs string, src []byte) (*Config, error) {
+	// The fast decode first: node addresses as plain text, no unmarshaler
+	// interface (asking every value of a 100,000-service config whether
+	// it implements one is a quarter of go-toml's time). Any problem at
+	// all and the config is decoded again the exact way, whose messages
+	// tell a list or a number written as an address from a bad string.
+	// A valid config decodes the same either way: a value that is not a
+	// string never parses as an IP address, and a list is a type error.
+	if cfg, err := decodeConfig(display, abs, src, false); err == nil {
+		return cfg, nil
+	}
+	return decodeConfig(display, abs, src, true)
+}
+
+func decodeConfig(display, abs string, src []byte, exact bool) (*Config, error) {
 	cfg := &Config{File: abs, src: src, srcHash: sha256.Sum256(src)}
 	// go-toml/v2 rather than BurntSushi/toml: it decodes a 100,000-service
 	// config several times faster (issue 16: start at 100,000 services),
 	// and reports unknown keys with their path as BurntSushi's Undecoded
 	// did; the lines of those, as of every validation message, still come
 	// from tomllines.go.
-	err := toml.NewDecoder(bytes.NewReader(src)).DisallowUnknownFields().EnableUnmarshalerInterface().Decode(cfg)
+	// Room for every [[service]] and [[node]] up front: the decoder
+	// appends one element at a time, and a 100,000-element slice grown
+	// by doubling is copied some twenty times.
+	cfg.Services = make([]ServiceConfig, 0, bytes.Count(src, []byte("[[service]]")))
+	cfg.Nodes = make([]NodeConfig, 0, bytes.Count(src, []byte("[[node]]")))
+	dec := toml.NewDecoder(bytes.NewReader(src)).DisallowUnknownFields()
+	if exact {
+		dec.EnableUnmarshalerInterface()
+	}
+	err := dec.Decode(cfg)
+	if len(cfg.Services) == 0 {
+		cfg.Services = nil // as decoded without the room
+	}
+	if len(cfg.Nodes) == 0 {
+		cfg.Nodes = nil
+	}
 	var strict *toml.StrictMissingError
 	if err != nil && !errors.As(err, &strict) {
 		return nil, decodeError(display, src, err)
@@ -485,7 +514,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 	seen := map[string]int{}
 	for i := range c.Zones {
 		z := &c.Zones[i]
-		at := fmt.Sprintf("zone[%d]", i)
+		at := elemPath("zone", i)
 		if !c.uniqueName(file, errs, "zone", i, "origin", "example.com.", &z.Origin, seen) {
 			continue
 		}
@@ -506,7 +535,7 @@ func (c *Config) validate(file string, errs *ErrorList) {
 // valid and not repeated; it is made canonical in place. false means the
 // rest of that table cannot be checked.
 func (c *Config) uniqueName(file string, errs *ErrorList, table string, i int, key, example string, name *string, seen map[string]int) bool {
-	at := fmt.Sprintf("%s[%d]", table, i)
+	at := elemPath(table, i) // only for messages; a cheap concatenation
 	if *name == "" {
 		errs.add(file, c.line(at), "%s %d: %s is missing (e.g. %s = %q)", table, i+1, key, key, example)
 		return false
@@ -521,6 +550,13 @@ func (c *Config) uniqueName(file string, errs *ErrorList, table string, i int, k
 	}
 	seen[*name] = i
 	return true
+}
+
+// elemPath is the path of [[table]] number i for tomlLines: "service[3]".
+// Validation makes one per element of a 100,000-service config, so not
+// with fmt.
+func elemPath(table string, i int) string {
+	return table + "[" + strconv.Itoa(i) + "]"
 }
 
 // relPath resolves a path in the config against the config's folder.

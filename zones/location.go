@@ -83,7 +83,10 @@ func (c *Config) validateLocations(file string, errs *ErrorList) {
 	}
 	for i := range c.Services {
 		s := &c.Services[i]
-		at := fmt.Sprintf("service[%d].locations", i)
+		if len(s.Locations) == 0 {
+			continue
+		}
+		at := elemPath("service", i) + ".locations"
 		for loc, order := range s.Locations {
 			if _, ok := names[loc]; !ok {
 				errs.add(file, c.line(at+"."+loc), "service %s: [service.locations] names %q, which is not a [[location]]", s.Name, loc)

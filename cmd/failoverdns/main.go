@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -160,9 +161,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		*configPath = filepath.Join(dir, "demo.toml")
 	}
 
-	restoreGC := loadGC(knobs)
+	// Held until the server answers: the first decisions and the fast
+	// path's table are nearly all live too (a 100,000-service start).
+	restoreGC := sync.OnceFunc(loadGC(knobs))
+	defer restoreGC()
 	snap, err := zones.Load(*configPath)
-	restoreGC()
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
@@ -185,6 +188,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	default:
 	}
 	in, err := dnsserver.StartWith(snap, dnsserver.Options{Logger: logger, Version: bi.Version, Revision: bi.RevisionLabel(), IgnoreState: *ignoreState, ConfigPath: *configPath, Runtime: knobs})
+	restoreGC()
 	if err != nil {
 		fmt.Fprintln(stderr, "failoverdns:", err)
 		return 1
