@@ -243,13 +243,21 @@ func decodeConfig(display, abs string, src []byte, exact bool) (*Config, error) 
 	// Room for every [[service]] and [[node]] up front: the decoder
 	// appends one element at a time, and a 100,000-element slice grown
 	// by doubling is copied some twenty times.
-	cfg.Services = make([]ServiceConfig, 0, bytes.Count(src, []byte("[[service]]")))
-	cfg.Nodes = make([]NodeConfig, 0, bytes.Count(src, []byte("[[node]]")))
-	dec := toml.NewDecoder(bytes.NewReader(src)).DisallowUnknownFields()
-	if exact {
-		dec.EnableUnmarshalerInterface()
+	var err error
+	cut := false
+	if !exact {
+		cut, err = decodeSplit(src, cfg)
 	}
-	err := dec.Decode(cfg)
+	if !cut {
+		*cfg = Config{File: abs, src: src, srcHash: cfg.srcHash}
+		cfg.Services = make([]ServiceConfig, 0, bytes.Count(src, serviceHeader))
+		cfg.Nodes = make([]NodeConfig, 0, bytes.Count(src, []byte("[[node]]")))
+		dec := toml.NewDecoder(bytes.NewReader(src)).DisallowUnknownFields()
+		if exact {
+			dec.EnableUnmarshalerInterface()
+		}
+		err = dec.Decode(cfg)
+	}
 	if len(cfg.Services) == 0 {
 		cfg.Services = nil // as decoded without the room
 	}
