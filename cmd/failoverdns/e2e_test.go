@@ -381,6 +381,11 @@ func startDemo(t *testing.T) *proc {
 		}
 		t.Fatalf("demo: %v\nstderr:\n%s", err, p.Stderr.String())
 	}
+	// The banner is printed once the demo serves, so it may come a moment
+	// after the first answer: its last line says it is all out.
+	if !testenv.Eventually(10*time.Second, 10*time.Millisecond, func() bool { return strings.Contains(p.Stdout.String(), "What changed:") }) {
+		t.Fatalf("demo: no complete banner on stdout 10s after it answered:\n%s", p.Stdout.String())
+	}
 	return p
 }
 
