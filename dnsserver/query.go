@@ -33,6 +33,9 @@ type query struct {
 	do      bool
 	ecs     ecsOption
 	nameLen int
+	// loc is the last client placed (view): a reader's queries come
+	// mostly from a few resolvers, and its query is reused between them.
+	loc zones.LocateMemo
 }
 
 // ecsOption is the query's EDNS Client Subnet option (RFC 7871) as sent.
@@ -103,7 +106,7 @@ func (q *query) view(snap *zones.Snapshot, client netip.Addr) (loc, bits int) {
 	if q.ecs.src > 0 && q.useECS(snap) {
 		return snap.LocatePrefix(q.ecs.prefix())
 	}
-	return snap.Locate(client)
+	return snap.LocateWith(&q.loc, client)
 }
 
 // scope is the ECS SCOPE PREFIX-LENGTH of an answer, bits coming from view:

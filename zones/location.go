@@ -193,6 +193,30 @@ func (s *Snapshot) Locate(addr netip.Addr) (loc, bits int) {
 	return m.loc, m.bits
 }
 
+// LocateMemo keeps Locate's last answer for a caller that asks about the
+// same clients again and again: a UDP reader, whose queries come mostly
+// from a few resolvers. It is keyed by the location table, which only a
+// reload replaces, so it holds across the snapshots of health changes.
+type LocateMemo struct {
+	table     *bart.Table[locMatch]
+	addr      netip.Addr
+	loc, bits int
+}
+
+// LocateWith is Locate, answered from m when m holds addr's answer for
+// this snapshot's locations; m then holds addr's.
+func (s *Snapshot) LocateWith(m *LocateMemo, addr netip.Addr) (loc, bits int) {
+	if s.locTable == nil {
+		return 0, -1
+	}
+	if m.table == s.locTable && m.addr == addr {
+		return m.loc, m.bits
+	}
+	loc, bits = s.Locate(addr)
+	*m = LocateMemo{table: s.locTable, addr: addr, loc: loc, bits: bits}
+	return loc, bits
+}
+
 // LocatePrefix is Locate for an EDNS Client Subnet: only locations that
 // contain the whole client subnet match, so the answer holds for every
 // client the resolver will give it to.

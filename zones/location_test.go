@@ -177,29 +177,31 @@ const (
 	locAPAC    = 3
 )
 
+// locateCases are valid.toml's answers to Locate.
+var locateCases = []struct {
+	addr      string
+	loc, bits int
+}{
+	{"127.0.99.5", locEMEA, 24},
+	{"127.0.1.5", locDefault, -1},
+	{"127.0.0.1", locDefault, -1},
+	{"10.20.4.7", locEMEA, 16},
+	{"10.20.3.7", locLab, 24}, // the /24 inside emea's /16 wins
+	{"10.20.2.255", locEMEA, 16},
+	{"10.21.0.1", locDefault, -1},
+	{"::ffff:10.20.3.7", locLab, 24}, // an IPv4-mapped client is its IPv4 address
+	{"::ffff:127.0.99.5", locEMEA, 24},
+	{"10.30.200.1", locAPAC, 16}, // location written as ::ffff:10.30.0.0/112
+	{"2001:db8:20::1", locEMEA, 48},
+	{"2001:db8:20:ffff::1", locEMEA, 48},
+	{"2001:db8:20:3::1", locLab, 64},
+	{"2001:db8:21::1", locDefault, -1},
+	{"::1", locDefault, -1},
+}
+
 func TestLocate(t *testing.T) {
 	snap := loadValid(t)
-	cases := []struct {
-		addr      string
-		loc, bits int
-	}{
-		{"127.0.99.5", locEMEA, 24},
-		{"127.0.1.5", locDefault, -1},
-		{"127.0.0.1", locDefault, -1},
-		{"10.20.4.7", locEMEA, 16},
-		{"10.20.3.7", locLab, 24}, // the /24 inside emea's /16 wins
-		{"10.20.2.255", locEMEA, 16},
-		{"10.21.0.1", locDefault, -1},
-		{"::ffff:10.20.3.7", locLab, 24}, // an IPv4-mapped client is its IPv4 address
-		{"::ffff:127.0.99.5", locEMEA, 24},
-		{"10.30.200.1", locAPAC, 16}, // location written as ::ffff:10.30.0.0/112
-		{"2001:db8:20::1", locEMEA, 48},
-		{"2001:db8:20:ffff::1", locEMEA, 48},
-		{"2001:db8:20:3::1", locLab, 64},
-		{"2001:db8:21::1", locDefault, -1},
-		{"::1", locDefault, -1},
-	}
-	for _, c := range cases {
+	for _, c := range locateCases {
 		loc, bits := snap.Locate(netip.MustParseAddr(c.addr))
 		if loc != c.loc || bits != c.bits {
 			t.Errorf("Locate(%s) = (%s, %d), want (%s, %d)", c.addr, snap.LocationName(loc), bits, snap.LocationName(c.loc), c.bits)
@@ -207,6 +209,33 @@ func TestLocate(t *testing.T) {
 	}
 	if loc, bits := snap.Locate(netip.Addr{}); loc != 0 || bits != -1 {
 		t.Errorf("Locate(invalid) = (%d, %d), want (0, -1)", loc, bits)
+	}
+}
+
+// LocateWith answers as Locate whatever the memo last held: the same
+// client again, another client, and another snapshot's locations (a
+// reload), where the memo's answer for that same client no longer holds.
+func TestLocateWith(t *testing.T) {
+	snap := loadValid(t)
+	var m zones.LocateMemo
+	for _, c := range locateCases {
+		for range 2 {
+			loc, bits := snap.LocateWith(&m, netip.MustParseAddr(c.addr))
+			if loc != c.loc || bits != c.bits {
+				t.Errorf("LocateWith(%s) = (%s, %d), want (%s, %d)", c.addr, snap.LocationName(loc), bits, snap.LocationName(c.loc), c.bits)
+			}
+		}
+	}
+	lab := netip.MustParseAddr("10.20.3.7")
+	if loc, _ := snap.LocateWith(&m, lab); loc != locLab {
+		t.Fatalf("LocateWith(%s) = %s, want lab", lab, snap.LocationName(loc))
+	}
+	if loc, bits := noLocations(t, "").LocateWith(&m, lab); loc != 0 || bits != -1 {
+		t.Errorf("LocateWith(%s) after a reload without locations = (%d, %d), want (0, -1)", lab, loc, bits)
+	}
+	other := noLocations(t, "[[location]]\nname = \"other\"\nsubnets = [\"10.20.0.0/16\"]\n")
+	if loc, bits := other.LocateWith(&m, lab); loc != 1 || bits != 16 {
+		t.Errorf("LocateWith(%s) after a reload to other locations = (%d, %d), want (1, 16)", lab, loc, bits)
 	}
 }
 
@@ -244,14 +273,16 @@ func TestLocatePrefix(t *testing.T) {
 	}
 }
 
-// A snapshot with no [[location]] places everyone in the default view.
-func TestLocateWithoutLocations(t *testing.T) {
+// noLocations loads a config of valid.toml's zone and no [[location]]
+// but those in extra (TOML).
+func noLocations(t *testing.T, extra string) *zones.Snapshot {
+	t.Helper()
 	zone, err := filepath.Abs(filepath.Join(locDir, "example.test.zone"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "noloc.toml")
-	cfg := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\n\n[[zone]]\norigin = \"example.test.\"\nfile = %q\n", zone)
+	cfg := fmt.Sprintf("[server]\nlisten = [\"127.0.0.1:0\"]\nhttp = \"\"\n\n[[zone]]\norigin = \"example.test.\"\nfile = %q\n%s", zone, extra)
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +290,12 @@ func TestLocateWithoutLocations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load:\n%v", errors.Join(zones.Errors(err)...))
 	}
+	return snap
+}
+
+// A snapshot with no [[location]] places everyone in the default view.
+func TestLocateWithoutLocations(t *testing.T) {
+	snap := noLocations(t, "")
 	if loc, bits := snap.Locate(netip.MustParseAddr("10.20.3.7")); loc != 0 || bits != -1 {
 		t.Errorf("Locate = (%d, %d), want (0, -1)", loc, bits)
 	}
