@@ -17,8 +17,9 @@ import (
 // BenchmarkPublishHealthChange is one health change's recompute and
 // publish as the server does it (issue 16, acceptance 3): the engine
 // decides, the query path's fast table is rebuilt for what changed and the
-// per-service gauges follow, with n services over the same three nodes, so
-// the first node's fall and rise move every one of them. The engine alone
+// metrics follow (the per-service series are read at scrape time), with n
+// services over the same three nodes, so the first node's fall moves every
+// one of them (failback is manual: its rise moves none). The engine alone
 // is zones' BenchmarkHealthChange.
 func BenchmarkPublishHealthChange(b *testing.B) {
 	for _, n := range []int{1, 100000} {
