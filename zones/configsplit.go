@@ -119,21 +119,21 @@ func nextServiceLine(src []byte, from int) int {
 // onlyServices reports whether every line of p that starts (after blanks)
 // with '[' is [[service]] or a [service.…] sub-table header.
 func onlyServices(p []byte) bool {
-	for len(p) > 0 {
-		line := p
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			line, p = p[:i], p[i+1:]
+	for start := 0; start < len(p); {
+		end := bytes.IndexByte(p[start:], '\n')
+		if end < 0 {
+			end = len(p)
 		} else {
-			p = nil
+			end += start
 		}
-		line = bytes.TrimLeft(line, " \t")
-		if len(line) == 0 || line[0] != '[' {
-			continue
+		// Most lines start with a key: only a '[' or a blank needs a look.
+		if c := p[start]; c == '[' || c == ' ' || c == '\t' {
+			line := bytes.TrimRight(bytes.TrimLeft(p[start:end], " \t"), " \t\r")
+			if len(line) > 0 && line[0] == '[' && !bytes.Equal(line, serviceHeader) && !(bytes.HasPrefix(line, []byte("[service.")) && !bytes.ContainsAny(line[1:], "[")) {
+				return false
+			}
 		}
-		line = bytes.TrimRight(line, " \t\r")
-		if !bytes.Equal(line, serviceHeader) && !(bytes.HasPrefix(line, []byte("[service.")) && !bytes.ContainsAny(line[1:], "[")) {
-			return false
-		}
+		start = end + 1
 	}
 	return true
 }

@@ -306,12 +306,18 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	// Services with the same order share one slice: the engine decides
 	// such views once per recompute (Engine.decideMemo).
 	orders := map[string][]string{}
+	var last []string // the order interned last: consecutive services often share it
 	intern := func(o []string) []string {
+		if last != nil && slices.Equal(o, last) {
+			return last
+		}
 		k := strings.Join(o, "\x00")
 		if c, ok := orders[k]; ok {
+			last = c
 			return c
 		}
 		orders[k] = o
+		last = o
 		return o
 	}
 	for i := range cfg.Services {
@@ -354,13 +360,27 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 		s.Services = append(s.Services, svc)
 		s.byService[sc.Name] = svc
 	}
-	slices.SortFunc(s.Services, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
+	// Sorted by name through a slice of the names beside the services:
+	// comparing pointed-to services misses the cache at every step.
+	byName := make([]namedService, len(s.Services))
+	for i, svc := range s.Services {
+		byName[i] = namedService{svc.Name, svc}
+	}
+	slices.SortFunc(byName, func(a, b namedService) int { return strings.Compare(a.name, b.name) })
+	for i := range byName {
+		s.Services[i] = byName[i].svc
+	}
 	for i, svc := range s.Services {
 		svc.index = i
 	}
 	if len(cfg.Locations) > 0 {
 		s.locTable, s.locMaxBits4, s.locMaxBits6 = buildLocTable(cfg.Locations)
 	}
+}
+
+type namedService struct {
+	name string
+	svc  *Service
 }
 
 // Localized reports whether the answer depends on the client's location.
