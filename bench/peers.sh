@@ -391,10 +391,12 @@ for mix in svc mix; do
 done
 
 # "before": the failoverdns saturation medians of the newest earlier result
-# (by the time in its header) with the same placement
+# (by the time in its header) with the same placement on the same CPU model:
+# a result from another machine compares machines, not code.
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 PREV="" prev_at=""
 for f in bench/results/peers-*.txt; do
-	if [ "$f" = "$OUT" ] || ! grep -q '^== medians' "$f" || ! grep -qF "$PLACEMENT" "$f"; then continue; fi
+	if [ "$f" = "$OUT" ] || ! grep -q '^== medians' "$f" || ! grep -qF "$PLACEMENT" "$f" || ! grep -qF "machine: $NCPU cores ($CPU_MODEL)" "$f"; then continue; fi
 	at=$(awk '/^== .*Z$/ {print $NF; exit}' "$f")
 	if [[ "$at" > "$prev_at" ]]; then PREV=$f prev_at=$at; fi
 done
@@ -426,7 +428,7 @@ for mix in svc mix; do
 		r=$(ratio "$sat" "$before")
 		check "$r" ">=" 1.0 "$mix: saturation q/s failoverdns = $sat, before $before ($PREV) = ${r}x (want >= 1.0)"
 	else
-		echo "----  $mix: saturation q/s failoverdns = $sat (no earlier result with this placement to compare with)"
+		echo "----  $mix: saturation q/s failoverdns = $sat (no earlier result with this placement on this CPU to compare with)"
 	fi
 done
 echo
