@@ -166,13 +166,8 @@ type EngineOptions struct {
 	OnRecompute func(took time.Duration)
 }
 
-// NewEngine returns an engine over base (a snapshot from Load) that hands
-// each new snapshot to publish.
-func NewEngine(base *Snapshot, logger *slog.Logger, publish func(*Snapshot)) *Engine {
-	return NewEngineWith(base, EngineOptions{Logger: logger, Publish: publish})
-}
-
-// NewEngineWith returns an engine over base with o's collaborators.
+// NewEngineWith returns an engine over base (a snapshot from Load) with
+// o's collaborators.
 func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
