@@ -98,6 +98,7 @@ type Engine struct {
 	onPinChange    func(action string)
 	onEvent        func(events.Event)
 	onRecompute    func(took time.Duration)
+	holdGC         func(services int) (release func())
 
 	log     *slog.Logger
 	publish func(*Snapshot)
@@ -115,7 +116,7 @@ type Engine struct {
 	// the services each node's health feeds.
 	last    *Snapshot
 	lastH   map[string]health.State
-	due     map[int]time.Time
+	due     deadlines
 	byNode  map[string][]int
 	pins    map[PinKey]Pin        // dynamic pins (UPDATE), as saved in store
 	active  map[PinKey]Pin        // those that apply to the config in force
@@ -139,6 +140,7 @@ type Engine struct {
 	scratch     *svcState // decideService's
 	slab        stateSlab // where decideService's kept states come from
 	marked      []bool    // by service index: scratch of recompute
+	todo        []int     // the services a recompute decides: its list, reused
 
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
@@ -164,6 +166,10 @@ type EngineOptions struct {
 	// OnRecompute is told how long each recompute took, publish included
 	// (for metrics).
 	OnRecompute func(took time.Duration)
+	// HoldGC, when it returns a release, holds the collector off while
+	// a recompute deciding services services makes and publishes its
+	// snapshot (dnsserver's Runtime.PublishGCOff); nil: never.
+	HoldGC func(services int) (release func())
 }
 
 // NewEngineWith returns an engine over base (a snapshot from Load) with
@@ -178,13 +184,13 @@ func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
 		onPinChange:    o.OnPinChange,
 		onEvent:        o.OnEvent,
 		onRecompute:    o.OnRecompute,
+		holdGC:         o.HoldGC,
 		log:            o.Logger,
 		publish:        o.Publish,
 		kick:           make(chan struct{}, 1),
 		wake:           make(chan struct{}, 1),
 		base:           base.built(),
 		cur:            make([]*svcState, len(base.Services)),
-		due:            map[int]time.Time{},
 		pins:           map[PinKey]Pin{},
 		active:         map[PinKey]Pin{},
 	}
@@ -507,13 +513,16 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		for i := range todo {
 			todo[i] = i
 		}
-		clear(e.due)
+		e.due.reset(len(e.base.Services))
 	} else {
 		// A set of service indexes as a slice and marks: a node
 		// shared by 100,000 services adds them without a map.
 		if len(e.marked) != len(e.base.Services) {
 			e.marked = make([]bool, len(e.base.Services))
 		}
+		// The list too is the last recompute's, reused: grown from
+		// nothing it was 2 MB of garbage a failover of 100,000.
+		todo = e.todo[:0]
 		add := func(i int) {
 			if !e.marked[i] {
 				e.marked[i] = true
@@ -528,15 +537,19 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 				add(i)
 			}
 		}
-		for i, t := range e.due {
-			if !now.Before(t) {
-				add(i)
-			}
-		}
+		e.due.due(now, add)
 		for _, i := range todo {
 			e.marked[i] = false
 		}
 		slices.Sort(todo)
+		e.todo = todo
+	}
+	releaseGC := func() {}
+	if e.holdGC != nil {
+		if r := e.holdGC(len(todo)); r != nil {
+			releaseGC = r
+			defer r() // also when deciding panics (r runs once)
+		}
 	}
 	if e.memo == nil {
 		e.memo = map[memoKey]memoVal{}
@@ -573,12 +586,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 		e.allDown = allDown
 		e.allDownSeen = e.allDownSeen || allDown
 	}
-	e.next = time.Time{}
-	for _, t := range e.due {
-		if e.next.IsZero() || t.Before(e.next) {
-			e.next = t
-		}
-	}
+	e.next = e.due.first()
 	prev := e.last
 	if all {
 		prev, todo = nil, nil
@@ -590,6 +598,8 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	snap.isolation = iso
 	e.last = snap
 	e.publish(snap)
+	releaseGC()
+	published := time.Since(now)
 	// The log lines, events and counters of the views that changed
 	// follow the snapshot, so queries get the new answers first.
 	e.logged = 0
@@ -606,8 +616,9 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	took := time.Since(now)
 	if len(e.changes) > 0 {
 		// One line per recompute that changed answers: what a failover
-		// cost the server (bench/scale.sh reads it).
-		e.log.Info("recomputed", "services", decided, "views_changed", len(e.changes), "seconds", took.Seconds())
+		// cost the server, until queries got the new answers
+		// (published_seconds) and in all (bench/scale.sh reads both).
+		e.log.Info("recomputed", "services", decided, "views_changed", len(e.changes), "published_seconds", published.Seconds(), "seconds", took.Seconds())
 	}
 	clear(e.changes)
 	e.changes = e.changes[:0]
@@ -694,11 +705,7 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
 		}
 	}
-	if next.IsZero() {
-		delete(e.due, svc.index)
-	} else {
-		e.due[svc.index] = next
-	}
+	e.due.set(svc.index, next)
 	if !all && old != nil && slices.Equal(old.decided, st.decided) && slices.Equal(old.has, st.has) {
 		e.changes = e.changes[:nch] // none: equal decisions
 		return false                // the same answers: the snapshot keeps sharing them
