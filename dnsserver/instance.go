@@ -136,6 +136,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		OnPinChange:    func(action string) { in.Metrics.pinChanges.WithLabelValues(action).Inc() },
 		OnRecompute:    func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) },
 		OnEvent:        in.Events.Add,
+		HoldGC:         o.Runtime.holdGCForPublish,
 	})
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)
@@ -265,7 +266,7 @@ func (in *Instance) reload(ctx context.Context) error {
 	// Decoding a large config is mostly short-lived garbage: let the heap
 	// grow for it instead of collecting several times mid-load (a fifth of
 	// a 10,000-service reload), then collect once, after the swap.
-	restoreGC := in.Server.runtime.reloadGC()
+	restoreGC := in.Server.runtime.LoadGC()
 	snap, err := zones.LoadReusingContext(ctx, in.configPath, old)
 	restoreGC()
 	if err != nil {

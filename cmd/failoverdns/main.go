@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -163,7 +162,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	// Held until the server answers: the first decisions and the fast
 	// path's table are nearly all live too (a 100,000-service start).
-	restoreGC := sync.OnceFunc(loadGC(knobs))
+	restoreGC := knobs.LoadGC()
 	defer restoreGC()
 	snap, err := zones.Load(*configPath)
 	if err != nil {
@@ -248,7 +247,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "failoverdns check: -config FILE is required")
 		return 2
 	}
-	restoreGC := loadGC(runtimeKnobs())
+	restoreGC := runtimeKnobs().LoadGC()
 	snap, err := zones.Load(*configPath)
 	restoreGC()
 	if err == nil {

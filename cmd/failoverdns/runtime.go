@@ -2,7 +2,6 @@ package main
 
 import (
 	"runtime"
-	"runtime/debug"
 
 	"github.com/failoverdns/failoverdns/dnsserver"
 )
@@ -18,21 +17,15 @@ import (
 // Reload GC percent: decoding a large config is mostly short-lived garbage;
 // letting the heap grow for it instead of collecting several times mid-load
 // saves a fifth of a 10,000-service reload, and the instance hands the
-// memory back once the new snapshot is in force.
+// memory back once the new snapshot is in force. Serve's first load and
+// check's hold it too: nearly all a zone load allocates stays live (a
+// million records: ~190 MB of ~196 MB), so collecting as the heap doubles
+// only marks the same growing zone over and over (a sixth of the CPU of
+// loading a million records) and frees almost nothing.
+//
+// Publish GC off: a recompute deciding 1,000 services or more holds the
+// collector off until its answers are out (dnsserver's holdGCForPublish);
+// below that it allocates too little to start a collection.
 func runtimeKnobs() dnsserver.Runtime {
-	return dnsserver.Runtime{UDPReaders: runtime.GOMAXPROCS(0), ReloadGCPercent: 400}
-}
-
-// loadGC applies the reload GC percent to the first load too (serve's and
-// check's) and returns what puts the GC back. Nearly all a zone load
-// allocates stays live (a million records: ~190 MB of ~196 MB), so
-// collecting as the heap doubles only marks the same growing zone over and
-// over (a sixth of the CPU of loading a million records) and frees almost
-// nothing: the peak is the same without it.
-func loadGC(r dnsserver.Runtime) (restore func()) {
-	if r.ReloadGCPercent == 0 {
-		return func() {}
-	}
-	old := debug.SetGCPercent(r.ReloadGCPercent)
-	return func() { debug.SetGCPercent(old) }
+	return dnsserver.Runtime{UDPReaders: runtime.GOMAXPROCS(0), ReloadGCPercent: 400, PublishGCOff: 1000}
 }
