@@ -8,15 +8,20 @@
 # Per row (bench/lib/scale_row.py does the measuring):
 #   start:     exec to the last service answering its first node;
 #   RSS:       VmRSS 3s later, and per service above the empty server;
-#   failover:  the first node's listener closes at a random point of the
-#              probe cycle, then the first and the last service are queried
-#              every 2ms until each answers the second node; median of
+#   failover:  the first node's listener closes at the same points of the
+#              probe cycle in every row (round r at (r + 0.5) / ROUNDS of an
+#              interval after a probe connected, so rows differ by what the
+#              server does, not by luck), then the first and the last
+#              service are queried every 2ms until each answers the second
+#              node; median of
 #              ROUNDS rounds (the listener comes back in between, the
 #              services fail back, and a round starts once the server's
 #              log has been quiet for a second);
-#   recompute: the server's "recomputed" log line during the failover:
-#              deciding and publishing (fast table, gauges, events), the
-#              same time as recompute_duration_seconds (not read from
+#   publish:   from the health change to the new answers in force (the
+#              server's "recomputed" log line, published_seconds);
+#   recompute: the same line's seconds: deciding and publishing, then the
+#              log lines, events and counters of the views that changed,
+#              the same time as recompute_duration_seconds (not read from
 #              /metrics: gathering 300,000 series costs seconds of CPU).
 # With own nodes, the first and the last service's first nodes fail
 # together, each its own service's only; those nodes and the ones they fail

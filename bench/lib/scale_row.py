@@ -17,7 +17,6 @@ address is in 127.0.0.0/8.
 """
 import json
 import os
-import random
 import selectors
 import socket
 import statistics
@@ -27,6 +26,7 @@ import sys
 import time
 
 ZONE = "scale.test."
+INTERVAL = 0.2  # the probe interval of the nodes a round fails (write_config)
 
 
 def node_addr(i, own):
@@ -76,7 +76,7 @@ def write_config(row):
         "[[zone]]\norigin = \"%s\"\nfile = \"scale.test.zone\"\n\n" % ZONE,
     ]
     for i in range(nodes):
-        target, interval = "", "200ms"
+        target, interval = "", "%dms" % round(INTERVAL * 1000)
         if own and i not in close:
             target, interval = POOL[i % len(POOL)], row["other_interval"]
         out.append("[[node]]\nname = \"n%d\"\naddress = \"%s\"\n[node.check]\ntype = \"tcp\"\nport = %d\n" % (i, node_addr(i, own), row["check_port"]))
@@ -135,6 +135,7 @@ class Bench:
         self.qid = 0
         self.asked = {}  # qid -> name
         self.seen = {}  # name -> last A answered
+        self.probed = {}  # node index -> when its listener last accepted
 
     def listen(self, i):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -142,7 +143,7 @@ class Bench:
         s.bind((node_addr(i, self.row["own"]), self.row["check_port"]))
         s.listen(512)
         s.setblocking(False)
-        self.sel.register(s, selectors.EVENT_READ, "listen")
+        self.sel.register(s, selectors.EVENT_READ, ("listen", i))
         self.held[i] = s
 
     def stop(self, i):
@@ -152,11 +153,12 @@ class Bench:
 
     def pump(self, timeout):
         for key, _ in self.sel.select(timeout):
-            if key.data == "listen":
+            if key.data != "dns":
                 try:
                     while True:
                         c, _ = key.fileobj.accept()
                         c.close()
+                        self.probed[key.data[1]] = time.monotonic()
                 except OSError:
                     pass
                 continue
@@ -204,7 +206,8 @@ class Bench:
 
 def recomputes(path, offset):
     """The "recomputed" lines the server logged after offset: (seconds,
-    services decided, views changed) each, and the new offset. (Not from
+    services decided, views changed, seconds until published) each, and
+    the new offset. (Not from
     /metrics: gathering 300,000 series at 100,000 services costs seconds
     of CPU, which would land on the measurement.)"""
     out = []
@@ -217,7 +220,7 @@ def recomputes(path, offset):
             continue
         try:
             j = json.loads(line)
-            out.append((j["seconds"], j["services"], j["views_changed"]))
+            out.append((j["seconds"], j["services"], j["views_changed"], j.get("published_seconds", float("nan"))))
         except (ValueError, KeyError):
             pass
     return out, offset + end
@@ -283,7 +286,7 @@ def run(row, out, cmd):
         while time.monotonic() < end:
             b.pump(0.05)
         res["rss_kb"] = rss_kb(proc.pid)
-        res["first_ms"], res["last_ms"], res["recompute_ms"], res["recomputes"] = [], [], [], []
+        res["first_ms"], res["last_ms"], res["recompute_ms"], res["publish_ms"], res["recomputes"] = [], [], [], [], []
         for rnd in range(row["rounds"] if n else 0):
             before = {first: addr(0), last: addr(3 * (n - 1) if own else 0)}
             after = {first: addr(1), last: addr(3 * (n - 1) + 1 if own else 1)}
@@ -294,10 +297,20 @@ def run(row, out, cmd):
             # while): start when the log has been quiet for a second, so
             # each round measures a failover of an idle server.
             quiet(b, log, 1.0, 60)
-            # A random point of the probe cycle.
-            end = time.monotonic() + random.uniform(0, 0.2)
+            # The same point of the probe cycle in every row: round r
+            # closes the listener (r + 0.5) / rounds of an interval after
+            # a probe of the first node connected, so rows differ by what
+            # the server does, not by where in the cycle each round fell
+            # (a random point moves a median of 5 by +-30 ms).
+            probe = b.probed.get(0, 0.0)
+            end = time.monotonic() + 5
+            while b.probed.get(0, 0.0) == probe and time.monotonic() < end:
+                b.pump(0.001)
+            if b.probed.get(0, 0.0) == probe:
+                raise SystemExit("scale_row.py: round %d: the first node is not probed" % rnd)
+            end = b.probed[0] + INTERVAL * (rnd + 0.5) / row["rounds"]
             while time.monotonic() < end:
-                b.pump(0.005)
+                b.pump(max(0.0, min(0.001, end - time.monotonic())))
             _, off = recomputes(log, 0)
             for i in failed_nodes(row):
                 b.stop(i)
@@ -314,9 +327,10 @@ def run(row, out, cmd):
             res["last_ms"].append(got[last] * 1000)
             res["recomputes"].append(len(rc))
             res["recompute_ms"].append(max((r[0] for r in rc), default=float("nan")) * 1000)
+            res["publish_ms"].append(max((r[3] for r in rc), default=float("nan")) * 1000)
             print("  round %d: first %.0f ms, last %.0f ms; recomputes that changed answers: %s" % (
                 rnd + 1, got[first] * 1000, got[last] * 1000,
-                ", ".join("%.1f ms (%d services decided, %d views changed)" % (r[0] * 1000, r[1], r[2]) for r in rc) or "none logged"), flush=True)
+                ", ".join("%.1f ms, published after %.1f ms (%d services decided, %d views changed)" % (r[0] * 1000, r[3] * 1000, r[1], r[2]) for r in rc) or "none logged"), flush=True)
             for i in failed_nodes(row):
                 b.listen(i)
         res["vmhwm_kb"] = 0
@@ -340,7 +354,7 @@ def med(xs):
 
 def report(paths):
     rows = [json.load(open(p)) for p in paths]
-    print("%-28s %9s %9s %12s %12s %14s %12s" % ("services / nodes", "start", "RSS", "KB/service", "failover 1st", "failover last", "recompute"))
+    print("%-28s %9s %9s %12s %12s %14s %12s %12s" % ("services / nodes", "start", "RSS", "KB/service", "failover 1st", "failover last", "publish", "recompute"))
     empty = next((r for r in rows if r["services"] == 0), None)
     for r in rows:
         label = "%d / %d%s" % (r["services"], r["nodes"], " (own)" if r["own"] else "")
@@ -348,9 +362,9 @@ def report(paths):
         if empty and r["services"]:
             per = "%.2f" % ((r["rss_kb"] - empty["rss_kb"]) / r["services"])
         fo = lambda k: "%.0f ms" % med(r[k]) if r.get(k) else "-"
-        rc = "%.1f ms" % med(r["recompute_ms"]) if r.get("recompute_ms") else "-"
-        print("%-28s %6.0f ms %6.0f MB %12s %12s %14s %12s" % (label, r["start_ms"], r["rss_kb"] / 1024, per, fo("first_ms"), fo("last_ms"), rc))
-    print("(start: exec to the last service answering; RSS: 3 s after; failover: median of %d rounds from the listener's close to the answer changing; recompute: the longest 'recomputed' the server logged during the failover, median over rounds)" % len(rows[-1].get("first_ms") or [0]))
+        ms = lambda k: "%.1f ms" % med(r[k]) if r.get(k) else "-"
+        print("%-28s %6.0f ms %6.0f MB %12s %12s %14s %12s %12s" % (label, r["start_ms"], r["rss_kb"] / 1024, per, fo("first_ms"), fo("last_ms"), ms("publish_ms"), ms("recompute_ms")))
+    print("(start: exec to the last service answering; RSS: 3 s after; failover: median of %d rounds from the listener's close, at the same points of the probe cycle in every row, to the answer changing; publish: from the health change to the new answers in force, recompute: to the end of the recompute (logs, events, counters), of the longest 'recomputed' the server logged during the failover, median over rounds)" % len(rows[-1].get("first_ms") or [0]))
     fail = 0
 
     def verdict(ok, text):
