@@ -171,7 +171,6 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 	go func() { defer in.wg.Done(); in.Prober.Run(ctx) }()
 	go func() { defer in.wg.Done(); in.Engine.Run(ctx) }()
 	in.ready.Store(true)
-	o.Runtime.serve()
 	// Loading leaves the zone files' bytes and the parse's scratch as
 	// garbage (tens of MB for a million records): hand it back now, so RSS
 	// follows what is served, not what was read.
@@ -267,7 +266,7 @@ func (in *Instance) reload(ctx context.Context) error {
 	// Decoding a large config is mostly short-lived garbage: let the heap
 	// grow for it instead of collecting several times mid-load (a fifth of
 	// a 10,000-service reload), then collect once, after the swap.
-	restoreGC := in.Server.runtime.HoldLoad()
+	restoreGC := in.Server.runtime.LoadGC()
 	snap, err := zones.LoadReusingContext(ctx, in.configPath, old)
 	restoreGC()
 	if err != nil {

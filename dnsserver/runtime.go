@@ -19,11 +19,6 @@ type Runtime struct {
 	// ReloadGCPercent is the GC percent while a load or a reload decodes
 	// the config (mostly short-lived garbage); 0 leaves the GC alone.
 	ReloadGCPercent int
-	// ServingProcs is the number of Ps for everything but the UDP
-	// readers once the server serves (the prober, recomputes, TCP, HTTP,
-	// the collector); 0: startProcs. Loads (the first, reloads) get
-	// startProcs back while they decode. See procs.
-	ServingProcs int
 	// PublishGCOff turns the collector off while a recompute that
 	// decides at least this many services makes and publishes its
 	// snapshot; 0: never. See holdGCForPublish.
@@ -43,74 +38,13 @@ func (r Runtime) udpReaders() int {
 	return max(1, startProcs)
 }
 
-// HoldLoad gives a load (serve's first, check's, a reload's) what
-// decoding a config wants while it runs: ReloadGCPercent, and startProcs
-// Ps besides the readers' (the parallel decode of zones/configsplit.go).
-// It returns what puts both back.
-func (r Runtime) HoldLoad() (release func()) {
-	relProcs := procs.holdLoad()
+// LoadGC applies ReloadGCPercent while a load (serve's first, check's, a
+// reload's) decodes the config, and returns what puts the GC back.
+func (r Runtime) LoadGC() (release func()) {
 	if r.ReloadGCPercent == 0 {
-		return relProcs
+		return func() {}
 	}
-	relGC := gcPercent.hold(r.ReloadGCPercent)
-	return func() { relGC(); relProcs() }
-}
-
-// serve applies ServingProcs: the server has loaded and answers.
-func (r Runtime) serve() { procs.serve(r.ServingProcs) }
-
-// procs owns GOMAXPROCS: one P per running UDP reader (on Linux each
-// holds its P while it waits in the kernel) plus the Ps for everything
-// else: startProcs until the server serves and while a load decodes,
-// Runtime.ServingProcs in between. Fewer general Ps is cheaper per query:
-// each P that idles beside the readers is one more the runtime wakes and
-// spins on timers and network events (2 CPUs: 2 readers and 1 general P
-// spent 13.1 us of CPU a query, 2 and 2 16.4 us; bench/peers.sh).
-var procs procSet
-
-type procSet struct {
-	mu      sync.Mutex
-	readers int
-	serving int // general Ps once serving; 0: startProcs
-	loads   int // loads running
-}
-
-func (p *procSet) addReaders(n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.readers += n
-	p.apply()
-}
-
-func (p *procSet) serve(general int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.serving = general
-	p.apply()
-}
-
-func (p *procSet) holdLoad() (release func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.loads++
-	p.apply()
-	return sync.OnceFunc(func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		p.loads--
-		p.apply()
-	})
-}
-
-// apply sets GOMAXPROCS (p.mu held; a stop of the world when it changes).
-func (p *procSet) apply() {
-	general := p.serving
-	if general <= 0 || p.loads > 0 {
-		general = startProcs
-	}
-	if want := max(1, p.readers+general); want != runtime.GOMAXPROCS(0) {
-		runtime.GOMAXPROCS(want)
-	}
+	return gcPercent.hold(r.ReloadGCPercent)
 }
 
 // holdGCForPublish is the engine's hook (zones.EngineOptions.HoldGC)

@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -62,33 +61,5 @@ func TestHoldGCForPublish(t *testing.T) {
 	if rel := (Runtime{}).holdGCForPublish(100000); rel != nil {
 		rel()
 		t.Errorf("PublishGCOff 0: held, want never")
-	}
-}
-
-// TestProcs: GOMAXPROCS is one P per reader plus the general Ps, which
-// are startProcs until the server serves and while a load decodes.
-func TestProcs(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	var p procSet
-	p.addReaders(2)
-	if got := runtime.GOMAXPROCS(0); got != 2+startProcs {
-		t.Fatalf("2 readers, starting: GOMAXPROCS %d, want %d", got, 2+startProcs)
-	}
-	p.serve(1)
-	if got := runtime.GOMAXPROCS(0); got != 3 {
-		t.Fatalf("2 readers, serving with 1: GOMAXPROCS %d, want 3", got)
-	}
-	release := p.holdLoad()
-	if got := runtime.GOMAXPROCS(0); got != 2+startProcs {
-		t.Fatalf("a load: GOMAXPROCS %d, want %d", got, 2+startProcs)
-	}
-	release()
-	release()
-	if got := runtime.GOMAXPROCS(0); got != 3 {
-		t.Fatalf("the load done: GOMAXPROCS %d, want 3", got)
-	}
-	p.addReaders(-2)
-	if got := runtime.GOMAXPROCS(0); got != 1 {
-		t.Fatalf("no readers, serving with 1: GOMAXPROCS %d, want 1", got)
 	}
 }

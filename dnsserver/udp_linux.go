@@ -253,7 +253,17 @@ func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// addReaderProcs counts n more (or fewer) running UDP readers: each
-// holds a P while it waits in the kernel, so GOMAXPROCS gets one more for
-// each (procs, runtime.go).
-func addReaderProcs(n int) { procs.addReaders(n) }
+// readerProcs counts UDP readers across servers: each holds a P while it
+// waits in the kernel, so GOMAXPROCS is raised by that many for as long as
+// they run, leaving the CPU count of Ps to everything else.
+var (
+	readerMu    sync.Mutex
+	readerProcs int
+)
+
+func addReaderProcs(n int) {
+	readerMu.Lock()
+	defer readerMu.Unlock()
+	readerProcs += n
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + n)
+}

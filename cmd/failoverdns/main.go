@@ -162,7 +162,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 
 	// Held until the server answers: the first decisions and the fast
 	// path's table are nearly all live too (a 100,000-service start).
-	restoreGC := knobs.HoldLoad()
+	restoreGC := knobs.LoadGC()
 	defer restoreGC()
 	snap, err := zones.Load(*configPath)
 	if err != nil {
@@ -247,7 +247,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "failoverdns check: -config FILE is required")
 		return 2
 	}
-	restoreGC := runtimeKnobs().HoldLoad()
+	restoreGC := runtimeKnobs().LoadGC()
 	snap, err := zones.Load(*configPath)
 	restoreGC()
 	if err == nil {

@@ -14,12 +14,6 @@ import (
 // included), not runtime.NumCPU, which counts the machine's CPUs whatever
 // the container may use.
 //
-// Serving Ps: half of those Go found (at least one) for everything but the
-// readers once serving; loads get them all back while they decode. On 2
-// CPUs, one general P beside the 2 readers cut the CPU per query by a
-// fifth against two (bench/peers.sh), and the prober, a 100,000-service
-// failover's recompute and the collector still fit in it.
-//
 // Reload GC percent: decoding a large config is mostly short-lived garbage;
 // letting the heap grow for it instead of collecting several times mid-load
 // saves a fifth of a 10,000-service reload, and the instance hands the
@@ -33,6 +27,5 @@ import (
 // collector off until its answers are out (dnsserver's holdGCForPublish);
 // below that it allocates too little to start a collection.
 func runtimeKnobs() dnsserver.Runtime {
-	procs := runtime.GOMAXPROCS(0)
-	return dnsserver.Runtime{UDPReaders: procs, ServingProcs: max(1, procs/2), ReloadGCPercent: 400, PublishGCOff: 1000}
+	return dnsserver.Runtime{UDPReaders: runtime.GOMAXPROCS(0), ReloadGCPercent: 400, PublishGCOff: 1000}
 }
