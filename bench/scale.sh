@@ -9,14 +9,15 @@
 #   start:     exec to the last service answering its first node;
 #   RSS:       VmRSS 3s later, and per service above the empty server;
 #   failover:  the first node's listener closes at the same points of the
-#              probe cycle in every row (round r at (r + 0.5) / ROUNDS of an
-#              interval after a probe connected, so rows differ by what the
-#              server does, not by luck), then the first and the last
+#              probe cycle in every row (round r at (r + 0.5) / ROUNDS of 0.8
+#              interval after a probe connected, before the earliest the
+#              next probe may come; so rows differ by what the server does,
+#              not by luck), then the first and the last
 #              service are queried every 2ms until each answers the second
 #              node; median of
 #              ROUNDS rounds (the listener comes back in between, the
 #              services fail back, and a round starts once the server's
-#              log has been quiet for a second);
+#              log and event history have been quiet for a second);
 #   publish:   from the health change to the new answers in force (the
 #              server's "recomputed" log line, published_seconds);
 #   recompute: the same line's seconds: deciding and publishing, then the

@@ -226,14 +226,21 @@ def recomputes(path, offset):
     return out, offset + end
 
 
-def quiet(b, path, secs, limit):
-    """Pump until the file at path has not grown for secs (at most limit)."""
+def quiet(b, paths, secs, limit):
+    """Pump until none of the files at paths (those that exist) has changed
+    for secs (at most limit)."""
     end = time.monotonic() + limit
-    size, since = -1, time.monotonic()
+    seen, since = None, time.monotonic()
     while time.monotonic() < end:
-        n = os.path.getsize(path)
-        if n != size:
-            size, since = n, time.monotonic()
+        now = []
+        for p in paths:
+            try:
+                st = os.stat(p)
+                now.append((st.st_size, st.st_mtime_ns))
+            except FileNotFoundError:
+                now.append(None)
+        if now != seen:
+            seen, since = now, time.monotonic()
         elif time.monotonic() - since >= secs:
             return
         b.pump(0.05)
@@ -294,21 +301,27 @@ def run(row, out, cmd):
                 raise SystemExit("scale_row.py: round %d: the services do not answer their first node" % rnd)
             # The fail-back's recompute logs, counts and records its
             # changes after the answers (and 100,000 of them take a
-            # while): start when the log has been quiet for a second, so
-            # each round measures a failover of an idle server.
-            quiet(b, log, 1.0, 60)
+            # while), and the event history writes them to state_dir a
+            # second later (zones/events: 20,000 JSON lines, sometimes a
+            # rewrite of the file): start when the log and the history
+            # have been quiet for a second, so each round measures a
+            # failover of an idle server.
+            quiet(b, [log, os.path.join(row["dir"], "state", "events.log")], 1.0, 60)
             # The same point of the probe cycle in every row: round r
-            # closes the listener (r + 0.5) / rounds of an interval after
+            # closes the listener (r + 0.5) / rounds of 0.8 interval after
             # a probe of the first node connected, so rows differ by what
             # the server does, not by where in the cycle each round fell
-            # (a random point moves a median of 5 by +-30 ms).
+            # (a random point moves a median of 5 by +-30 ms). Not later:
+            # the next probe may come 0.85 interval after the last
+            # (health/prober.go: -10 % jitter, a twentieth of batching
+            # slack), and a close after it costs a whole interval more.
             probe = b.probed.get(0, 0.0)
             end = time.monotonic() + 5
             while b.probed.get(0, 0.0) == probe and time.monotonic() < end:
                 b.pump(0.001)
             if b.probed.get(0, 0.0) == probe:
                 raise SystemExit("scale_row.py: round %d: the first node is not probed" % rnd)
-            end = b.probed[0] + INTERVAL * (rnd + 0.5) / row["rounds"]
+            end = b.probed[0] + 0.8 * INTERVAL * (rnd + 0.5) / row["rounds"]
             while time.monotonic() < end:
                 b.pump(max(0.0, min(0.001, end - time.monotonic())))
             _, off = recomputes(log, 0)
