@@ -137,6 +137,7 @@ func StartWith(snap *zones.Snapshot, o Options) (*Instance, error) {
 		OnRecompute:    func(took time.Duration) { in.Metrics.recompute.Observe(took.Seconds()) },
 		OnEvent:        in.Events.Add,
 		HoldGC:         o.Runtime.holdGCForPublish,
+		DecideWorkers:  startProcs,
 	})
 	if snap.Config.Cluster == nil {
 		in.Engine.SetPins(store, pins)

@@ -61,6 +61,7 @@ func BenchmarkPublishHealthChange(b *testing.B) {
 				},
 				Health:         func() map[string]health.State { return maps.Clone(h) },
 				OnActiveChange: m.state.activeChanged,
+				DecideWorkers:  startProcs, // as StartWith
 			})
 			e.Recompute()
 			<-done

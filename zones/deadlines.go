@@ -28,8 +28,10 @@ func (d *deadlines) reset(n int) {
 	d.n = 0
 }
 
-// set records service i's next deadline; a zero t clears it.
-func (d *deadlines) set(i int, t time.Time) {
+// put records service i's next deadline (a zero t clears it) and returns
+// by how much the count of deadlines set changed, for the caller to add to
+// n: deciders running side by side each put their own services'.
+func (d *deadlines) put(i int, t time.Time) (delta int) {
 	was := d.at[i] != 0
 	if t.IsZero() {
 		d.at[i] = 0
@@ -40,11 +42,15 @@ func (d *deadlines) set(i int, t time.Time) {
 	}
 	switch now := d.at[i] != 0; {
 	case now && !was:
-		d.n++
+		return 1
 	case !now && was:
-		d.n--
+		return -1
 	}
+	return 0
 }
+
+// set is put for a single caller: n follows.
+func (d *deadlines) set(i int, t time.Time) { d.n += d.put(i, t) }
 
 // due calls f for every service whose deadline is not after now.
 func (d *deadlines) due(now time.Time, f func(i int)) {

@@ -128,19 +128,16 @@ type Engine struct {
 	agreed    *Agreed
 	writePins func(change func(cur map[PinKey]Pin) (map[PinKey]Pin, error)) error
 
-	// memo holds, during one recompute, the decision of every unpinned
-	// view's inputs decided so far (decideMemo); changes the views whose
-	// answer changed, logged and counted once the snapshot is out.
-	memo     map[memoKey]memoVal
-	memoLast memoEntry // the entry of memo used last, if memoHas (decideMemo)
-	memoHas  bool
+	// changes are the views whose answer the recompute changed, logged
+	// and counted once the snapshot is out; deciders decide the services.
 	changes  []viewChange
-	// changesHint is the number of services the recompute decides.
-	changesHint int
-	scratch     *svcState // decideService's
-	slab        stateSlab // where decideService's kept states come from
-	marked      []bool    // by service index: scratch of recompute
-	todo        []int     // the services a recompute decides: its list, reused
+	deciders []*decider
+	workers  int // deciders at most (EngineOptions.DecideWorkers)
+	// parallelMin is parallelMin but in tests, which lower it to run
+	// small configs on several deciders.
+	parallelMin int
+	marked      []bool // by service index: scratch of recompute
+	todo        []int  // the services a recompute decides: its list, reused
 
 	allDown, allDownSeen bool        // every node down (logged once per episode)
 	isolated             bool        // the anchors' verdict on the prober (logged once per episode)
@@ -170,6 +167,10 @@ type EngineOptions struct {
 	// a recompute deciding services services makes and publishes its
 	// snapshot (dnsserver's Runtime.PublishGCOff); nil: never.
 	HoldGC func(services int) (release func())
+	// DecideWorkers is how many services a recompute of parallelMin
+	// services or more decides at once (the CPUs the process may use);
+	// 0 or 1: one at a time.
+	DecideWorkers int
 }
 
 // NewEngineWith returns an engine over base (a snapshot from Load) with
@@ -185,6 +186,8 @@ func NewEngineWith(base *Snapshot, o EngineOptions) *Engine {
 		onEvent:        o.OnEvent,
 		onRecompute:    o.OnRecompute,
 		holdGC:         o.HoldGC,
+		workers:        o.DecideWorkers,
+		parallelMin:    parallelMin,
 		log:            o.Logger,
 		publish:        o.Publish,
 		kick:           make(chan struct{}, 1),
@@ -551,18 +554,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 			defer r() // also when deciding panics (r runs once)
 		}
 	}
-	if e.memo == nil {
-		e.memo = map[memoKey]memoVal{}
-	}
-	clear(e.memo)
-	e.memoHas = false
-	e.changesHint = len(todo)
-	changed := make([]int, 0, len(todo))
-	for _, i := range todo {
-		if e.decideService(e.base.Services[i], h, now, all) {
-			changed = append(changed, i)
-		}
-	}
+	changed := e.decideAll(todo, h, now, all)
 	decided := len(todo)
 	todo = changed
 	e.lastH = h
@@ -637,14 +629,17 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 // the service's next deadline in e.due. It reports whether the service's
 // state changed: when no view's decision did, the old state (answers
 // included) stays, except in a full recompute (all), which fills every
-// state afresh.
-func (e *Engine) decideService(svc *Service, h map[string]health.State, now time.Time, all bool) bool {
+// state afresh. Deciders run side by side on services of their own
+// (decideAll): what they share of the engine they only read, but for
+// their own services' entries of e.cur and e.due.
+func (dc *decider) decideService(svc *Service, h map[string]health.State, now time.Time, all bool) bool {
+	e := dc.e
 	var next time.Time
 	old := e.cur[svc.index]
 	// Decided into scratch first: most services of a recompute keep
 	// their state, and those that do not get theirs from a slab.
-	st := e.scratchState(len(svc.Orders))
-	nch := len(e.changes)
+	st := dc.scratchState(len(svc.Orders))
+	nch := len(dc.changes)
 	// Without pins (the common case) no view is pinned or ramps a TTL:
 	// skip looking.
 	pins := len(e.active) > 0 || len(e.base.staticPins) > 0
@@ -671,7 +666,7 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			if pinned {
 				d, n = decideView(svc, svc.OrderOf(loc), prev, pin, pinned, h, now)
 			} else {
-				d, n = e.decideMemo(svc, svc.OrderOf(loc), prev, h, now)
+				d, n = dc.decideMemo(svc, svc.OrderOf(loc), prev, h, now)
 			}
 			if e.agreed != nil {
 				d.Local = true
@@ -689,47 +684,43 @@ func (e *Engine) decideService(svc *Service, h map[string]health.State, now time
 			}
 		}
 		if !had || prev.Active != d.Active || prev.Servfail != d.Servfail {
-			if e.changes == nil {
+			if dc.changes == nil {
 				// Sized once for the usual view per service, rather
 				// than grown by copies.
-				e.changes = make([]viewChange, 0, e.changesHint)
+				dc.changes = make([]viewChange, 0, dc.hint)
 			}
-			e.changes = append(e.changes, viewChange{svc: svc, old: old, loc: loc, had: had}) // cur: below
+			dc.changes = append(dc.changes, viewChange{svc: svc, old: old, loc: loc, had: had}) // cur: below
 		}
 		if had && prev.AllDown != d.AllDown {
-			if d.AllDown {
-				e.log.Error("all nodes of a service are down", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d), "reason", d.Reason)
-			} else {
-				e.log.Warn("a node of the service is up again", "service", svc.Name, "location", e.base.LocationName(loc), "answer", answerName(d))
-			}
-			e.allDownEvent(svc.Name, e.base.LocationName(loc), d)
+			dc.allDown = append(dc.allDown, allDownChange{svc, loc, d})
 		}
 	}
-	e.due.set(svc.index, next)
+	dc.dueDelta += e.due.put(svc.index, next)
 	if !all && old != nil && slices.Equal(old.decided, st.decided) && slices.Equal(old.has, st.has) {
-		e.changes = e.changes[:nch] // none: equal decisions
-		return false                // the same answers: the snapshot keeps sharing them
+		dc.changes = dc.changes[:nch] // none: equal decisions
+		return false                  // the same answers: the snapshot keeps sharing them
 	}
-	kept := e.slab.state(len(st.decided))
+	kept := dc.slab.state(len(st.decided))
 	copy(kept.decided, st.decided)
 	copy(kept.has, st.has)
 	svc.fillAnswers(kept)
 	e.cur[svc.index] = kept
-	for i := nch; i < len(e.changes); i++ {
-		e.changes[i].cur = kept
+	for i := nch; i < len(dc.changes); i++ {
+		dc.changes[i].cur = kept
 	}
 	return true
 }
 
-// scratchState returns the engine's scratch state, cleared, for nloc views.
-func (e *Engine) scratchState(nloc int) *svcState {
-	if e.scratch == nil || len(e.scratch.decided) != nloc {
-		e.scratch = newSvcState(nloc)
+// scratchState returns the decider's scratch state, cleared, for nloc
+// views.
+func (dc *decider) scratchState(nloc int) *svcState {
+	if dc.scratch == nil || len(dc.scratch.decided) != nloc {
+		dc.scratch = newSvcState(nloc)
 	}
-	clear(e.scratch.decided)
-	clear(e.scratch.has)
-	clear(e.scratch.sets)
-	return e.scratch
+	clear(dc.scratch.decided)
+	clear(dc.scratch.has)
+	clear(dc.scratch.sets)
+	return dc.scratch
 }
 
 // stateSlab hands out the states of services without locations from
@@ -799,7 +790,7 @@ type memoEntry struct {
 // decideMemo is decideView for an unpinned view, decided once per
 // recompute for all views with the same inputs: a node shared by 100,000
 // services makes one decision, not 100,000.
-func (e *Engine) decideMemo(svc *Service, order []string, prev Decision, h map[string]health.State, now time.Time) (Decision, time.Time) {
+func (dc *decider) decideMemo(svc *Service, order []string, prev Decision, h map[string]health.State, now time.Time) (Decision, time.Time) {
 	if len(order) == 0 {
 		return decideView(svc, order, prev, Pin{}, false, h, now)
 	}
@@ -808,16 +799,16 @@ func (e *Engine) decideMemo(svc *Service, order []string, prev Decision, h map[s
 	// Consecutive services nearly always share their inputs: comparing
 	// with the last key (equal strings share their bytes) is cheaper
 	// than hashing the key, reason included.
-	if e.memoHas && e.memoLast.k == k {
-		return e.memoLast.v.d, e.memoLast.v.next
+	if dc.memoHas && dc.memoLast.k == k {
+		return dc.memoLast.v.d, dc.memoLast.v.next
 	}
-	v, ok := e.memo[k]
+	v, ok := dc.memo[k]
 	if !ok {
 		d, n := decideView(svc, order, prev, Pin{}, false, h, now)
 		v = memoVal{d, n}
-		e.memo[k] = v
+		dc.memo[k] = v
 	}
-	e.memoLast, e.memoHas = memoEntry{k, v}, true
+	dc.memoLast, dc.memoHas = memoEntry{k, v}, true
 	return v.d, v.next
 }
 

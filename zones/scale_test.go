@@ -136,6 +136,10 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			}
 			inc, _ := scaleEngine(t, path, h)
 			full, _ := scaleEngine(t, path, h)
+			// The incremental engine decides on three deciders side by
+			// side (any recompute of two services or more), the full
+			// one on one: the property covers decideAll's split too.
+			inc.workers, inc.parallelMin = 3, 2
 			for step := range 300 {
 				switch r := rng.IntN(10); {
 				case r < 7: // a node rises or falls

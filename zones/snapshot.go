@@ -304,7 +304,7 @@ func (s *Snapshot) bindServices(file string, errs *ErrorList) {
 	// Without locations, services with the same order share Orders too.
 	defaultOnly := map[*string][][]string{}
 	// Services with the same order share one slice: the engine decides
-	// such views once per recompute (Engine.decideMemo).
+	// such views once per recompute (decider.decideMemo).
 	orders := map[string][]string{}
 	var last []string // the order interned last: consecutive services often share it
 	intern := func(o []string) []string {
