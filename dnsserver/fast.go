@@ -132,6 +132,14 @@ type fastStatic struct {
 	lastKey addrKey           // the byAddr entry used last
 	lastT   *tmpl
 	lastOK  bool
+	// oneView holds the tables of one-view services (no locations) by
+	// what they are made of: the services of a node whose names have the
+	// same length answer the same templates, and share one table (a
+	// failover of 100,000 services picks among a few instead of
+	// allocating 100,000). lastOne is the entry used last.
+	oneView map[oneViewKey]*fastService
+	lastOne oneViewKey
+	lastFS  *fastService
 	scratch []byte // same's keys are built here
 	nodata  map[*zones.Zone]*tmpl
 	refused *tmpl
@@ -268,7 +276,7 @@ func apexChild(name, origin string) (label string, ok bool) {
 // other names are answered from their packed records (staticAnswer).
 func (s *Server) buildStatic(snap *zones.Snapshot) *fastStatic {
 	st := &fastStatic{cfg: snap.Config, names: map[string]*fastName{}, zones: map[string]*fastZone{},
-		byRR: map[dns.RR]*tmpl{}, same: map[string]*tmpl{}, byAddr: map[addrKey]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}}
+		byRR: map[dns.RR]*tmpl{}, same: map[string]*tmpl{}, byAddr: map[addrKey]*tmpl{}, nodata: map[*zones.Zone]*tmpl{}, oneView: map[oneViewKey]*fastService{}}
 	ask := func(name string, qtype uint16) *dns.Msg {
 		q := new(dns.Msg)
 		q.SetQuestion(name, qtype)
@@ -438,21 +446,36 @@ func (st *fastStatic) build(snap *zones.Snapshot, prev *published) *fastTable {
 	return ft
 }
 
+// oneViewKey is what a one-view service's fastService is made of.
+type oneViewKey struct {
+	a, aaaa   *tmpl
+	localized bool
+}
+
 // service builds one service's templates (st.mu held).
 func (st *fastStatic) service(snap *zones.Snapshot, svc *zones.Service) *fastService {
 	nloc := snap.LocationCount()
-	var fs *fastService
 	if nloc == 1 {
-		// One allocation for the common case (no locations).
-		b := &struct {
-			fastService
-			t [2]*tmpl
-		}{}
-		b.a, b.aaaa = b.t[0:1:1], b.t[1:2:2]
-		fs = &b.fastService
-	} else {
-		fs = &fastService{a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
+		k := oneViewKey{st.svcTmpl(snap, 0, svc, dns.TypeA), st.svcTmpl(snap, 0, svc, dns.TypeAAAA), svc.Localized()}
+		if st.lastFS != nil && st.lastOne == k {
+			return st.lastFS // the service before is made of the same
+		}
+		fs := st.oneView[k]
+		if fs == nil {
+			// One allocation, shared by every service made of k.
+			b := &struct {
+				fastService
+				t [2]*tmpl
+			}{}
+			b.a, b.aaaa = b.t[0:1:1], b.t[1:2:2]
+			fs = &b.fastService
+			fs.localized, fs.a[0], fs.aaaa[0] = k.localized, k.a, k.aaaa
+			st.oneView[k] = fs
+		}
+		st.lastOne, st.lastFS = k, fs
+		return fs
 	}
+	fs := &fastService{a: make([]*tmpl, nloc), aaaa: make([]*tmpl, nloc)}
 	fs.localized = svc.Localized()
 	for loc := range nloc {
 		fs.a[loc] = st.svcTmpl(snap, loc, svc, dns.TypeA)
