@@ -49,9 +49,6 @@ func (d *deadlines) put(i int, t time.Time) (delta int) {
 	return 0
 }
 
-// set is put for a single caller: n follows.
-func (d *deadlines) set(i int, t time.Time) { d.n += d.put(i, t) }
-
 // due calls f for every service whose deadline is not after now.
 func (d *deadlines) due(now time.Time, f func(i int)) {
 	if d.n == 0 {

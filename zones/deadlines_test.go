@@ -7,16 +7,17 @@ import (
 
 func TestDeadlines(t *testing.T) {
 	var d deadlines
+	set := func(i int, t time.Time) { d.n += d.put(i, t) }
 	d.reset(4)
 	now := d.epoch.Add(time.Minute)
 	if !d.first().IsZero() {
 		t.Fatalf("first of none = %v, want zero", d.first())
 	}
-	d.set(0, now.Add(time.Second))
-	d.set(2, now)
-	d.set(3, d.epoch.Add(-time.Hour)) // before the epoch: due at once
-	d.set(1, now.Add(time.Second))
-	d.set(1, time.Time{}) // cleared
+	set(0, now.Add(time.Second))
+	set(2, now)
+	set(3, d.epoch.Add(-time.Hour)) // before the epoch: due at once
+	set(1, now.Add(time.Second))
+	set(1, time.Time{}) // cleared
 	var got []int
 	d.due(now, func(i int) { got = append(got, i) })
 	if len(got) != 2 || got[0] != 2 || got[1] != 3 {
@@ -25,7 +26,7 @@ func TestDeadlines(t *testing.T) {
 	if f := d.first(); !f.Equal(d.epoch) {
 		t.Errorf("first = %v, want the epoch %v", f, d.epoch)
 	}
-	d.set(3, time.Time{})
+	set(3, time.Time{})
 	if f := d.first(); !f.Equal(now) {
 		t.Errorf("first = %v, want %v", f, now)
 	}

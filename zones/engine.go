@@ -167,9 +167,9 @@ type EngineOptions struct {
 	// a recompute deciding services services makes and publishes its
 	// snapshot (dnsserver's Runtime.PublishGCOff); nil: never.
 	HoldGC func(services int) (release func())
-	// DecideWorkers is how many services a recompute of parallelMin
-	// services or more decides at once (the CPUs the process may use);
-	// 0 or 1: one at a time.
+	// DecideWorkers is how many deciders a recompute of parallelMin
+	// services or more runs side by side (the CPUs the process may
+	// use); 0 or 1: one.
 	DecideWorkers int
 }
 
