@@ -43,9 +43,11 @@ const parallelMin = 16384
 
 // decideAll decides the services todo (sorted), on up to e.workers
 // deciders each taking a contiguous run, and returns those whose state
-// changed, sorted. Everything the deciders report (changes, all-down
-// transitions, deadline counts) is gathered here in the services' order,
-// so the logs and events of a recompute read the same however it ran.
+// changed, sorted. What the deciders report is gathered in the services'
+// order, so the logs and events of a recompute read the same however it
+// ran: all-down transitions and deadline counts here, the changed views
+// after the publish (gatherChanges: 100,000 of them are megabytes to
+// copy).
 func (e *Engine) decideAll(todo []int, h map[string]health.State, now time.Time, all bool) []int {
 	w := 1
 	if lo := e.parallelMin; len(todo) >= lo && e.workers > 1 {
@@ -78,6 +80,7 @@ func (e *Engine) decideAll(todo []int, h map[string]health.State, now time.Time,
 		}
 		wg.Wait()
 	}
+	e.ran = w
 	changed := runs[0].changed
 	for k, dc := range runs {
 		if k > 0 {
@@ -86,16 +89,6 @@ func (e *Engine) decideAll(todo []int, h map[string]health.State, now time.Time,
 		dc.changed = nil
 		e.due.n += dc.dueDelta
 		dc.dueDelta = 0
-		if e.changes == nil && len(dc.changes) > 0 && w == 1 {
-			e.changes, dc.changes = dc.changes, nil // the one run's list, not a copy
-		} else {
-			e.changes = append(e.changes, dc.changes...)
-			clear(dc.changes)
-			dc.changes = dc.changes[:0]
-		}
-		if cap(dc.changes) > maxChangeLines {
-			dc.changes = nil // see recompute: a failover's list is not kept
-		}
 		for _, c := range dc.allDown {
 			loc := e.base.LocationName(c.loc)
 			if c.d.AllDown {
@@ -109,4 +102,21 @@ func (e *Engine) decideAll(todo []int, h map[string]health.State, now time.Time,
 		dc.allDown = dc.allDown[:0]
 	}
 	return changed
+}
+
+// gatherChanges moves the views the last decideAll's deciders changed into
+// e.changes, in the services' order.
+func (e *Engine) gatherChanges() {
+	for _, dc := range e.deciders[:e.ran] {
+		if e.changes == nil && len(dc.changes) > 0 && e.ran == 1 {
+			e.changes, dc.changes = dc.changes, nil // the one run's list, not a copy
+		} else {
+			e.changes = append(e.changes, dc.changes...)
+			clear(dc.changes)
+			dc.changes = dc.changes[:0]
+		}
+		if cap(dc.changes) > maxChangeLines {
+			dc.changes = nil // see recompute: a failover's list is not kept
+		}
+	}
 }

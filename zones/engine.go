@@ -133,6 +133,7 @@ type Engine struct {
 	changes  []viewChange
 	deciders []*decider
 	workers  int // deciders at most (EngineOptions.DecideWorkers)
+	ran      int // deciders the last decideAll ran
 	// parallelMin is parallelMin but in tests, which lower it to run
 	// small configs on several deciders.
 	parallelMin int
@@ -594,6 +595,7 @@ func (e *Engine) recompute(dirty map[int]bool, all bool) *Snapshot {
 	published := time.Since(now)
 	// The log lines, events and counters of the views that changed
 	// follow the snapshot, so queries get the new answers first.
+	e.gatherChanges()
 	e.logged = 0
 	for _, c := range e.changes {
 		var old Decision
